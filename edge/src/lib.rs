@@ -1,0 +1,1 @@
+//! The Sekai edge node.

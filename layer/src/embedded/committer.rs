@@ -1,0 +1,307 @@
+//! The committer: one thread that resolves conflicts, applies mutations and makes each group of
+//! commits durable with a single fsync (group commit).
+//!
+//! Invariants:
+//! - it is the only writer of the store, so a store snapshot taken right after a group's write
+//!   shows exactly the groups committed so far;
+//! - every transaction of a group shares the group's commit version; its batch order is its
+//!   index among the accepted transactions, so versionstamps are unique and increasing;
+//! - a transaction is checked against the history *and* the earlier transactions of its own
+//!   group, as FDB's resolvers do;
+//! - a reply of success is sent only after the group is fsynced and published;
+//! - if the store fails, the group is answered `commit_unknown_result` and every later commit
+//!   `operation_failed`: nothing is acknowledged that may not be on disk.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use fjall::{PersistMode, Readable};
+use tokio::sync::oneshot;
+
+use super::conflict_history::ConflictHistory;
+use super::key_range::KeyRange;
+use super::{clock::MVCC_WINDOW_VERSIONS, ReadView, Shared, META_VERSION_KEY};
+use crate::kv::atomic::{self, versionstamp};
+use crate::kv::{codes, FdbError, FdbResult, MutationType};
+
+/// The most transactions one group holds (batch order is a `u16`).
+const MAX_GROUP: usize = 4096;
+
+/// One mutation, replayed in order at commit.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    /// `set(key, value)`.
+    Set(Vec<u8>, Vec<u8>),
+    /// `clear(key)`.
+    Clear(Vec<u8>),
+    /// `clear_range(begin, end)`.
+    ClearRange(KeyRange),
+    /// `atomic_op(key, param, op)`, including the versionstamp ops.
+    Atomic(Vec<u8>, Vec<u8>, MutationType),
+}
+
+impl Mutation {
+    /// Bytes this mutation counts toward the transaction size limit.
+    pub fn size(&self) -> usize {
+        match self {
+            Mutation::Set(k, v) | Mutation::Atomic(k, v, _) => k.len() + v.len(),
+            Mutation::Clear(k) => k.len(),
+            Mutation::ClearRange(r) => r.size(),
+        }
+    }
+}
+
+/// Where a committed transaction landed.
+#[derive(Clone, Copy, Debug)]
+pub struct Committed {
+    /// The group's commit version.
+    pub version: u64,
+    /// The transaction's order inside the group.
+    pub batch_order: u16,
+}
+
+/// A transaction's request to commit.
+#[derive(Debug)]
+pub struct CommitRequest {
+    /// The read version, when the transaction read anything.
+    pub read_version: Option<u64>,
+    /// Ranges whose change since the read version fails the commit.
+    pub read_conflicts: Vec<KeyRange>,
+    /// Ranges this commit writes.
+    pub write_conflicts: Vec<KeyRange>,
+    /// The mutations, in call order.
+    pub mutations: Vec<Mutation>,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<FdbResult<Committed>>,
+}
+
+/// The committer thread's state.
+pub struct Committer {
+    db: fjall::Database,
+    data: fjall::Keyspace,
+    meta: fjall::Keyspace,
+    shared: Arc<Shared>,
+    history: ConflictHistory,
+    last_version: u64,
+}
+
+impl Committer {
+    /// A committer over an opened store whose newest version is `last_version`.
+    pub fn new(
+        db: fjall::Database,
+        data: fjall::Keyspace,
+        meta: fjall::Keyspace,
+        shared: Arc<Shared>,
+        last_version: u64,
+    ) -> Self {
+        Self {
+            db,
+            data,
+            meta,
+            shared,
+            history: ConflictHistory::default(),
+            last_version,
+        }
+    }
+
+    /// Serves commit requests until every sender is gone.
+    pub fn run(mut self, requests: Receiver<CommitRequest>) {
+        while let Ok(first) = requests.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match requests.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+        tracing::debug!("committer stopped");
+    }
+
+    fn commit_group(&mut self, group: Vec<CommitRequest>) {
+        if self.shared.poisoned.load(Ordering::SeqCst) {
+            for request in group {
+                let _ = request
+                    .reply
+                    .send(Err(FdbError::from_code(codes::OPERATION_FAILED)));
+            }
+            return;
+        }
+        let view = self.shared.current();
+        let version = self
+            .last_version
+            .max(self.shared.clock.now().saturating_sub(1))
+            + 1;
+        let data = self.data.clone();
+        let mut overlay = Overlay::new(&view, &data);
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut accepted: u16 = 0;
+        for request in group {
+            let outcome = self.resolve(&request, version, accepted, &mut overlay);
+            if outcome.is_ok() {
+                accepted += 1;
+            }
+            outcomes.push((request.reply, outcome));
+        }
+        if accepted > 0 {
+            if let Err(error) = self.write_durably(&overlay, version) {
+                tracing::error!(%error, "store write failed; the engine refuses further commits");
+                self.shared.poisoned.store(true, Ordering::SeqCst);
+                for (reply, outcome) in outcomes {
+                    let _ = reply
+                        .send(outcome.and(Err(FdbError::from_code(codes::COMMIT_UNKNOWN_RESULT))));
+                }
+                return;
+            }
+            self.last_version = version;
+            self.publish(version, overlay.changes);
+            self.shared.stats.record_group(u64::from(accepted));
+        }
+        self.history
+            .trim(self.shared.clock.now().saturating_sub(MVCC_WINDOW_VERSIONS));
+        for (reply, outcome) in outcomes {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        request: &CommitRequest,
+        version: u64,
+        batch_order: u16,
+        overlay: &mut Overlay,
+    ) -> FdbResult<Committed> {
+        if let Some(read_version) = request.read_version {
+            if self.shared.clock.is_too_old(read_version) {
+                return Err(FdbError::from_code(codes::TRANSACTION_TOO_OLD));
+            }
+            if self
+                .history
+                .conflicts(read_version, &request.read_conflicts)
+            {
+                return Err(FdbError::from_code(codes::NOT_COMMITTED));
+            }
+        }
+        let stamp = versionstamp(version, batch_order);
+        let mut local = BTreeMap::new();
+        for mutation in &request.mutations {
+            overlay.apply(&mut local, mutation, &stamp)?;
+        }
+        overlay.changes.extend(local);
+        self.history
+            .record(version, request.write_conflicts.clone());
+        Ok(Committed {
+            version,
+            batch_order,
+        })
+    }
+
+    fn write_durably(&self, overlay: &Overlay, version: u64) -> fjall::Result<()> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for (key, value) in &overlay.changes {
+            match value {
+                Some(value) => batch.insert(&self.data, key.as_slice(), value.as_slice()),
+                None => batch.remove(&self.data, key.as_slice()),
+            }
+        }
+        batch.insert(&self.meta, META_VERSION_KEY, version.to_be_bytes());
+        batch.commit()
+    }
+
+    fn publish(&self, version: u64, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        self.shared.publish(ReadView {
+            version,
+            snapshot: self.db.snapshot(),
+        });
+        let Ok(mut watches) = self.shared.watches.lock() else {
+            return;
+        };
+        for (key, value) in &changes {
+            if watches.is_watched(key) {
+                watches.changed(key, value.as_deref(), || self.shared.watch_delay());
+            }
+        }
+    }
+}
+
+/// A group's pending changes on top of the published snapshot.
+struct Overlay<'a> {
+    view: &'a ReadView,
+    data: &'a fjall::Keyspace,
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+type Local = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+impl<'a> Overlay<'a> {
+    fn new(view: &'a ReadView, data: &'a fjall::Keyspace) -> Self {
+        Self {
+            view,
+            data,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    fn current(&self, local: &Local, key: &[u8]) -> FdbResult<Option<Vec<u8>>> {
+        if let Some(value) = local.get(key).or_else(|| self.changes.get(key)) {
+            return Ok(value.clone());
+        }
+        self.view
+            .snapshot
+            .get(self.data, key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(super::storage_error)
+    }
+
+    fn keys_in(&self, local: &Local, range: &KeyRange) -> FdbResult<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        if range.is_empty() {
+            return Ok(keys);
+        }
+        for item in self
+            .view
+            .snapshot
+            .range(self.data, range.begin.as_slice()..range.end.as_slice())
+        {
+            keys.push(item.key().map_err(super::storage_error)?.to_vec());
+        }
+        let bounds = (
+            Bound::Included(range.begin.clone()),
+            Bound::Excluded(range.end.clone()),
+        );
+        keys.extend(self.changes.range(bounds.clone()).map(|(k, _)| k.clone()));
+        keys.extend(local.range(bounds).map(|(k, _)| k.clone()));
+        Ok(keys)
+    }
+
+    fn apply(&self, local: &mut Local, mutation: &Mutation, stamp: &[u8; 10]) -> FdbResult<()> {
+        match mutation {
+            Mutation::Set(key, value) => {
+                local.insert(key.clone(), Some(value.clone()));
+            }
+            Mutation::Clear(key) => {
+                local.insert(key.clone(), None);
+            }
+            Mutation::ClearRange(range) => {
+                for key in self.keys_in(local, range)? {
+                    local.insert(key, None);
+                }
+            }
+            Mutation::Atomic(key, param, MutationType::SetVersionstampedKey) => {
+                local.insert(atomic::place_versionstamp(key, stamp)?, Some(param.clone()));
+            }
+            Mutation::Atomic(key, param, MutationType::SetVersionstampedValue) => {
+                local.insert(key.clone(), Some(atomic::place_versionstamp(param, stamp)?));
+            }
+            Mutation::Atomic(key, param, op) => {
+                let current = self.current(local, key)?;
+                local.insert(key.clone(), atomic::apply(*op, current.as_deref(), param));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,319 @@
+//! The embedded engine: FoundationDB's semantics in one process, durable on local disk.
+//!
+//! Built on fjall (an LSM-tree store with an fsynced journal). Invariants:
+//! - **MVCC**: a transaction reads one fjall snapshot, the one published with its read version;
+//!   only the committer writes, and it publishes (version, snapshot) after each durable group;
+//! - **conflicts**: FDB's rules (see `transaction` for read ranges, `committer` for resolution);
+//! - **durability**: a commit is acknowledged only after its group's journal write is fsynced;
+//!   every group also stores its version, so after a crash the clock restarts above it;
+//! - **watches**: see `watches`; **faults**: see `faults`, off unless configured.
+
+mod clock;
+mod committer;
+mod conflict_history;
+mod faults;
+mod key_range;
+mod transaction;
+mod watches;
+mod write_map;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use fjall::{Database as Store, KeyspaceCreateOptions};
+
+pub use clock::{ManualClock, MVCC_WINDOW_VERSIONS, VERSIONS_PER_SECOND};
+pub use faults::{FaultConfig, FaultCounts};
+pub use key_range::KeyRange;
+pub use transaction::EmbeddedTransaction;
+pub use watches::DEFAULT_WATCH_LIMIT;
+
+use crate::kv::{codes, Database, FdbError, FdbResult};
+use clock::VersionClock;
+use committer::{CommitRequest, Committer};
+use faults::FaultInjector;
+use watches::{WatchRegistry, WatchSlots};
+
+/// Key of the newest committed version in the meta keyspace.
+const META_VERSION_KEY: &[u8] = b"version";
+
+/// How to open the embedded engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Fault injection; `None` for a faithful engine.
+    pub faults: Option<FaultConfig>,
+    /// A hand-driven clock instead of the real one.
+    pub manual_clock: Option<ManualClock>,
+    /// Most outstanding watches (FDB's default is 10,000).
+    pub watch_limit: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            faults: None,
+            manual_clock: None,
+            watch_limit: DEFAULT_WATCH_LIMIT,
+        }
+    }
+}
+
+/// Why the engine could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store failed to open or recover.
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        /// The data directory.
+        path: PathBuf,
+        /// fjall's error.
+        source: fjall::Error,
+    },
+    /// The stored version is not 8 bytes: the directory is not ours or is corrupt.
+    #[error("the store at {0} has a corrupt version record")]
+    CorruptVersion(PathBuf),
+    /// A temporary directory could not be made.
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(std::io::Error),
+}
+
+/// Commit statistics: how well group commit works.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Transactions committed with writes.
+    pub commits: u64,
+    /// Durable group writes (one fsync each).
+    pub fsyncs: u64,
+}
+
+impl EngineStats {
+    /// Average commits that shared one fsync.
+    pub fn commits_per_fsync(&self) -> f64 {
+        self.commits as f64 / self.fsyncs.max(1) as f64
+    }
+}
+
+#[derive(Debug, Default)]
+struct StatCounters {
+    commits: AtomicU64,
+    fsyncs: AtomicU64,
+}
+
+impl StatCounters {
+    fn record_group(&self, commits: u64) {
+        self.commits.fetch_add(commits, Ordering::Relaxed);
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A read version and the store snapshot that shows exactly the commits up to it.
+#[derive(Clone)]
+pub(crate) struct ReadView {
+    version: u64,
+    snapshot: fjall::Snapshot,
+}
+
+/// State shared by transactions and the committer.
+pub(crate) struct Shared {
+    current: Mutex<ReadView>,
+    watches: Mutex<WatchRegistry>,
+    slots: Arc<WatchSlots>,
+    clock: VersionClock,
+    faults: Option<FaultInjector>,
+    data: fjall::Keyspace,
+    poisoned: AtomicBool,
+    stats: StatCounters,
+}
+
+impl Shared {
+    fn current(&self) -> ReadView {
+        match self.current.lock() {
+            Ok(view) => view.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn publish(&self, view: ReadView) {
+        match self.current.lock() {
+            Ok(mut current) => *current = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
+        }
+    }
+
+    fn watch_delay(&self) -> Duration {
+        self.faults
+            .as_ref()
+            .map_or(Duration::ZERO, FaultInjector::watch_delay)
+    }
+}
+
+/// Maps a store error to FDB's generic failure, logging it.
+fn storage_error(error: fjall::Error) -> FdbError {
+    tracing::error!(%error, "embedded store read failed");
+    FdbError::from_code(codes::OPERATION_FAILED)
+}
+
+/// The engine behind every handle; stops the committer when the last handle goes.
+struct Engine {
+    shared: Arc<Shared>,
+    requests: Mutex<Option<mpsc::Sender<CommitRequest>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Engine {
+    fn submit(&self, request: CommitRequest) -> FdbResult<()> {
+        let guard = self
+            .requests
+            .lock()
+            .map_err(|_| FdbError::from_code(codes::OPERATION_FAILED))?;
+        match guard.as_ref() {
+            Some(sender) => sender
+                .send(request)
+                .map_err(|_| FdbError::from_code(codes::OPERATION_FAILED)),
+            None => Err(FdbError::from_code(codes::OPERATION_FAILED)),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.take();
+        }
+        if let Some(handle) = self.committer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A handle to the embedded engine; clones share one engine.
+#[derive(Clone)]
+pub struct EmbeddedDatabase {
+    engine: Arc<Engine>,
+}
+
+impl std::fmt::Debug for EmbeddedDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedDatabase")
+            .field("path", &self.engine.path)
+            .finish()
+    }
+}
+
+impl EmbeddedDatabase {
+    /// Opens (or creates) the engine at `path`, recovering what was committed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, EngineOptions::default())
+    }
+
+    /// Opens a fresh engine in a temporary directory, removed when the last handle drops.
+    pub fn temporary(options: EngineOptions) -> Result<Self, OpenError> {
+        let dir = tempfile::tempdir().map_err(OpenError::TempDir)?;
+        let path = dir.path().to_path_buf();
+        Self::open_inner(&path, options, Some(dir))
+    }
+
+    /// Opens the engine at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: EngineOptions) -> Result<Self, OpenError> {
+        Self::open_inner(path.as_ref(), options, None)
+    }
+
+    fn open_inner(
+        path: &Path,
+        options: EngineOptions,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Self, OpenError> {
+        let store_error = |source| OpenError::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        let store = Store::builder(path).open().map_err(store_error)?;
+        let data = store
+            .keyspace("data", KeyspaceCreateOptions::default)
+            .map_err(store_error)?;
+        let meta = store
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(store_error)?;
+        let last_version = match meta.get(META_VERSION_KEY).map_err(store_error)? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| OpenError::CorruptVersion(path.to_path_buf()))?,
+            ),
+            None => 0,
+        };
+        let clock = VersionClock::new(last_version, options.manual_clock);
+        let shared = Arc::new(Shared {
+            current: Mutex::new(ReadView {
+                version: last_version,
+                snapshot: store.snapshot(),
+            }),
+            watches: Mutex::new(WatchRegistry::default()),
+            slots: WatchSlots::new(options.watch_limit),
+            clock,
+            faults: options.faults.map(FaultInjector::new),
+            data: data.clone(),
+            poisoned: AtomicBool::new(false),
+            stats: StatCounters::default(),
+        });
+        let (sender, receiver) = mpsc::channel();
+        let committer = Committer::new(store, data, meta, shared.clone(), last_version);
+        let handle = std::thread::Builder::new()
+            .name("sekai-committer".into())
+            .spawn(move || committer.run(receiver))
+            .map_err(OpenError::TempDir)?;
+        tracing::info!(path = %path.display(), last_version, "embedded engine open");
+        Ok(Self {
+            engine: Arc::new(Engine {
+                shared,
+                requests: Mutex::new(Some(sender)),
+                committer: Mutex::new(Some(handle)),
+                path: path.to_path_buf(),
+                _temp: temp,
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.engine.path
+    }
+
+    /// The newest committed version.
+    pub fn committed_version(&self) -> u64 {
+        self.engine.shared.current().version
+    }
+
+    /// Faults injected so far (all zero without fault injection).
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.engine
+            .shared
+            .faults
+            .as_ref()
+            .map(FaultInjector::counts)
+            .unwrap_or_default()
+    }
+
+    /// Commit and fsync counts.
+    pub fn stats(&self) -> EngineStats {
+        let s = &self.engine.shared.stats;
+        EngineStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Database for EmbeddedDatabase {
+    type Trx = EmbeddedTransaction;
+
+    fn create_trx(&self) -> FdbResult<EmbeddedTransaction> {
+        Ok(EmbeddedTransaction::new(self.engine.clone()))
+    }
+}

@@ -1,0 +1,1 @@
+//! Deterministic simulation of the Sekai world with fault injection.

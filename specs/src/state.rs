@@ -1,0 +1,212 @@
+//! The model's state: the database, the clients, the edges and the processors.
+//!
+//! Field names follow the variables of `WorldProtocol.tla`; each struct says which TLA+
+//! variables it holds. Versionstamps are modelled per region as a counter starting at 1
+//! (0 means "none"): every comparison the protocol makes is between versionstamps of one
+//! region's subspace, so a per-region counter preserves them while keeping states small.
+
+use crate::bounds::Bounds;
+use crate::seqset::SeqSet;
+
+/// One pending input in `inbox/(region, versionstamp)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InboxEntry {
+    /// The versionstamp of the T1 that wrote it.
+    pub vs: u8,
+    /// The sending player.
+    pub player: u8,
+    /// The player's sequence number for this input.
+    pub seq: u8,
+}
+
+/// What one frame changed, as stored in `changelog/(region, versionstamp)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Delta {
+    /// The versionstamp of the T2 that wrote it.
+    pub vs: u8,
+    /// Wood taken from the tree in this frame.
+    pub harvested: u8,
+    /// Wood placed on the ground in this frame.
+    pub built: u8,
+}
+
+/// The part of a region's state that clients mirror and processors cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct View {
+    /// The region's frame number: how many frames have been processed (`frame/(region, _)`).
+    pub frame: u8,
+    /// The tree's hp (`entity/(tree)`); signed so a mutated rule can push it below zero.
+    pub tree_hp: i8,
+    /// Wood lying on the ground in the region (built structures).
+    pub ground: u8,
+}
+
+impl View {
+    /// Applies a change-log delta, as an edge does when replaying the log.
+    pub fn apply(&mut self, delta: &Delta) -> Option<()> {
+        self.frame = self.frame.checked_add(1)?;
+        self.tree_hp = self.tree_hp.checked_sub(i8::try_from(delta.harvested).ok()?)?;
+        self.ground = self.ground.checked_add(delta.built)?;
+        Some(())
+    }
+}
+
+/// The lease key `lease/(region)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The processor holding the lease, if any.
+    pub holder: Option<u8>,
+    /// Bumped by every acquisition; a holder's writes are valid only under its own epoch.
+    pub epoch: u8,
+}
+
+/// The database's keys for one region (TLA+: `inbox`, `applied`, `dbView`, `frameLog`,
+/// `changelog`, `trimmed`, `head`, `nextVs`, `lease`), plus the ghost `harvested`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RegionDb {
+    /// Pending inputs in versionstamp order.
+    pub inbox: Vec<InboxEntry>,
+    /// `applied/(region, player)`: the last seq applied, per player (0 = none).
+    pub applied: Vec<u8>,
+    /// The region's entities and frame number.
+    pub view: View,
+    /// The frame numbers of the frame records written, in commit order.
+    pub frame_log: Vec<u8>,
+    /// The retained change-log entries, in versionstamp order.
+    pub changelog: Vec<Delta>,
+    /// The versionstamp of the last trimmed change-log entry (0 = nothing trimmed).
+    pub trimmed: u8,
+    /// `head/(region)`: the versionstamp of the newest change-log entry (0 = none).
+    pub head: u8,
+    /// The next versionstamp this region's commits get.
+    pub next_vs: u8,
+    /// `lease/(region)`.
+    pub lease: Lease,
+    /// Ghost: wood ever taken from this region's tree.
+    pub harvested: u8,
+}
+
+/// One player: its inventory in the database, its client's submit state, and ghost history.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Player {
+    /// `player/(id)`: wood in the inventory.
+    pub inventory: u8,
+    /// The next new seq the client will send.
+    pub next_seq: u8,
+    /// Seqs whose T1 the client saw acknowledged.
+    pub acked: SeqSet,
+    /// Seqs whose T1 ended in `commit_unknown_result` and must be retried.
+    pub retry: SeqSet,
+    /// Ghost: the seqs applied by T2, in the order applied.
+    pub history: Vec<u8>,
+}
+
+/// One edge subscription: the player's client watching its home region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Edge {
+    /// Whether the client is connected.
+    pub connected: bool,
+    /// The versionstamp of the last change-log entry the client has seen (0 = none).
+    pub cursor: u8,
+    /// The client's copy of its region.
+    pub mirror: View,
+}
+
+/// A processor's belief that it holds a region's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Held {
+    /// The lease epoch it acquired.
+    pub epoch: u8,
+    /// Its in-memory copy of the region (`None` after an unknown T2 result, until reloaded).
+    pub cache: Option<View>,
+}
+
+/// Remaining fault budgets (see [`Bounds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Budget {
+    /// T1 unknown results left.
+    pub t1_unknown: u8,
+    /// T2 unknown results left.
+    pub t2_unknown: u8,
+    /// Processor crashes left.
+    pub crashes: u8,
+    /// Lease takeovers left.
+    pub takeovers: u8,
+    /// Edge disconnects left.
+    pub disconnects: u8,
+    /// Change-log trims left.
+    pub trims: u8,
+}
+
+/// The whole system state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    /// Per region, the database keys of that region.
+    pub regions: Vec<RegionDb>,
+    /// Per player, the inventory, the client's submit state and the ghost history.
+    pub players: Vec<Player>,
+    /// Per player, its edge subscription to its home region.
+    pub edges: Vec<Edge>,
+    /// Per processor and region, its lease belief (`None` = it does not think it holds it).
+    pub processors: Vec<Vec<Option<Held>>>,
+    /// Fault budgets left.
+    pub budget: Budget,
+}
+
+impl State {
+    /// The initial state (TLA+ `Init`): empty inboxes and logs, full trees, no leases.
+    pub fn initial(bounds: &Bounds) -> Self {
+        let view = View {
+            frame: 0,
+            tree_hp: i8::try_from(bounds.tree_hp).unwrap_or(i8::MAX),
+            ground: 0,
+        };
+        let region = RegionDb {
+            inbox: Vec::new(),
+            applied: vec![0; usize::from(bounds.players)],
+            view,
+            frame_log: Vec::new(),
+            changelog: Vec::new(),
+            trimmed: 0,
+            head: 0,
+            next_vs: 1,
+            lease: Lease::default(),
+            harvested: 0,
+        };
+        let player = Player {
+            inventory: 0,
+            next_seq: 1,
+            acked: SeqSet::default(),
+            retry: SeqSet::default(),
+            history: Vec::new(),
+        };
+        let edge = Edge {
+            connected: true,
+            cursor: 0,
+            mirror: view,
+        };
+        State {
+            regions: vec![region; usize::from(bounds.regions)],
+            players: vec![player; usize::from(bounds.players)],
+            edges: vec![edge; usize::from(bounds.players)],
+            processors: vec![vec![None; usize::from(bounds.regions)]; usize::from(bounds.processors)],
+            budget: Budget {
+                t1_unknown: bounds.t1_unknown,
+                t2_unknown: bounds.t2_unknown,
+                crashes: bounds.crashes,
+                takeovers: bounds.takeovers,
+                disconnects: bounds.disconnects,
+                trims: bounds.trims,
+            },
+        }
+    }
+
+    /// Whether `(player, seq)` has an entry in the inbox of `region`.
+    pub fn in_inbox(&self, region: u8, player: u8, seq: u8) -> bool {
+        self.regions.get(usize::from(region)).is_some_and(|r| {
+            r.inbox
+                .iter()
+                .any(|e| e.player == player && e.seq == seq)
+        })
+    }
+}
