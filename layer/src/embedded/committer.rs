@@ -85,17 +85,15 @@ pub struct Committer {
     meta: fjall::Keyspace,
     shared: Arc<Shared>,
     history: ConflictHistory,
-    last_version: u64,
 }
 
 impl Committer {
-    /// A committer over an opened store whose newest version is `last_version`.
+    /// A committer over an opened store.
     pub fn new(
         db: fjall::Database,
         data: fjall::Keyspace,
         meta: fjall::Keyspace,
         shared: Arc<Shared>,
-        last_version: u64,
     ) -> Self {
         Self {
             db,
@@ -103,7 +101,6 @@ impl Committer {
             meta,
             shared,
             history: ConflictHistory::default(),
-            last_version,
         }
     }
 
@@ -132,10 +129,7 @@ impl Committer {
             return;
         }
         let view = self.shared.current();
-        let version = self
-            .last_version
-            .max(self.shared.clock.now().saturating_sub(1))
-            + 1;
+        let version = self.shared.begin_group();
         let data = self.data.clone();
         let mut overlay = Overlay::new(&view, &data);
         let mut outcomes = Vec::with_capacity(group.len());
@@ -157,9 +151,10 @@ impl Committer {
                 }
                 return;
             }
-            self.last_version = version;
             self.publish(version, overlay.changes);
             self.shared.stats.record_group(u64::from(accepted));
+        } else {
+            self.shared.publish(None);
         }
         self.history
             .trim(self.shared.clock.now().saturating_sub(MVCC_WINDOW_VERSIONS));
@@ -213,10 +208,10 @@ impl Committer {
     }
 
     fn publish(&self, version: u64, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        self.shared.publish(ReadView {
+        self.shared.publish(Some(ReadView {
             version,
             snapshot: self.db.snapshot(),
-        });
+        }));
         let Ok(mut watches) = self.shared.watches.lock() else {
             return;
         };

@@ -116,9 +116,20 @@ pub(crate) struct ReadView {
     snapshot: fjall::Snapshot,
 }
 
+/// The newest published view, the commit in flight and the highest read version handed out.
+///
+/// Invariant: every read version handed out is below the version of any commit not yet in the
+/// published snapshot, so a reader never misses a commit at or below its read version. Read
+/// versions follow the clock between commits, as FDB's do.
+struct Published {
+    view: ReadView,
+    in_flight: Option<u64>,
+    handed_out: u64,
+}
+
 /// State shared by transactions and the committer.
 pub(crate) struct Shared {
-    current: Mutex<ReadView>,
+    current: Mutex<Published>,
     watches: Mutex<WatchRegistry>,
     slots: Arc<WatchSlots>,
     clock: VersionClock,
@@ -129,18 +140,47 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn published(&self) -> std::sync::MutexGuard<'_, Published> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest published snapshot, at the newest commit version.
     fn current(&self) -> ReadView {
-        match self.current.lock() {
-            Ok(view) => view.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        self.published().view.clone()
+    }
+
+    /// A read version for a new transaction (FDB's GRV): the clock's version, held below any
+    /// commit in flight, with the newest published snapshot.
+    fn read_view(&self) -> ReadView {
+        let mut published = self.published();
+        let now = self.clock.now();
+        let cap = published.in_flight.map_or(now, |v| now.min(v - 1));
+        let version = published.view.version.max(cap);
+        published.handed_out = published.handed_out.max(version);
+        ReadView {
+            version,
+            snapshot: published.view.snapshot.clone(),
         }
     }
 
-    fn publish(&self, view: ReadView) {
-        match self.current.lock() {
-            Ok(mut current) => *current = view,
-            Err(poisoned) => *poisoned.into_inner() = view,
+    /// Picks the version of the next group: above the last commit, the clock and every read
+    /// version handed out.
+    fn begin_group(&self) -> u64 {
+        let mut published = self.published();
+        let version = (published.view.version + 1)
+            .max(self.clock.now())
+            .max(published.handed_out + 1);
+        published.in_flight = Some(version);
+        version
+    }
+
+    /// Publishes a durable group (or, with `None`, ends a group that wrote nothing).
+    fn publish(&self, view: Option<ReadView>) {
+        let mut published = self.published();
+        if let Some(view) = view {
+            published.view = view;
         }
+        published.in_flight = None;
     }
 
     fn watch_delay(&self) -> Duration {
@@ -250,9 +290,13 @@ impl EmbeddedDatabase {
         };
         let clock = VersionClock::new(last_version, options.manual_clock);
         let shared = Arc::new(Shared {
-            current: Mutex::new(ReadView {
-                version: last_version,
-                snapshot: store.snapshot(),
+            current: Mutex::new(Published {
+                view: ReadView {
+                    version: last_version,
+                    snapshot: store.snapshot(),
+                },
+                in_flight: None,
+                handed_out: last_version,
             }),
             watches: Mutex::new(WatchRegistry::default()),
             slots: WatchSlots::new(options.watch_limit),
@@ -263,7 +307,7 @@ impl EmbeddedDatabase {
             stats: StatCounters::default(),
         });
         let (sender, receiver) = mpsc::channel();
-        let committer = Committer::new(store, data, meta, shared.clone(), last_version);
+        let committer = Committer::new(store, data, meta, shared.clone());
         let handle = std::thread::Builder::new()
             .name("sekai-committer".into())
             .spawn(move || committer.run(receiver))

@@ -158,7 +158,7 @@ impl EmbeddedTransaction {
     fn view(&self, state: &mut TrxState) -> FdbResult<ReadView> {
         let view = state
             .view
-            .get_or_insert_with(|| self.engine.shared.current())
+            .get_or_insert_with(|| self.engine.shared.read_view())
             .clone();
         if self.engine.shared.clock.is_too_old(view.version) {
             return Err(err(codes::TRANSACTION_TOO_OLD));
@@ -496,7 +496,7 @@ impl Transaction for EmbeddedTransaction {
 
     fn get_versionstamp(
         &self,
-    ) -> impl std::future::Future<Output = FdbResult<[u8; 10]>> + Send + 'static {
+    ) -> impl std::future::Future<Output = FdbResult<[u8; 10]>> + Send + 'static + use<> {
         let (waiter, stamp) = oneshot::channel();
         self.lock().stamp_waiters.push(waiter);
         async move {
@@ -509,7 +509,7 @@ impl Transaction for EmbeddedTransaction {
     fn watch(
         &self,
         key: &[u8],
-    ) -> impl std::future::Future<Output = FdbResult<()>> + Send + 'static {
+    ) -> impl std::future::Future<Output = FdbResult<()>> + Send + 'static + use<> {
         let armed = (|| {
             let slot = self.engine.shared.slots.acquire()?;
             let mut state = self.lock();

@@ -63,11 +63,14 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     fn get_read_version(&self) -> impl Future<Output = FdbResult<i64>> + Send;
 
     /// Resolves after a successful commit to the transaction's 10-byte versionstamp.
-    fn get_versionstamp(&self) -> impl Future<Output = FdbResult<[u8; 10]>> + Send + 'static;
+    fn get_versionstamp(
+        &self,
+    ) -> impl Future<Output = FdbResult<[u8; 10]>> + Send + 'static + use<Self>;
 
     /// Resolves once the value of `key` differs from what this transaction saw; active only after
     /// the transaction commits.
-    fn watch(&self, key: &[u8]) -> impl Future<Output = FdbResult<()>> + Send + 'static;
+    fn watch(&self, key: &[u8])
+        -> impl Future<Output = FdbResult<()>> + Send + 'static + use<Self>;
 
     /// Commits; on success every write is durable.
     fn commit(&self) -> impl Future<Output = FdbResult<()>> + Send;
