@@ -1,0 +1,205 @@
+//! Embedded-engine rules beyond the shared suite: recovery, versionstamps across restarts,
+//! injected faults, and a crash test that SIGKILLs a committing child process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions, FaultConfig};
+use sekai_layer::kv::{codes, run, Database, FdbError, MutationType, Transaction};
+
+fn stamped_key(prefix: &[u8]) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    let offset = key.len() as u32;
+    key.extend_from_slice(&[0; 10]);
+    key.extend_from_slice(&offset.to_le_bytes());
+    key
+}
+
+async fn commit_stamped(db: &EmbeddedDatabase) -> [u8; 10] {
+    let trx = db.create_trx().unwrap();
+    trx.atomic_op(
+        &stamped_key(b"log/"),
+        b"",
+        MutationType::SetVersionstampedKey,
+    );
+    let stamp = trx.get_versionstamp();
+    trx.commit().await.unwrap();
+    stamp.await.unwrap()
+}
+
+#[tokio::test]
+async fn commits_survive_reopen_and_versionstamps_keep_increasing() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let db = EmbeddedDatabase::open(dir.path()).unwrap();
+        let trx = db.create_trx().unwrap();
+        trx.set(b"k", b"v");
+        trx.commit().await.unwrap();
+        commit_stamped(&db).await
+    };
+    let db = EmbeddedDatabase::open(dir.path()).unwrap();
+    let trx = db.create_trx().unwrap();
+    assert_eq!(trx.get(b"k", false).await.unwrap(), Some(b"v".to_vec()));
+    let after = commit_stamped(&db).await;
+    assert!(after > before, "{after:?} <= {before:?}");
+}
+
+#[tokio::test]
+async fn unknown_results_apply_or_not_as_injected() {
+    let only = |applied: bool| FaultConfig {
+        seed: 7,
+        unknown_applied: if applied { 1.0 } else { 0.0 },
+        unknown_not_applied: if applied { 0.0 } else { 1.0 },
+        ..FaultConfig::default()
+    };
+    for applied in [true, false] {
+        let options = EngineOptions {
+            faults: Some(only(applied)),
+            ..EngineOptions::default()
+        };
+        let db = EmbeddedDatabase::temporary(options).unwrap();
+        let trx = db.create_trx().unwrap();
+        trx.set(b"k", b"v");
+        let result = trx.commit().await;
+        assert_eq!(result.unwrap_err().code(), codes::COMMIT_UNKNOWN_RESULT);
+        let check = db.create_trx().unwrap();
+        assert_eq!(check.get(b"k", false).await.unwrap().is_some(), applied);
+        let counts = db.fault_counts();
+        assert_eq!(
+            (counts.unknown_applied, counts.unknown_not_applied),
+            if applied { (1, 0) } else { (0, 1) }
+        );
+    }
+}
+
+/// The idiom layer code uses under 1021: an id made outside the loop and a marker key.
+#[tokio::test]
+async fn run_with_a_marker_is_exactly_once_under_every_fault() {
+    let seed = 0x5EC4_1u64;
+    println!("seed {seed}");
+    let db = EmbeddedDatabase::temporary(EngineOptions {
+        faults: Some(FaultConfig::uniform(seed, 0.2)),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    for op in 0u32..200 {
+        let marker = format!("done/{op}").into_bytes();
+        run(&db, |trx, _maybe| {
+            let marker = marker.clone();
+            async move {
+                if trx.get(&marker, false).await?.is_some() {
+                    return Ok::<_, FdbError>(());
+                }
+                trx.set(&marker, b"");
+                trx.atomic_op(b"count", &1u64.to_le_bytes(), MutationType::Add);
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    }
+    let trx = db.create_trx().unwrap();
+    let count = trx.get(b"count", false).await.unwrap().unwrap();
+    assert_eq!(u64::from_le_bytes(count.try_into().unwrap()), 200);
+    let counts = db.fault_counts();
+    println!("{counts:?}");
+    assert!(counts.unknown_applied > 0 && counts.unknown_not_applied > 0);
+    assert!(counts.not_committed > 0 && counts.too_old > 0);
+}
+
+const CHILD_DIR: &str = "SEKAI_CRASH_CHILD_DIR";
+
+/// The child side of the crash test: commits keys in a loop and prints each acknowledged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let db = EmbeddedDatabase::open(&dir).unwrap();
+    let start: u64 = std::env::var("SEKAI_CRASH_START").unwrap().parse().unwrap();
+    let mut tasks = Vec::new();
+    for lane in 0..4u64 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let n = start + i * 4 + lane;
+                let trx = db.create_trx().unwrap();
+                trx.set(format!("ack/{n:012}").as_bytes(), &n.to_le_bytes());
+                trx.commit().await.unwrap();
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ACK {n}").unwrap();
+                out.flush().unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sigkill_loses_nothing_acknowledged() {
+    let seed: u64 = std::env::var("SEKAI_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_125);
+    println!("crash test seed {seed} (rerun with SEKAI_SEED={seed})");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged: Vec<u64> = Vec::new();
+    for round in 0..20u64 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, dir.path())
+            .env("SEKAI_CRASH_START", (round * 10_000_000).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (acks_tx, acks_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = line
+                    .strip_prefix("ACK ")
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    let _ = acks_tx.send(n);
+                }
+            }
+        });
+        let first = acks_rx.recv_timeout(Duration::from_secs(60));
+        let kill_after = Duration::from_millis(rng.gen_range(0..300));
+        std::thread::sleep(kill_after);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let acks: Vec<u64> = first.into_iter().chain(acks_rx.try_iter()).collect();
+        acknowledged.extend(acks.iter().copied());
+        let db = EmbeddedDatabase::open(dir.path()).unwrap();
+        let trx = db.create_trx().unwrap();
+        for n in &acknowledged {
+            let value = trx
+                .get(format!("ack/{n:012}").as_bytes(), true)
+                .await
+                .unwrap();
+            assert_eq!(
+                value,
+                Some(n.to_le_bytes().to_vec()),
+                "round {round}: acknowledged {n} lost (seed {seed})"
+            );
+        }
+        println!(
+            "round {round}: killed after {kill_after:?}, {} acknowledged in total, all present",
+            acknowledged.len()
+        );
+    }
+    assert!(
+        acknowledged.len() > 20,
+        "the child committed too little to test anything"
+    );
+}
