@@ -2,7 +2,12 @@
 //!
 //! - [`kv`]: the transactional KV contract, FoundationDB's semantics as traits;
 //! - [`embedded`]: the default backend, an embedded engine that reproduces those semantics;
-//! - `fdb` (feature `fdb`): the FoundationDB backend.
+//! - `fdb_backend` (feature `fdb`): the FoundationDB backend;
+//! - [`kv_bench`]: durable KV benchmarks behind `sekai bench kv`.
 
 pub mod embedded;
+#[cfg(feature = "fdb")]
+pub mod fdb_backend;
 pub mod kv;
+
+pub mod kv_bench;

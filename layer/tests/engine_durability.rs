@@ -78,7 +78,7 @@ async fn unknown_results_apply_or_not_as_injected() {
 /// The idiom layer code uses under 1021: an id made outside the loop and a marker key.
 #[tokio::test]
 async fn run_with_a_marker_is_exactly_once_under_every_fault() {
-    let seed = 0x5EC4_1u64;
+    let seed = 0x0005_EC41_u64;
     println!("seed {seed}");
     let db = EmbeddedDatabase::temporary(EngineOptions {
         faults: Some(FaultConfig::uniform(seed, 0.2)),

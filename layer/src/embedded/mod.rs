@@ -137,6 +137,7 @@ pub(crate) struct Shared {
     data: fjall::Keyspace,
     poisoned: AtomicBool,
     stats: StatCounters,
+    jitter: Mutex<rand_chacha::ChaCha8Rng>,
 }
 
 impl Shared {
@@ -181,6 +182,15 @@ impl Shared {
             published.view = view;
         }
         published.in_flight = None;
+    }
+
+    /// A backoff jitter factor in `[0, 1)`, from the engine's seeded stream.
+    fn jitter(&self) -> f64 {
+        use rand::Rng;
+        self.jitter
+            .lock()
+            .map(|mut rng| rng.gen::<f64>())
+            .unwrap_or(0.5)
     }
 
     fn watch_delay(&self) -> Duration {
@@ -301,10 +311,13 @@ impl EmbeddedDatabase {
             watches: Mutex::new(WatchRegistry::default()),
             slots: WatchSlots::new(options.watch_limit),
             clock,
-            faults: options.faults.map(FaultInjector::new),
+            faults: options.faults.clone().map(FaultInjector::new),
             data: data.clone(),
             poisoned: AtomicBool::new(false),
             stats: StatCounters::default(),
+            jitter: Mutex::new(rand::SeedableRng::seed_from_u64(
+                options.faults.as_ref().map_or(0, |f| f.seed),
+            )),
         });
         let (sender, receiver) = mpsc::channel();
         let committer = Committer::new(store, data, meta, shared.clone());

@@ -585,7 +585,7 @@ impl Transaction for EmbeddedTransaction {
         }
         let delay = {
             let mut state = self.lock();
-            let delay = state.backoff.advance();
+            let delay = state.backoff.advance_jittered(self.engine.shared.jitter());
             let backoff = state.backoff;
             *state = TrxState {
                 backoff,

@@ -18,7 +18,8 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(10);
 /// Cap of FDB's backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// FDB's backoff schedule: 10 ms, doubling, capped at 1 s.
+/// FDB's backoff schedule: 10 ms, doubling, capped at 1 s; like FDB's client, each delay is
+/// scaled by a random factor in `[0, 1)` so that conflicting retries spread out.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     next: Duration,
@@ -33,11 +34,16 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delay for this attempt; doubles the next one, up to the cap.
+    /// The delay for this attempt before jitter; doubles the next one, up to the cap.
     pub fn advance(&mut self) -> Duration {
         let now = self.next;
         self.next = (self.next * 2).min(MAX_BACKOFF);
         now
+    }
+
+    /// The delay for this attempt scaled by `jitter` (in `[0, 1)`), as FDB's `getBackoff` does.
+    pub fn advance_jittered(&mut self, jitter: f64) -> Duration {
+        self.advance().mul_f64(jitter.clamp(0.0, 1.0))
     }
 }
 
