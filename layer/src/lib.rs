@@ -3,6 +3,7 @@
 //! - [`kv`]: the transactional KV contract, FoundationDB's semantics as traits;
 //! - [`embedded`]: the default backend, an embedded engine that reproduces those semantics;
 //! - `fdb_backend` (feature `fdb`): the FoundationDB backend;
+//! - [`world`]: the world model, rules, T1 and T2;
 //! - [`kv_bench`]: durable KV benchmarks behind `sekai bench kv`.
 
 pub mod embedded;
@@ -11,3 +12,4 @@ pub mod fdb_backend;
 pub mod kv;
 
 pub mod kv_bench;
+pub mod world;
