@@ -1,1 +1,3 @@
-//! The Sekai edge node.
+//! The Sekai edge node and the `sekai` command's library.
+
+pub mod demo;

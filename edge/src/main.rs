@@ -1,6 +1,7 @@
 //! `sekai`: run the demo, benchmarks and tools of the Sekai game backend.
 
 use clap::{Parser, Subcommand};
+use sekai_edge::demo::{print_report, run_demo, DemoConfig};
 use sekai_layer::kv_bench::{self, BenchConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -14,11 +15,36 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The live demo (the default): a generated world, region processors (T2) and bots sending
+    /// inputs (T1) on the embedded engine, with throughput and latency per stage.
+    Demo(DemoArgs),
     /// Benchmarks (figures are reported against a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
         which: Bench,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Number of bots.
+    #[arg(long, default_value_t = 300)]
+    bots: usize,
+    /// Seconds the bots play.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Regions per side of the square world.
+    #[arg(long, default_value_t = 2)]
+    regions_per_side: i32,
+    /// Trees and rocks per 100 m².
+    #[arg(long, default_value_t = 0.5)]
+    density: f32,
+    /// Seed of the world and the bots.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Data directory (a temporary one by default).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,7 +92,8 @@ async fn main() -> std::process::ExitCode {
             })
             .await
         }
-        None => Err("no demo yet: run `sekai bench kv`".to_string()),
+        Some(Command::Demo(args)) => demo(args).await,
+        None => demo(DemoArgs::parse_from(["demo"])).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -75,6 +102,20 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn demo(args: DemoArgs) -> Result<(), String> {
+    let config = DemoConfig {
+        bots: args.bots,
+        seconds: args.seconds,
+        regions_per_side: args.regions_per_side.max(1),
+        density: args.density,
+        seed: args.seed,
+        dir: args.dir,
+    };
+    let report = run_demo(config.clone()).await?;
+    print_report(&config, &report);
+    Ok(())
 }
 
 async fn bench_kv(config: BenchConfig) -> Result<(), String> {

@@ -22,6 +22,7 @@
 //! | applied sequence | `("applied", player)` | highest applied seq of that player (layer-defined) |
 //! | region lease | `("lease", rx, rz)` | layer-defined lease record |
 //! | region version | `("region_version", rx, rz)` | layer-defined version for cache validation |
+//! | inbox signal | `("inbox_signal", rx, rz)` | bumped by atomic ADD on every T1; the processor watches it |
 //!
 //! The inbox and change log are written with FDB's `SET_VERSIONSTAMPED_KEY`
 //! atomic op, whose parameter is the key with an *incomplete* versionstamp
@@ -137,11 +138,13 @@ pub enum KeyKind {
     Lease,
     /// `region_version/(region)`: a region's version, for cache validation.
     RegionVersion,
+    /// `inbox_signal/(region)`: bumped by atomic ADD on every inbox append; watched.
+    InboxSignal,
 }
 
 impl KeyKind {
     /// Every kind, in the order of their subspaces' tags.
-    pub const ALL: [KeyKind; 11] = [
+    pub const ALL: [KeyKind; 12] = [
         KeyKind::Entity,
         KeyKind::Spatial,
         KeyKind::SpatialRev,
@@ -153,6 +156,7 @@ impl KeyKind {
         KeyKind::Applied,
         KeyKind::Lease,
         KeyKind::RegionVersion,
+        KeyKind::InboxSignal,
     ];
 
     /// The tuple string that starts this kind's subspace after the prefix.
@@ -169,6 +173,7 @@ impl KeyKind {
             KeyKind::Applied => "applied",
             KeyKind::Lease => "lease",
             KeyKind::RegionVersion => "region_version",
+            KeyKind::InboxSignal => "inbox_signal",
         }
     }
 
@@ -224,6 +229,8 @@ pub enum WorldKey {
     Lease(RegionId),
     /// `region_version/(region)`.
     RegionVersion(RegionId),
+    /// `inbox_signal/(region)`.
+    InboxSignal(RegionId),
 }
 
 impl WorldKey {
@@ -241,6 +248,7 @@ impl WorldKey {
             WorldKey::Applied(_) => KeyKind::Applied,
             WorldKey::Lease(_) => KeyKind::Lease,
             WorldKey::RegionVersion(_) => KeyKind::RegionVersion,
+            WorldKey::InboxSignal(_) => KeyKind::InboxSignal,
         }
     }
 }
@@ -341,6 +349,7 @@ impl WorldKeys {
             WorldKey::Applied(player) => self.applied(*player),
             WorldKey::Lease(region) => self.lease(*region),
             WorldKey::RegionVersion(region) => self.region_version(*region),
+            WorldKey::InboxSignal(region) => self.inbox_signal(*region),
         }
     }
 
@@ -383,6 +392,7 @@ impl WorldKeys {
             KeyKind::Applied => WorldKey::Applied(self.decode_applied(key)?),
             KeyKind::Lease => WorldKey::Lease(self.decode_lease(key)?),
             KeyKind::RegionVersion => WorldKey::RegionVersion(self.decode_region_version(key)?),
+            KeyKind::InboxSignal => WorldKey::InboxSignal(self.decode_inbox_signal(key)?),
         })
     }
 
@@ -591,6 +601,18 @@ impl WorldKeys {
         self.decode_region_key(KeyKind::RegionVersion, key)
     }
 
+    /// `inbox_signal/(region)`: a counter every T1 bumps with atomic ADD (never read by T1, so
+    /// appenders never conflict); the region's processor watches it.
+    pub fn inbox_signal(&self, region: RegionId) -> Vec<u8> {
+        self.subspace(KeyKind::InboxSignal)
+            .pack(&(region.x, region.z))
+    }
+
+    /// Decodes an `inbox_signal/(region)` key.
+    pub fn decode_inbox_signal(&self, key: &[u8]) -> Result<RegionId, KeyError> {
+        self.decode_region_key(KeyKind::InboxSignal, key)
+    }
+
     // ----- players -----
 
     /// `player/(player)`: a player's record.
@@ -680,6 +702,7 @@ mod tests {
             out.push(WorldKey::Head(region));
             out.push(WorldKey::Lease(region));
             out.push(WorldKey::RegionVersion(region));
+            out.push(WorldKey::InboxSignal(region));
         }
         for p in [0, 1, 12345, u64::MAX] {
             out.push(WorldKey::Player(p));
@@ -757,6 +780,9 @@ mod tests {
                 WorldKey::Player(p) => assert_eq!(keys.decode_player(&key).unwrap(), *p),
                 WorldKey::Applied(p) => assert_eq!(keys.decode_applied(&key).unwrap(), *p),
                 WorldKey::Lease(r) => assert_eq!(keys.decode_lease(&key).unwrap(), *r),
+                WorldKey::InboxSignal(r) => {
+                    assert_eq!(keys.decode_inbox_signal(&key).unwrap(), *r)
+                }
                 WorldKey::RegionVersion(r) => {
                     assert_eq!(keys.decode_region_version(&key).unwrap(), *r)
                 }

@@ -7,4 +7,14 @@
 //! - `frame`/`processor`: T2, one region frame in one transaction, and the task that runs it;
 //! - `lease`: one live processor per region.
 
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod generate;
+pub mod inbox;
+pub mod lease;
 pub mod model;
+pub mod processor;
+pub mod query;
+pub mod rules;
+pub mod store;

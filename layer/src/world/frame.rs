@@ -1,0 +1,277 @@
+//! T2, `ProcessInputsAndUpdateWorld`: one frame of one region in one transaction.
+//!
+//! Invariants:
+//! - the frame reads the lease and renews it, reads the pending inputs, the region version and
+//!   the last frame number serializably, so a concurrent takeover, external write or second
+//!   processor fails it with a conflict;
+//! - each (player, seq) applies at most once: `applied/(player)` holds the player's last applied
+//!   seq, and inputs at or below it are dropped as duplicates (a T1 retried after
+//!   `commit_unknown_result`, or a client resend); inputs of one player apply in seq order;
+//! - frame numbers of a region go up by exactly one: frame n+1 is written by the transaction that
+//!   read n as the last frame record;
+//! - the hot state is used only when the region version read inside this transaction equals the
+//!   one it was loaded at; any failed attempt discards it (it may hold uncommitted changes).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use sekai_schema::{EntityId, PlayerId, RegionId, WorldKeys};
+
+use super::codec::{decode_entity, decode_input, encode_delta, encode_frame_record};
+use super::error::WorldError;
+use super::lease::{self, Lease};
+use super::model::{Change, Delta, FrameRecord, Input};
+use super::rules::{apply_frame, RegionState};
+use super::store;
+use crate::kv::{key_after, FdbResult, MutationType, RangeOption, Transaction};
+
+/// The most inputs one frame takes from the inbox.
+pub const MAX_INPUTS_PER_FRAME: usize = 512;
+
+/// A processor's in-memory copy of its region (the hot tier).
+#[derive(Debug)]
+pub struct HotRegion {
+    /// The region's entities.
+    pub state: RegionState,
+    loaded_at: Option<u64>,
+}
+
+impl HotRegion {
+    /// An empty hot tier that loads on first use.
+    pub fn new(region: RegionId) -> Self {
+        Self {
+            state: RegionState {
+                region,
+                entities: BTreeMap::new(),
+            },
+            loaded_at: None,
+        }
+    }
+
+    /// Forgets the copy; the next frame reloads it.
+    pub fn invalidate(&mut self) {
+        self.loaded_at = None;
+    }
+}
+
+/// A watch that fires when the inbox may have new inputs.
+pub type InboxWatch = Pin<Box<dyn Future<Output = FdbResult<()>> + Send>>;
+
+/// What one T2 attempt did.
+pub enum FrameStep {
+    /// A frame was processed.
+    Processed {
+        /// Its record.
+        record: FrameRecord,
+        /// Its delta.
+        delta: Delta,
+    },
+    /// The inbox was empty; the watch fires when it may not be.
+    Idle(InboxWatch),
+}
+
+/// Runs one T2 attempt in `trx` (the caller commits). `new_id` makes ids for built entities.
+pub async fn process_frame<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    lease: &Lease,
+    hot: &mut HotRegion,
+    new_id: &mut impl FnMut() -> EntityId,
+) -> Result<FrameStep, WorldError> {
+    let region = hot.state.region;
+    lease::renew(trx, keys, region, lease.holder, lease.epoch).await?;
+    let (begin, end) = keys.inbox_range(region);
+    let pending = trx
+        .get_range(
+            &RangeOption::new(begin.clone(), end).limit(MAX_INPUTS_PER_FRAME),
+            false,
+        )
+        .await?;
+    let Some(last_key) = pending.kvs.last().map(|kv| kv.key.clone()) else {
+        return Ok(FrameStep::Idle(Box::pin(
+            trx.watch(&keys.inbox_signal(region)),
+        )));
+    };
+    ensure_hot(trx, keys, hot).await?;
+    let frame = last_frame(trx, keys, region).await? + 1;
+    let inputs = fresh_inputs(trx, keys, pending.kvs.iter().map(|kv| kv.value.as_slice())).await?;
+    let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
+    write_changes(trx, keys, hot, &changes).await?;
+    for input in &inputs {
+        trx.set(&keys.applied(input.player), &input.seq.to_be_bytes());
+    }
+    trx.clear_range(&begin, &key_after(&last_key));
+    let record = FrameRecord {
+        region,
+        frame,
+        inputs: inputs.iter().map(|i| (i.player, i.seq)).collect(),
+        rejected: outcomes.iter().filter(|o| !o.accepted).count() as u32,
+    };
+    let delta = Delta {
+        region,
+        frame,
+        changes,
+        outcomes,
+    };
+    trx.set(&keys.frame(region, frame), &encode_frame_record(&record));
+    append_delta(trx, keys, region, &delta, 0);
+    Ok(FrameStep::Processed { record, delta })
+}
+
+/// Appends `delta` to `region`'s change log and bumps the region head edges watch.
+pub fn append_delta<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    delta: &Delta,
+    user_version: u16,
+) {
+    trx.atomic_op(
+        &keys.changelog_versionstamped(region, user_version),
+        &encode_delta(delta),
+        MutationType::SetVersionstampedKey,
+    );
+    trx.atomic_op(&keys.head(region), &1u64.to_le_bytes(), MutationType::Add);
+}
+
+/// Loads the region into the hot tier unless the copy is provably current.
+async fn ensure_hot<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    hot: &mut HotRegion,
+) -> Result<(), WorldError> {
+    let region = hot.state.region;
+    let version = store::region_version(trx, keys, region).await?;
+    if hot.loaded_at == Some(version) {
+        return Ok(());
+    }
+    hot.state.entities = load_region(trx, keys, region).await?;
+    hot.loaded_at = Some(version);
+    tracing::debug!(%region, entities = hot.state.entities.len(), "hot region loaded");
+    Ok(())
+}
+
+/// Every entity of `region`, through the spatial index. Snapshot reads suffice: the region
+/// version, read serializably, changes with every write to the region.
+pub async fn load_region<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+) -> Result<BTreeMap<EntityId, super::model::Entity>, WorldError> {
+    let (begin, end) = keys.spatial_region_range(region);
+    let mut entities = BTreeMap::new();
+    let mut next = Some(RangeOption::new(begin, end).limit(1_000));
+    while let Some(range) = next {
+        let page = trx.get_range(&range, true).await?;
+        next = range.next_range(&page);
+        for kv in &page.kvs {
+            let (_, _, id) = keys.decode_spatial(&kv.key)?;
+            if let Some(bytes) = trx.get(&keys.entity(id), true).await? {
+                entities.insert(id, decode_entity(&bytes)?);
+            }
+        }
+    }
+    Ok(entities)
+}
+
+/// The region's last frame number (0 before the first frame).
+pub async fn last_frame<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+) -> Result<u64, WorldError> {
+    let (begin, end) = keys.frame_range(region);
+    let last = trx
+        .get_range(&RangeOption::new(begin, end).limit(1).rev(), false)
+        .await?;
+    match last.kvs.first() {
+        Some(kv) => Ok(keys.decode_frame(&kv.key)?.1),
+        None => Ok(0),
+    }
+}
+
+/// Decodes the pending inputs, orders each player's by seq and drops those already applied.
+/// An input that does not decode is logged and dropped (it is cleared with the rest).
+async fn fresh_inputs<'a, T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    raw: impl Iterator<Item = &'a [u8]>,
+) -> Result<Vec<Input>, WorldError> {
+    let mut inputs: Vec<Input> = raw
+        .filter_map(|bytes| match decode_input(bytes) {
+            Ok(input) => Some(input),
+            Err(error) => {
+                tracing::warn!(%error, "dropping an undecodable inbox entry");
+                None
+            }
+        })
+        .collect();
+    inputs.sort_by_key(|i| (i.player, i.seq));
+    let mut last: BTreeMap<PlayerId, u64> = BTreeMap::new();
+    let mut fresh = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let applied = match last.get(&input.player) {
+            Some(seq) => *seq,
+            None => applied_seq(trx, keys, input.player).await?,
+        };
+        if input.seq > applied {
+            last.insert(input.player, input.seq);
+            fresh.push(input);
+        } else {
+            last.insert(input.player, applied);
+        }
+    }
+    Ok(fresh)
+}
+
+/// The last seq applied for `player` (0 if none).
+pub async fn applied_seq<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    player: PlayerId,
+) -> Result<u64, WorldError> {
+    Ok(trx
+        .get(&keys.applied(player), false)
+        .await?
+        .and_then(|v| v.try_into().ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Writes the frame's entity changes with their indexes; entities that left the region leave
+/// the hot tier, and their destination learns of them through its version and change log.
+async fn write_changes<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    hot: &mut HotRegion,
+    changes: &[Change],
+) -> Result<(), WorldError> {
+    let region = hot.state.region;
+    let mut arrivals: u16 = 0;
+    for change in changes {
+        match change {
+            Change::Upsert(entity) => {
+                let indexed = store::indexed_cell(trx, keys, entity.id, true).await?;
+                store::put_entity(trx, keys, entity, indexed);
+                let destination = entity.region();
+                if destination != region {
+                    hot.state.entities.remove(&entity.id);
+                    store::bump_region_version(trx, keys, destination);
+                    let arrival = Delta {
+                        region: destination,
+                        frame: 0,
+                        changes: vec![change.clone()],
+                        outcomes: Vec::new(),
+                    };
+                    arrivals = arrivals.saturating_add(1);
+                    append_delta(trx, keys, destination, &arrival, arrivals);
+                }
+            }
+            Change::Remove(id) => {
+                let indexed = store::indexed_cell(trx, keys, *id, true).await?;
+                store::remove_entity(trx, keys, *id, indexed);
+            }
+        }
+    }
+    Ok(())
+}

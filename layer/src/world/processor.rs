@@ -1,0 +1,139 @@
+//! The region processor: a tokio task that holds a region's lease and runs T2 whenever the
+//! inbox has inputs.
+//!
+//! Invariants:
+//! - it processes frames only while it holds the lease (each frame re-checks it);
+//! - it sleeps on a watch created in the same transaction that saw the inbox empty, so an input
+//!   appended after that read always wakes it;
+//! - a failed frame attempt discards the hot tier before retrying; nothing in the loop depends on
+//!   this task staying alive: another processor takes over after the lease expires.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sekai_schema::{EntityId, RegionId, WorldKeys};
+
+use super::error::WorldError;
+use super::frame::{process_frame, FrameStep, HotRegion};
+use super::lease::{self, Lease};
+use super::model::{Delta, FrameRecord};
+use crate::kv::{Database, Transaction};
+
+/// How long an idle processor waits before renewing its lease.
+pub const IDLE_RENEW: Duration = Duration::from_millis(500);
+
+/// Counters a processor keeps (read by the demo and benchmarks).
+#[derive(Debug, Default)]
+pub struct ProcessorStats {
+    /// Frames committed.
+    pub frames: AtomicU64,
+    /// Inputs processed.
+    pub inputs: AtomicU64,
+    /// Frame attempts that failed and were retried.
+    pub retries: AtomicU64,
+}
+
+/// A committed frame, as the processor reports it.
+#[derive(Debug)]
+pub struct CommittedFrame {
+    /// The frame record.
+    pub record: FrameRecord,
+    /// The delta.
+    pub delta: Delta,
+    /// The change-log versionstamp of the delta.
+    pub versionstamp: [u8; 10],
+}
+
+/// Runs one frame to commit (retrying retryable errors); `None` means the inbox was empty and
+/// the returned watch fires when it may not be.
+pub async fn run_frame<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    lease: &Lease,
+    hot: &mut HotRegion,
+    new_id: &mut impl FnMut() -> EntityId,
+    stats: &ProcessorStats,
+) -> Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError> {
+    let trx = db.create_trx()?;
+    loop {
+        let stamp = trx.get_versionstamp();
+        let error = match process_frame(&trx, keys, lease, hot, new_id).await {
+            Ok(step) => match trx.commit().await {
+                Ok(()) => {
+                    return Ok(match step {
+                        FrameStep::Idle(watch) => Err(watch),
+                        FrameStep::Processed { record, delta } => {
+                            stats.frames.fetch_add(1, Ordering::Relaxed);
+                            stats
+                                .inputs
+                                .fetch_add(record.inputs.len() as u64, Ordering::Relaxed);
+                            Ok(CommittedFrame {
+                                record,
+                                delta,
+                                versionstamp: stamp.await?,
+                            })
+                        }
+                    });
+                }
+                Err(error) => WorldError::Fdb(error),
+            },
+            Err(error) => error,
+        };
+        hot.invalidate();
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        match error {
+            WorldError::Fdb(fdb) if fdb.is_retryable() => trx.on_error(fdb).await?,
+            other => return Err(other),
+        }
+    }
+}
+
+/// Runs the processor of `region` as `holder` until `stop` is set.
+pub async fn run_processor<D: Database>(
+    db: D,
+    keys: WorldKeys,
+    region: RegionId,
+    holder: u128,
+    stop: Arc<AtomicBool>,
+    stats: Arc<ProcessorStats>,
+    on_frame: impl Fn(&CommittedFrame) + Send,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64((holder as u64) ^ holder.rotate_right(64) as u64);
+    let mut new_id = move || EntityId::from_u128(rng.gen());
+    while !stop.load(Ordering::Relaxed) {
+        let lease = match lease::acquire(&db, &keys, region, holder).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tokio::time::sleep(IDLE_RENEW).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%region, %error, "lease acquisition failed");
+                tokio::time::sleep(IDLE_RENEW).await;
+                continue;
+            }
+        };
+        tracing::info!(%region, epoch = lease.epoch, "processor holds the lease");
+        let mut hot = HotRegion::new(region);
+        while !stop.load(Ordering::Relaxed) {
+            match run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats).await {
+                Ok(Ok(frame)) => on_frame(&frame),
+                Ok(Err(watch)) => {
+                    let _ = tokio::time::timeout(IDLE_RENEW, watch).await;
+                }
+                Err(WorldError::LeaseLost(_)) => {
+                    tracing::warn!(%region, "lease lost; trying to take it back");
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(%region, %error, "frame failed");
+                    tokio::time::sleep(IDLE_RENEW).await;
+                    break;
+                }
+            }
+        }
+    }
+}

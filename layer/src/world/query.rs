@@ -1,0 +1,90 @@
+//! Typed reads for services embedding the layer: entities, areas of interest, frames and the
+//! change log, each in the caller's transaction.
+//!
+//! Invariants: area queries go through the spatial index and return exactly the entities whose
+//! position lies in the area; change-log reads page with continuations (a cursor is the last
+//! versionstamp returned), so long catch-ups span transactions.
+
+use sekai_schema::{Area, RegionId, WorldKeys};
+
+use super::codec::{decode_delta, decode_entity, decode_frame_record};
+use super::error::WorldError;
+use super::model::{Delta, Entity, FrameRecord};
+use crate::kv::{RangeOption, Transaction};
+
+/// Every entity inside `area`.
+pub async fn entities_in_area<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    area: &Area,
+    snapshot: bool,
+) -> Result<Vec<Entity>, WorldError> {
+    let mut found = Vec::new();
+    for (region, cell) in area.cells() {
+        let (begin, end) = keys.spatial_cell_range(region, cell);
+        let mut next = Some(RangeOption::new(begin, end).limit(1_000));
+        while let Some(range) = next {
+            let page = trx.get_range(&range, snapshot).await?;
+            next = range.next_range(&page);
+            for kv in &page.kvs {
+                let (_, _, id) = keys.decode_spatial(&kv.key)?;
+                if let Some(bytes) = trx.get(&keys.entity(id), snapshot).await? {
+                    let entity = decode_entity(&bytes)?;
+                    if area.contains(&entity.position) {
+                        found.push(entity);
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// One page of a region's change log after `cursor` (from the start when `None`): each delta
+/// with its versionstamp, and whether more follow.
+pub async fn changelog_after<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    cursor: Option<[u8; 10]>,
+    limit: usize,
+    snapshot: bool,
+) -> Result<(Vec<([u8; 10], Delta)>, bool), WorldError> {
+    let (begin, end) = match cursor {
+        Some(after) => keys.changelog_range_after(region, &after),
+        None => keys.changelog_range(region),
+    };
+    let page = trx
+        .get_range(&RangeOption::new(begin, end).limit(limit), snapshot)
+        .await?;
+    let mut deltas = Vec::with_capacity(page.kvs.len());
+    for kv in &page.kvs {
+        let (_, stamp) = keys.decode_changelog(&kv.key)?;
+        let mut commit = [0u8; 10];
+        commit.copy_from_slice(&stamp.as_bytes()[..10]);
+        deltas.push((commit, decode_delta(&kv.value)?));
+    }
+    Ok((deltas, page.more))
+}
+
+/// Frame records of `region` from frame `from` on, at most `limit`.
+pub async fn frames<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<FrameRecord>, WorldError> {
+    let (_, end) = keys.frame_range(region);
+    let page = trx
+        .get_range(
+            &RangeOption::new(keys.frame(region, from), end).limit(limit),
+            true,
+        )
+        .await?;
+    let mut records = Vec::with_capacity(page.kvs.len());
+    for kv in &page.kvs {
+        records.push(decode_frame_record(&kv.value)?);
+    }
+    Ok(records)
+}
