@@ -14,14 +14,14 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
-use sekai_layer::kv::{run, Database, FdbError};
+use sekai_layer::kv::{run, FdbError};
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
 use sekai_layer::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
 use sekai_layer::world::processor::{run_processor, CommittedFrame, ProcessorStats};
 use sekai_layer::world::rules::REACH;
 use sekai_layer::world::store;
-use sekai_schema::geometry::{region_of, REGION_SIZE};
+use sekai_schema::geometry::region_of;
 use sekai_schema::{EntityId, PlayerId, RegionId, WorldKeys};
 
 /// What the demo runs.
@@ -97,7 +97,10 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
     let mut bots = Vec::new();
     for i in 0..config.bots {
         let region = regions[i % regions.len()];
-        let list = &resources[&region];
+        let list = resources
+            .get(&region)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let home = match list.get(rng.gen_range(0..list.len().max(1))) {
             Some(resource) => resource.position,
             None => {
@@ -148,10 +151,10 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
     let mut tasks = Vec::new();
     for (player, position) in bots {
         let region = region_of(&position);
-        let targets: Vec<(EntityId, Vec3)> = resources[&region]
-            .iter()
-            .map(|e| (e.id, e.position))
-            .collect();
+        let targets: Vec<(EntityId, Vec3)> = resources
+            .get(&region)
+            .map(|list| list.iter().map(|e| (e.id, e.position)).collect())
+            .unwrap_or_default();
         let (db, keys, stop, pending) =
             (db.clone(), keys.clone(), play_stop.clone(), pending.clone());
         let seed = config.seed ^ player;

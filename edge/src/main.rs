@@ -25,7 +25,7 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Parser, Debug)]
 struct DemoArgs {
     /// Number of bots.
     #[arg(long, default_value_t = 300)]

@@ -876,16 +876,29 @@ mod tests {
         )
     }
 
+    /// The entity nearest to `near` other than the avatar at `near` itself.
+    fn nearest(state: &RegionState, near: Vec3) -> Option<&Entity> {
+        state
+            .entities
+            .values()
+            .filter(|e| e.kind != EntityKind::PlayerAvatar)
+            .min_by(|a, b| {
+                let da = a.position.ground_distance_squared(&near);
+                da.total_cmp(&b.position.ground_distance_squared(&near))
+            })
+    }
+
+    /// A random action, mostly aimed at the entity nearest the player's avatar at `near`.
     fn random_action(rng: &mut ChaCha8Rng, state: &RegionState, near: Vec3) -> Action {
-        let target = if rng.gen_bool(0.8) && !state.entities.is_empty() {
-            let i = rng.gen_range(0..state.entities.len());
-            *state.entities.keys().nth(i).unwrap_or(&AVATAR)
-        } else {
-            EntityId(rng.gen())
+        let goal = nearest(state, near).filter(|_| rng.gen_bool(0.8));
+        let target = match goal {
+            Some(e) => e.id,
+            None if rng.gen_bool(0.5) => EntityId(rng.gen()),
+            None => AVATAR,
         };
         match rng.gen_range(0..10) {
             0..=2 => Action::Move {
-                to: around(rng, near, 12.0),
+                to: goal.map_or_else(|| around(rng, near, 12.0), |e| e.position),
             },
             3..=5 => Action::Harvest { target },
             6 => Action::Build {
