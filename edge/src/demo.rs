@@ -305,7 +305,7 @@ async fn play(
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         seq += 1;
-        let action = if seq % 10 == 0 {
+        let action = if seq.is_multiple_of(10) {
             if rng.gen_bool(0.1) {
                 (target, target_at) = targets[rng.gen_range(0..targets.len())];
             }
