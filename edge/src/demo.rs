@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
-use sekai_layer::kv::{run, FdbError};
+use sekai_layer::kv::FdbError;
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
 use sekai_layer::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
@@ -270,16 +270,7 @@ async fn spawn_avatar(
         inventory: Inventory::default(),
         owner: player,
     };
-    run(db, |trx, _| {
-        let avatar = avatar.clone();
-        async move {
-            for region in store::put_entity(&trx, keys, &avatar, None) {
-                store::bump_region_version(&trx, keys, region);
-            }
-            Ok(())
-        }
-    })
-    .await?;
+    store::create_entity(db, keys, &avatar).await?;
     Ok((player, position))
 }
 

@@ -8,20 +8,13 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions, FaultConfig};
+use sekai_layer::kv::conformance::stamped_param;
 use sekai_layer::kv::{codes, run, Database, FdbError, MutationType, Transaction};
-
-fn stamped_key(prefix: &[u8]) -> Vec<u8> {
-    let mut key = prefix.to_vec();
-    let offset = key.len() as u32;
-    key.extend_from_slice(&[0; 10]);
-    key.extend_from_slice(&offset.to_le_bytes());
-    key
-}
 
 async fn commit_stamped(db: &EmbeddedDatabase) -> [u8; 10] {
     let trx = db.create_trx().unwrap();
     trx.atomic_op(
-        &stamped_key(b"log/"),
+        &stamped_param(b"log/"),
         b"",
         MutationType::SetVersionstampedKey,
     );

@@ -31,17 +31,7 @@ async fn place_avatar(db: &EmbeddedDatabase, keys: &WorldKeys, player: u64, at: 
         inventory: Inventory::default(),
         owner: player,
     };
-    run(db, |trx, _| {
-        let avatar = avatar.clone();
-        async move {
-            for region in store::put_entity(&trx, keys, &avatar, None) {
-                store::bump_region_version(&trx, keys, region);
-            }
-            Ok::<_, sekai_layer::kv::FdbError>(())
-        }
-    })
-    .await
-    .unwrap();
+    store::create_entity(db, keys, &avatar).await.unwrap();
     avatar.id
 }
 

@@ -310,7 +310,8 @@ pub async fn atomic_ops_apply_at_commit<H: Harness>(h: &H) {
     assert_eq!(read(h, "xor").await, Some(vec![3]));
 }
 
-fn stamped_param(prefix: &[u8]) -> Vec<u8> {
+/// `prefix` followed by 10 placeholder bytes and the 4-byte offset FDB's versionstamp ops need.
+pub fn stamped_param(prefix: &[u8]) -> Vec<u8> {
     let mut param = prefix.to_vec();
     let offset = param.len() as u32;
     param.extend_from_slice(&[0; 10]);

@@ -48,6 +48,20 @@ impl Lease {
     }
 }
 
+/// The stored lease of `region` (serializable read) and the transaction's read version.
+async fn read_lease<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+) -> Result<(Option<Lease>, i64), WorldError> {
+    let current = trx
+        .get(&keys.lease(region), false)
+        .await?
+        .as_deref()
+        .and_then(Lease::decode);
+    Ok((current, trx.get_read_version().await?))
+}
+
 /// Checks that `holder` still holds `region` at `epoch` and renews the lease, in `trx`.
 pub async fn renew<T: Transaction>(
     trx: &T,
@@ -56,20 +70,14 @@ pub async fn renew<T: Transaction>(
     holder: u128,
     epoch: u64,
 ) -> Result<Lease, WorldError> {
-    let key = keys.lease(region);
-    let current = trx
-        .get(&key, false)
-        .await?
-        .as_deref()
-        .and_then(Lease::decode);
-    let now = trx.get_read_version().await?;
+    let (current, now) = read_lease(trx, keys, region).await?;
     match current {
         Some(lease) if lease.holder == holder && lease.epoch == epoch => {
             let renewed = Lease {
                 expires: now + LEASE_VERSIONS,
                 ..lease
             };
-            trx.set(&key, &renewed.encode());
+            trx.set(&keys.lease(region), &renewed.encode());
             Ok(renewed)
         }
         _ => Err(WorldError::LeaseLost(region)),
@@ -84,13 +92,7 @@ pub async fn acquire<D: Database>(
     holder: u128,
 ) -> Result<Option<Lease>, WorldError> {
     run(db, |trx, _| async move {
-        let key = keys.lease(region);
-        let current = trx
-            .get(&key, false)
-            .await?
-            .as_deref()
-            .and_then(Lease::decode);
-        let now = trx.get_read_version().await?;
+        let (current, now) = read_lease(&trx, keys, region).await?;
         let epoch = match current {
             Some(lease) if lease.holder == holder => lease.epoch,
             Some(lease) if lease.expires > now => return Ok(None),
@@ -102,7 +104,7 @@ pub async fn acquire<D: Database>(
             epoch,
             expires: now + LEASE_VERSIONS,
         };
-        trx.set(&key, &lease.encode());
+        trx.set(&keys.lease(region), &lease.encode());
         Ok(Some(lease))
     })
     .await
