@@ -84,17 +84,17 @@ pub enum Action {
     /// TLA+ `Deliver`: an edge reads its client's region log after the cursor and pushes one
     /// delta (or a snapshot when the entries after the cursor were trimmed).
     Deliver {
-        /// The client (= player) index.
+        /// The edge client.
         client: u8,
     },
     /// TLA+ `Disconnect`: the client's connection drops; it keeps its mirror and cursor.
     Disconnect {
-        /// The client (= player) index.
+        /// The edge client.
         client: u8,
     },
     /// TLA+ `Resume`: the client reconnects with its cursor.
     Resume {
-        /// The client (= player) index.
+        /// The edge client.
         client: u8,
     },
     /// TLA+ `Trim`: drop the oldest change-log entry of a region.

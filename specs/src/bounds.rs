@@ -35,8 +35,11 @@ pub fn kind_of(seq: u8) -> InputKind {
 pub struct Bounds {
     /// Number of regions (shards), each with its own lease, inbox, change log and tree.
     pub regions: u8,
-    /// Number of players; player `p` sends inputs to region `p % regions` and has one edge client.
+    /// Number of players; player `p` sends inputs to region `p % regions`.
     pub players: u8,
+    /// Number of edge clients (subscriptions with a cursor); client `c` watches region
+    /// `c % regions`.
+    pub watchers: u8,
     /// Number of region processors competing for leases.
     pub processors: u8,
     /// Inputs each player sends, with sequence numbers `1..=inputs_per_player`.
@@ -58,13 +61,35 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds checked exhaustively by `cargo test -p sekai-specs`.
+    /// Two regions, two players (one per region), two processors, two inputs each, one
+    /// crash, one takeover, one unknown result per transaction kind; one edge client without
+    /// edge faults. Checked exhaustively by `cargo test -p sekai-specs`.
     pub fn small() -> Self {
         Bounds {
             regions: 2,
             players: 2,
+            watchers: 1,
             processors: 2,
             inputs_per_player: 2,
+            tree_hp: 2,
+            t1_unknown: 1,
+            t2_unknown: 1,
+            crashes: 1,
+            takeovers: 1,
+            disconnects: 0,
+            trims: 0,
+        }
+    }
+
+    /// One region, one player with three inputs, two processors and every fault once,
+    /// including an edge disconnect and a change-log trim. Checked exhaustively.
+    pub fn edge_faults() -> Self {
+        Bounds {
+            regions: 1,
+            players: 1,
+            watchers: 1,
+            processors: 2,
+            inputs_per_player: 3,
             tree_hp: 2,
             t1_unknown: 1,
             t2_unknown: 1,
@@ -75,9 +100,43 @@ impl Bounds {
         }
     }
 
+    /// One region whose tree has a single wood, two players racing for it, one processor,
+    /// and every fault but a takeover once. Checked exhaustively.
+    pub fn shared_tree() -> Self {
+        Bounds {
+            regions: 1,
+            players: 2,
+            watchers: 1,
+            processors: 1,
+            inputs_per_player: 2,
+            tree_hp: 1,
+            t1_unknown: 1,
+            t2_unknown: 1,
+            crashes: 1,
+            takeovers: 0,
+            disconnects: 1,
+            trims: 1,
+        }
+    }
+
+    /// [`Bounds::small`] with edge faults too: about 1.4 million states, about a minute in a
+    /// debug build on two cores; run by `cargo test -p sekai-specs -- --ignored`.
+    pub fn large() -> Self {
+        Bounds {
+            disconnects: 1,
+            trims: 1,
+            ..Bounds::small()
+        }
+    }
+
     /// The region whose inbox receives player `player`'s inputs (TLA+ `Home(p)`).
     pub fn home(&self, player: u8) -> u8 {
         player % self.regions.max(1)
+    }
+
+    /// The region edge client `client` watches (TLA+ `Watched(c)`).
+    pub fn watched(&self, client: u8) -> u8 {
+        client % self.regions.max(1)
     }
 }
 
@@ -85,10 +144,11 @@ impl fmt::Display for Bounds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "regions={} players={} processors={} inputs/player={} tree_hp={} \
+            "regions={} players={} watchers={} processors={} inputs/player={} tree_hp={} \
              t1_unknown={} t2_unknown={} crashes={} takeovers={} disconnects={} trims={}",
             self.regions,
             self.players,
+            self.watchers,
             self.processors,
             self.inputs_per_player,
             self.tree_hp,

@@ -58,9 +58,11 @@ pub fn type_ok(model: &WorldModel, s: &State) -> bool {
     let max_wood = u16::from(b.regions) * u16::from(b.tree_hp);
     let shapes = s.regions.len() == usize::from(b.regions)
         && s.players.len() == usize::from(b.players)
-        && s.edges.len() == usize::from(b.players)
+        && s.edges.len() == usize::from(b.watchers)
         && s.processors.len() == usize::from(b.processors)
-        && s.processors.iter().all(|p| p.len() == usize::from(b.regions));
+        && s.processors
+            .iter()
+            .all(|p| p.len() == usize::from(b.regions));
     let regions = s.regions.iter().enumerate().all(|(r, db)| {
         (0..=i16::from(b.tree_hp)).contains(&i16::from(db.view.tree_hp))
             && u16::from(db.view.ground) <= max_wood
@@ -69,11 +71,13 @@ pub fn type_ok(model: &WorldModel, s: &State) -> bool {
             && db.inbox.iter().all(|e| {
                 e.player < b.players
                     && (1..=max_seq).contains(&e.seq)
-                    && e.vs < db.next_vs
                     && usize::from(b.home(e.player)) == r
             })
             && db.changelog.windows(2).all(|w| w[0].vs < w[1].vs)
-            && db.changelog.iter().all(|d| db.trimmed < d.vs && d.vs <= db.head)
+            && db
+                .changelog
+                .iter()
+                .all(|d| db.trimmed < d.vs && d.vs <= db.head)
             && db.trimmed <= db.head
             && db.head < db.next_vs
             && db.lease.holder.is_none_or(|h| h < b.processors)
@@ -87,7 +91,7 @@ pub fn type_ok(model: &WorldModel, s: &State) -> bool {
     let edges = s.edges.iter().enumerate().all(|(c, e)| {
         u8::try_from(c)
             .ok()
-            .and_then(|c| s.regions.get(usize::from(b.home(c))))
+            .and_then(|c| s.regions.get(usize::from(b.watched(c))))
             .is_some_and(|db| e.cursor <= db.head)
     });
     let processors = s.processors.iter().all(|beliefs| {
@@ -171,10 +175,9 @@ pub fn contiguous_frames(_model: &WorldModel, s: &State) -> bool {
 
 /// `Conservation`: no wood is created or destroyed except by the rules.
 pub fn conservation(model: &WorldModel, s: &State) -> bool {
-    let tree_ok = s
-        .regions
-        .iter()
-        .all(|db| i16::from(db.view.tree_hp) + i16::from(db.harvested) == i16::from(model.bounds.tree_hp));
+    let tree_ok = s.regions.iter().all(|db| {
+        i16::from(db.view.tree_hp) + i16::from(db.harvested) == i16::from(model.bounds.tree_hp)
+    });
     let held: u16 = s.players.iter().map(|p| u16::from(p.inventory)).sum();
     let ground: u16 = s.regions.iter().map(|db| u16::from(db.view.ground)).sum();
     let harvested: u16 = s.regions.iter().map(|db| u16::from(db.harvested)).sum();
@@ -185,7 +188,10 @@ pub fn conservation(model: &WorldModel, s: &State) -> bool {
 pub fn holder_cache_coherent(_model: &WorldModel, s: &State) -> bool {
     s.processors.iter().enumerate().all(|(q, beliefs)| {
         beliefs.iter().zip(&s.regions).all(|(held, db)| match held {
-            Some(h) if db.lease.epoch == h.epoch && db.lease.holder.is_some_and(|x| usize::from(x) == q) => {
+            Some(h)
+                if db.lease.epoch == h.epoch
+                    && db.lease.holder.is_some_and(|x| usize::from(x) == q) =>
+            {
                 h.cache.is_none_or(|c| c == db.view)
             }
             _ => true,
@@ -197,7 +203,9 @@ pub fn holder_cache_coherent(_model: &WorldModel, s: &State) -> bool {
 /// the database's view of that region.
 pub fn view_matches_db_when_quiet(model: &WorldModel, s: &State) -> bool {
     s.edges.iter().enumerate().all(|(c, e)| {
-        let home = u8::try_from(c).map(|c| model.bounds.home(c)).unwrap_or(0);
+        let home = u8::try_from(c)
+            .map(|c| model.bounds.watched(c))
+            .unwrap_or(0);
         s.regions
             .get(usize::from(home))
             .is_some_and(|db| !e.connected || e.cursor != db.head || e.mirror == db.view)
@@ -236,7 +244,9 @@ pub fn stale_holder(_model: &WorldModel, s: &State) -> bool {
 /// Reachability: some client's cursor is before its region's trimmed point.
 pub fn cursor_behind_trim(model: &WorldModel, s: &State) -> bool {
     s.edges.iter().enumerate().any(|(c, e)| {
-        let home = u8::try_from(c).map(|c| model.bounds.home(c)).unwrap_or(0);
+        let home = u8::try_from(c)
+            .map(|c| model.bounds.watched(c))
+            .unwrap_or(0);
         s.regions
             .get(usize::from(home))
             .is_some_and(|db| e.cursor < db.trimmed)

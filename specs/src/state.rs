@@ -1,18 +1,23 @@
 //! The model's state: the database, the clients, the edges and the processors.
 //!
 //! Field names follow the variables of `WorldProtocol.tla`; each struct says which TLA+
-//! variables it holds. Versionstamps are modelled per region as a counter starting at 1
-//! (0 means "none"): every comparison the protocol makes is between versionstamps of one
-//! region's subspace, so a per-region counter preserves them while keeping states small.
+//! variables it holds.
+//!
+//! Versionstamps are abstracted to what the protocol compares. Inbox keys are only ever
+//! read in order, so the inbox is a sequence in versionstamp order. Change-log keys are
+//! compared with cursors, the trim point and the head, all within one region, so they are
+//! numbered by a per-region counter starting at 1 (0 means "none"). Both abstractions keep
+//! every comparison the protocol makes while keeping states small.
 
 use crate::bounds::Bounds;
 use crate::seqset::SeqSet;
 
 /// One pending input in `inbox/(region, versionstamp)`.
+///
+/// The inbox is kept in versionstamp order, which is all T2 uses of an inbox key's
+/// versionstamp, so the entry does not carry the number itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct InboxEntry {
-    /// The versionstamp of the T1 that wrote it.
-    pub vs: u8,
     /// The sending player.
     pub player: u8,
     /// The player's sequence number for this input.
@@ -45,7 +50,9 @@ impl View {
     /// Applies a change-log delta, as an edge does when replaying the log.
     pub fn apply(&mut self, delta: &Delta) -> Option<()> {
         self.frame = self.frame.checked_add(1)?;
-        self.tree_hp = self.tree_hp.checked_sub(i8::try_from(delta.harvested).ok()?)?;
+        self.tree_hp = self
+            .tree_hp
+            .checked_sub(i8::try_from(delta.harvested).ok()?)?;
         self.ground = self.ground.checked_add(delta.built)?;
         Some(())
     }
@@ -78,7 +85,7 @@ pub struct RegionDb {
     pub trimmed: u8,
     /// `head/(region)`: the versionstamp of the newest change-log entry (0 = none).
     pub head: u8,
-    /// The next versionstamp this region's commits get.
+    /// The versionstamp the region's next change-log entry gets.
     pub next_vs: u8,
     /// `lease/(region)`.
     pub lease: Lease,
@@ -101,7 +108,7 @@ pub struct Player {
     pub history: Vec<u8>,
 }
 
-/// One edge subscription: the player's client watching its home region.
+/// One edge subscription: a client watching one region through an edge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Edge {
     /// Whether the client is connected.
@@ -145,7 +152,7 @@ pub struct State {
     pub regions: Vec<RegionDb>,
     /// Per player, the inventory, the client's submit state and the ghost history.
     pub players: Vec<Player>,
-    /// Per player, its edge subscription to its home region.
+    /// Per edge client, its subscription to the region it watches.
     pub edges: Vec<Edge>,
     /// Per processor and region, its lease belief (`None` = it does not think it holds it).
     pub processors: Vec<Vec<Option<Held>>>,
@@ -154,25 +161,44 @@ pub struct State {
 }
 
 impl State {
-    /// The initial state (TLA+ `Init`): empty inboxes and logs, full trees, no leases.
+    /// The initial state (TLA+ `Init`): empty inboxes and logs, full trees, and region `r`
+    /// leased at epoch 1 to processor `r % processors`, whose cache holds the region.
     pub fn initial(bounds: &Bounds) -> Self {
         let view = View {
             frame: 0,
             tree_hp: i8::try_from(bounds.tree_hp).unwrap_or(i8::MAX),
             ground: 0,
         };
-        let region = RegionDb {
-            inbox: Vec::new(),
-            applied: vec![0; usize::from(bounds.players)],
-            view,
-            frame_log: Vec::new(),
-            changelog: Vec::new(),
-            trimmed: 0,
-            head: 0,
-            next_vs: 1,
-            lease: Lease::default(),
-            harvested: 0,
-        };
+        let owner = |region: u8| region.checked_rem(bounds.processors);
+        let regions = (0..bounds.regions)
+            .map(|r| RegionDb {
+                inbox: Vec::new(),
+                applied: vec![0; usize::from(bounds.players)],
+                view,
+                frame_log: Vec::new(),
+                changelog: Vec::new(),
+                trimmed: 0,
+                head: 0,
+                next_vs: 1,
+                lease: Lease {
+                    holder: owner(r),
+                    epoch: u8::from(owner(r).is_some()),
+                },
+                harvested: 0,
+            })
+            .collect();
+        let processors = (0..bounds.processors)
+            .map(|q| {
+                (0..bounds.regions)
+                    .map(|r| {
+                        (owner(r) == Some(q)).then_some(Held {
+                            epoch: 1,
+                            cache: Some(view),
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
         let player = Player {
             inventory: 0,
             next_seq: 1,
@@ -186,10 +212,10 @@ impl State {
             mirror: view,
         };
         State {
-            regions: vec![region; usize::from(bounds.regions)],
+            regions,
             players: vec![player; usize::from(bounds.players)],
-            edges: vec![edge; usize::from(bounds.players)],
-            processors: vec![vec![None; usize::from(bounds.regions)]; usize::from(bounds.processors)],
+            edges: vec![edge; usize::from(bounds.watchers)],
+            processors,
             budget: Budget {
                 t1_unknown: bounds.t1_unknown,
                 t2_unknown: bounds.t2_unknown,
@@ -203,10 +229,8 @@ impl State {
 
     /// Whether `(player, seq)` has an entry in the inbox of `region`.
     pub fn in_inbox(&self, region: u8, player: u8, seq: u8) -> bool {
-        self.regions.get(usize::from(region)).is_some_and(|r| {
-            r.inbox
-                .iter()
-                .any(|e| e.player == player && e.seq == seq)
-        })
+        self.regions
+            .get(usize::from(region))
+            .is_some_and(|r| r.inbox.iter().any(|e| e.player == player && e.seq == seq))
     }
 }

@@ -1,7 +1,7 @@
 //! Edges: pushing the change log to clients, disconnects, resumes, and log trimming.
 //!
 //! Each client has a cursor, the versionstamp of the last change-log entry it has seen. An
-//! edge replays the region's log after the cursor, one delta at a time. If entries after the
+//! edge replays the region's log after the cursor, up to the head, in one range read. If entries after the
 //! cursor were trimmed, replay is impossible and the edge sends a snapshot instead: the
 //! region's entities and head, read in one transaction.
 
@@ -16,7 +16,9 @@ fn edge_and_region<'a>(
     client: u8,
 ) -> Option<(Edge, &'a RegionDb)> {
     let edge = *state.edges.get(usize::from(client))?;
-    let db = state.regions.get(usize::from(model.bounds.home(client)))?;
+    let db = state
+        .regions
+        .get(usize::from(model.bounds.watched(client)))?;
     Some((edge, db))
 }
 
@@ -31,7 +33,8 @@ fn snapshot(edge: &mut Edge, db: &RegionDb) {
     edge.cursor = db.head;
 }
 
-/// TLA+ `Deliver(c)`: push the next delta after the cursor, or a snapshot if it was trimmed.
+/// TLA+ `Deliver(c)`: push every delta after the cursor (one range read of the log up to
+/// the head), or a snapshot if entries after the cursor were trimmed.
 pub fn deliver(model: &WorldModel, state: &State, client: u8) -> Option<State> {
     let (mut edge, db) = edge_and_region(model, state, client)?;
     if !edge.connected || edge.cursor >= db.head {
@@ -40,9 +43,14 @@ pub fn deliver(model: &WorldModel, state: &State, client: u8) -> Option<State> {
     if must_snapshot(model, &edge, db) {
         snapshot(&mut edge, db);
     } else {
-        let delta = db.changelog.iter().find(|d| d.vs > edge.cursor)?;
-        edge.mirror.apply(delta)?;
-        edge.cursor = delta.vs;
+        let cursor = edge.cursor;
+        for delta in db.changelog.iter().filter(|d| d.vs > cursor) {
+            edge.mirror.apply(delta)?;
+            edge.cursor = delta.vs;
+        }
+        if edge.cursor == cursor {
+            return None;
+        }
     }
     let mut next = state.clone();
     *next.edges.get_mut(usize::from(client))? = edge;

@@ -32,9 +32,7 @@ pub fn submit_input(
     }
     if outcome.applied() {
         let region = super::region_mut(&mut next, model.bounds.home(player))?;
-        let vs = region.next_vs;
-        region.next_vs = vs.checked_add(1)?;
-        region.inbox.push(InboxEntry { vs, player, seq });
+        region.inbox.push(InboxEntry { player, seq });
     }
     let client = next.players.get_mut(usize::from(player))?;
     if is_new {

@@ -43,7 +43,7 @@ pub fn takeover(_model: &WorldModel, state: &State, processor: u8, region: u8) -
         return None;
     }
     let holder = state.regions.get(usize::from(region))?.lease.holder;
-    if !holder.is_some_and(|h| h != processor) {
+    if holder.is_none_or(|h| h == processor) {
         return None;
     }
     let mut next = state.clone();
