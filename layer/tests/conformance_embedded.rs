@@ -1,4 +1,5 @@
-//! The KV conformance suite on the embedded engine (a fresh temporary database per case).
+//! The KV conformance suite on the embedded engine (a fresh temporary database per case), with
+//! the committer thread (group commit) and with inline commits.
 
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions, ManualClock, MVCC_WINDOW_VERSIONS};
 use sekai_layer::kv::conformance::Harness;
@@ -25,9 +26,14 @@ impl Harness for Embedded {
 }
 
 async fn embedded() -> Embedded {
+    open(false)
+}
+
+fn open(inline_commits: bool) -> Embedded {
     let clock = ManualClock::default();
     let options = EngineOptions {
         manual_clock: Some(clock.clone()),
+        inline_commits,
         ..EngineOptions::default()
     };
     Embedded {
@@ -37,3 +43,14 @@ async fn embedded() -> Embedded {
 }
 
 sekai_layer::conformance_tests!(embedded());
+
+/// The same suite with inline commits (the simulator's deterministic mode).
+mod inline_commits {
+    use super::*;
+
+    async fn embedded_inline() -> Embedded {
+        open(true)
+    }
+
+    sekai_layer::conformance_tests!(embedded_inline());
+}

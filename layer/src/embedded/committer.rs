@@ -119,7 +119,8 @@ impl Committer {
         tracing::debug!("committer stopped");
     }
 
-    fn commit_group(&mut self, group: Vec<CommitRequest>) {
+    /// Resolves, applies and durably writes one group, then answers every request in it.
+    pub fn commit_group(&mut self, group: Vec<CommitRequest>) {
         if self.shared.poisoned.load(Ordering::SeqCst) {
             for request in group {
                 let _ = request

@@ -49,6 +49,9 @@ pub struct EngineOptions {
     pub manual_clock: Option<ManualClock>,
     /// Most outstanding watches (FDB's default is 10,000).
     pub watch_limit: usize,
+    /// Commit inline in the committing task instead of on the committer thread: every commit
+    /// is its own group, so a single-threaded caller (the simulator) replays exactly.
+    pub inline_commits: bool,
 }
 
 impl Default for EngineOptions {
@@ -57,6 +60,7 @@ impl Default for EngineOptions {
             faults: None,
             manual_clock: None,
             watch_limit: DEFAULT_WATCH_LIMIT,
+            inline_commits: false,
         }
     }
 }
@@ -206,36 +210,51 @@ fn storage_error(error: fjall::Error) -> FdbError {
     FdbError::from_code(codes::OPERATION_FAILED)
 }
 
+/// Where commit requests go.
+enum CommitPath {
+    /// To the committer thread, which groups them (group commit).
+    Thread {
+        requests: mpsc::Sender<CommitRequest>,
+        handle: JoinHandle<()>,
+    },
+    /// Straight into the committer, one request per group, in the caller's thread.
+    Inline(Committer),
+}
+
 /// The engine behind every handle; stops the committer when the last handle goes.
 struct Engine {
     shared: Arc<Shared>,
-    requests: Mutex<Option<mpsc::Sender<CommitRequest>>>,
-    committer: Mutex<Option<JoinHandle<()>>>,
+    path_to_committer: Mutex<Option<CommitPath>>,
     path: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl Engine {
     fn submit(&self, request: CommitRequest) -> FdbResult<()> {
-        let guard = self
-            .requests
-            .lock()
-            .map_err(|_| FdbError::from_code(codes::OPERATION_FAILED))?;
-        match guard.as_ref() {
-            Some(sender) => sender
-                .send(request)
-                .map_err(|_| FdbError::from_code(codes::OPERATION_FAILED)),
-            None => Err(FdbError::from_code(codes::OPERATION_FAILED)),
+        let failed = || FdbError::from_code(codes::OPERATION_FAILED);
+        let mut guard = self.path_to_committer.lock().map_err(|_| failed())?;
+        match guard.as_mut() {
+            Some(CommitPath::Thread { requests, .. }) => {
+                requests.send(request).map_err(|_| failed())
+            }
+            Some(CommitPath::Inline(committer)) => {
+                committer.commit_group(vec![request]);
+                Ok(())
+            }
+            None => Err(failed()),
         }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Ok(mut requests) = self.requests.lock() {
-            requests.take();
-        }
-        if let Some(handle) = self.committer.lock().ok().and_then(|mut h| h.take()) {
+        let path = self
+            .path_to_committer
+            .lock()
+            .ok()
+            .and_then(|mut p| p.take());
+        if let Some(CommitPath::Thread { requests, handle }) = path {
+            drop(requests);
             let _ = handle.join();
         }
     }
@@ -319,18 +338,22 @@ impl EmbeddedDatabase {
                 options.faults.as_ref().map_or(0, |f| f.seed),
             )),
         });
-        let (sender, receiver) = mpsc::channel();
         let committer = Committer::new(store, data, meta, shared.clone());
-        let handle = std::thread::Builder::new()
-            .name("sekai-committer".into())
-            .spawn(move || committer.run(receiver))
-            .map_err(OpenError::TempDir)?;
+        let path_to_committer = if options.inline_commits {
+            CommitPath::Inline(committer)
+        } else {
+            let (requests, receiver) = mpsc::channel();
+            let handle = std::thread::Builder::new()
+                .name("sekai-committer".into())
+                .spawn(move || committer.run(receiver))
+                .map_err(OpenError::TempDir)?;
+            CommitPath::Thread { requests, handle }
+        };
         tracing::info!(path = %path.display(), last_version, "embedded engine open");
         Ok(Self {
             engine: Arc::new(Engine {
                 shared,
-                requests: Mutex::new(Some(sender)),
-                committer: Mutex::new(Some(handle)),
+                path_to_committer: Mutex::new(Some(path_to_committer)),
                 path: path.to_path_buf(),
                 _temp: temp,
             }),
