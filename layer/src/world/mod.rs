@@ -1,12 +1,17 @@
 //! The world: the seed's ExtendedWorldState made durable, per region.
 //!
 //! - [`model`]: entities, inputs, deltas, frame records;
-//! - `codec`: their Cap'n Proto encoding in the database;
-//! - `rules`: the game rules as pure functions (state and inputs in, changes and outcomes out);
-//! - `inbox`: T1, appending an input under a versionstamp without reads;
-//! - `frame`/`processor`: T2, one region frame in one transaction, and the task that runs it;
-//! - `lease`: one live processor per region.
+//! - [`codec`]: their Cap'n Proto encoding in the database;
+//! - [`rules`]: the game rules as pure functions (state and inputs in, changes and outcomes out);
+//! - [`inbox`]: T1, appending an input under a versionstamp without reads;
+//! - [`frame`]/[`processor`]: T2, one region frame in one transaction, and the task that runs it;
+//! - [`lease`]: one live processor per region;
+//! - [`store`]/[`write`]: entity writes that keep the indexes, change log and hot tiers consistent;
+//! - [`query`]: typed reads (entities, areas, frames, change log after a cursor);
+//! - [`generate`]: deterministic world generation and batched loading;
+//! - [`audit`]: whole-world invariant checks.
 
+pub mod audit;
 pub mod codec;
 pub mod error;
 pub mod frame;
@@ -18,3 +23,4 @@ pub mod processor;
 pub mod query;
 pub mod rules;
 pub mod store;
+pub mod write;
