@@ -14,13 +14,11 @@ use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
-use sekai_layer::kv::FdbError;
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
 use sekai_layer::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
 use sekai_layer::world::processor::{run_processor, CommittedFrame, ProcessorStats};
 use sekai_layer::world::rules::REACH;
-use sekai_layer::world::store;
 use sekai_schema::geometry::region_of;
 use sekai_schema::{EntityId, PlayerId, RegionId, WorldKeys};
 
@@ -256,7 +254,7 @@ async fn spawn_avatar(
     player: PlayerId,
     near: Vec3,
     rng: &mut ChaCha8Rng,
-) -> Result<(PlayerId, Vec3), FdbError> {
+) -> Result<(PlayerId, Vec3), sekai_layer::world::error::WorldError> {
     let position = Vec3::new(
         near.x + rng.gen_range(-1.0..1.0),
         0.0,
@@ -270,7 +268,7 @@ async fn spawn_avatar(
         inventory: Inventory::default(),
         owner: player,
     };
-    store::create_entity(db, keys, &avatar).await?;
+    sekai_layer::world::write::create_entity(db, keys, &avatar).await?;
     Ok((player, position))
 }
 

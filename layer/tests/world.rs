@@ -31,7 +31,9 @@ async fn place_avatar(db: &EmbeddedDatabase, keys: &WorldKeys, player: u64, at: 
         inventory: Inventory::default(),
         owner: player,
     };
-    store::create_entity(db, keys, &avatar).await.unwrap();
+    sekai_layer::world::write::create_entity(db, keys, &avatar)
+        .await
+        .unwrap();
     avatar.id
 }
 
@@ -253,4 +255,80 @@ async fn area_queries_match_a_brute_force_scan() {
         expected.sort();
         assert_eq!(found, expected, "area {area:?}");
     }
+}
+
+#[tokio::test]
+async fn a_service_write_reaches_the_processor_hot_tier_and_the_change_log() {
+    use sekai_layer::world::model::Change;
+    use sekai_layer::world::query::changelog_after;
+    use sekai_layer::world::write::write_entities;
+
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    place_avatar(&db, &keys, 5, Vec3::new(50.0, 0.0, 50.0)).await;
+    let lease = lease::acquire(&db, &keys, region, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut hot = HotRegion::new(region);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut new_id = move || EntityId::from_u128(rng.gen());
+    let stats = ProcessorStats::default();
+    let idle = Input {
+        player: 5,
+        seq: 1,
+        action: Action::Idle,
+    };
+    inbox::submit(&db, &keys, region, &idle).await.unwrap();
+    assert!(run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats)
+        .await
+        .unwrap()
+        .is_ok());
+
+    let tree = Entity {
+        id: EntityId::from_u128(77),
+        kind: EntityKind::Tree,
+        hp: 3,
+        position: Vec3::new(51.0, 0.0, 50.0),
+        inventory: Inventory::default(),
+        owner: 0,
+    };
+    run(&db, |trx, _| {
+        let (keys, tree) = (keys.clone(), tree.clone());
+        async move { write_entities(&trx, &keys, &[Change::Upsert(tree)]).await }
+    })
+    .await
+    .unwrap();
+
+    let harvest = Input {
+        player: 5,
+        seq: 2,
+        action: Action::Harvest { target: tree.id },
+    };
+    inbox::submit(&db, &keys, region, &harvest).await.unwrap();
+    let frame = run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats)
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| panic!("the harvest was not processed"));
+    assert!(
+        frame.delta.outcomes[0].accepted,
+        "{:?}",
+        frame.delta.outcomes
+    );
+
+    let trx = db.create_trx().unwrap();
+    let (log, _) = changelog_after(&trx, &keys, region, None, 100, true)
+        .await
+        .unwrap();
+    let frames_in_log: Vec<u64> = log.iter().map(|(_, d)| d.frame).collect();
+    assert_eq!(
+        frames_in_log,
+        [0, 1, 0, 2],
+        "avatar, frame 1, service write, frame 2"
+    );
+    assert!(
+        log.windows(2).all(|w| w[0].0 < w[1].0),
+        "versionstamps increase"
+    );
 }

@@ -76,7 +76,9 @@ async fn run_seed(seed: u64) {
             inventory: Inventory::default(),
             owner: player,
         };
-        store::create_entity(&db, &keys, &avatar).await.unwrap();
+        sekai_layer::world::write::create_entity(&db, &keys, &avatar)
+            .await
+            .unwrap();
         avatars.insert(player, avatar.id);
     }
     let before = world_resources(&db, &keys).await.unwrap();

@@ -12,7 +12,7 @@ use sekai_schema::{CellId, EntityId, RegionId, WorldKeys};
 use super::codec::{decode_entity, encode_entity};
 use super::error::WorldError;
 use super::model::Entity;
-use crate::kv::{run, Database, FdbError, MutationType, Transaction};
+use crate::kv::{MutationType, Transaction};
 
 /// Bumps a region's version (atomic ADD: never conflicts with other bumps).
 pub fn bump_region_version<T: Transaction>(trx: &T, keys: &WorldKeys, region: RegionId) {
@@ -101,20 +101,4 @@ pub fn remove_entity<T: Transaction>(
         trx.clear(&keys.spatial(region, cell, id));
     }
     trx.clear(&keys.spatial_rev(id));
-}
-
-/// Creates `entity` (with its index entries) in a transaction of its own, bumping the version
-/// of its region so the region's processor reloads its hot copy. Idempotent under retries.
-pub async fn create_entity<D: Database>(
-    db: &D,
-    keys: &WorldKeys,
-    entity: &Entity,
-) -> Result<(), FdbError> {
-    run(db, |trx, _| async move {
-        for region in put_entity(&trx, keys, entity, None) {
-            bump_region_version(&trx, keys, region);
-        }
-        Ok(())
-    })
-    .await
 }

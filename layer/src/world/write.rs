@@ -14,7 +14,7 @@ use super::error::WorldError;
 use super::frame::append_delta;
 use super::model::{Change, Delta};
 use super::store;
-use crate::kv::Transaction;
+use crate::kv::{run, Database, Transaction};
 
 /// Applies `changes` in order in `trx` and publishes them to every region they touch.
 pub async fn write_entities<T: Transaction>(
@@ -56,4 +56,19 @@ pub async fn write_entities<T: Transaction>(
         );
     }
     Ok(())
+}
+
+/// Creates `entity` in a transaction of its own (see [`write_entities`]). Idempotent under
+/// retries: the id is fixed before the loop.
+pub async fn create_entity<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    entity: &super::model::Entity,
+) -> Result<(), WorldError> {
+    let change = [Change::Upsert(entity.clone())];
+    run(db, |trx, _| {
+        let change = &change;
+        async move { write_entities(&trx, keys, change).await }
+    })
+    .await
 }
