@@ -4,7 +4,7 @@
 //! - [`embedded`]: the default backend, an embedded engine that reproduces those semantics;
 //! - `fdb_backend` (feature `fdb`): the FoundationDB backend;
 //! - [`world`]: the world model, rules, T1 and T2;
-//! - [`kv_bench`]: durable KV benchmarks behind `sekai bench kv`.
+//! - [`kv_bench`], [`world_bench`]: durable benchmarks behind `sekai bench kv` / `sekai bench world`.
 
 pub mod embedded;
 #[cfg(feature = "fdb")]
@@ -13,3 +13,4 @@ pub mod kv;
 
 pub mod kv_bench;
 pub mod world;
+pub mod world_bench;
