@@ -332,3 +332,36 @@ async fn a_service_write_reaches_the_processor_hot_tier_and_the_change_log() {
         "versionstamps increase"
     );
 }
+
+#[tokio::test]
+async fn an_input_behind_a_gap_waits_for_the_missing_one() {
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    place_avatar(&db, &keys, 4, Vec3::new(30.0, 0.0, 30.0)).await;
+    let step = |seq: u64| Input {
+        player: 4,
+        seq,
+        action: Action::Move {
+            to: Vec3::new(30.0 + seq as f32, 0.0, 30.0),
+        },
+    };
+    inbox::submit(&db, &keys, region, &step(2)).await.unwrap();
+    assert_eq!(
+        drain(&db, &keys, region, 1).await,
+        0,
+        "seq 2 must wait for seq 1"
+    );
+    inbox::submit(&db, &keys, region, &step(1)).await.unwrap();
+    assert_eq!(drain(&db, &keys, region, 1).await, 1);
+    let trx = db.create_trx().unwrap();
+    let records = frames(&trx, &keys, region, 1, 10).await.unwrap();
+    assert_eq!(records.last().unwrap().inputs, vec![(4, 1), (4, 2)]);
+    let (begin, end) = keys.inbox_range(region);
+    assert!(trx
+        .get_range(&RangeOption::new(begin, end), false)
+        .await
+        .unwrap()
+        .kvs
+        .is_empty());
+}

@@ -6,7 +6,12 @@
 //!   processor fails it with a conflict;
 //! - each (player, seq) applies at most once: `applied/(player)` holds the player's last applied
 //!   seq, and inputs at or below it are dropped as duplicates (a T1 retried after
-//!   `commit_unknown_result`, or a client resend); inputs of one player apply in seq order;
+//!   `commit_unknown_result`, or a client resend); a player's inputs apply strictly in seq
+//!   order, and an input behind a gap waits in the inbox (`specs/`: mutations `HighWaterMark`
+//!   and `ClearGapped` show both halves are needed);
+//! - the inbox is read at snapshot, so T1 appends never conflict with T2 (a serializable read
+//!   would: FDB's versionstamped-key write range covers the log's tail); the lease read and
+//!   rewrite serializes the frames of a region, so no two frames consume the same entry;
 //! - frame numbers of a region go up by exactly one: frame n+1 is written by the transaction that
 //!   read n as the last frame record;
 //! - the hot state is used only when the region version read inside this transaction equals the
@@ -24,7 +29,7 @@ use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
 use super::rules::{apply_frame, RegionState};
 use super::store;
-use crate::kv::{key_after, FdbResult, MutationType, RangeOption, Transaction};
+use crate::kv::{FdbResult, KeyValue, MutationType, RangeOption, Transaction};
 
 /// The most inputs one frame takes from the inbox.
 pub const MAX_INPUTS_PER_FRAME: usize = 512;
@@ -82,26 +87,32 @@ pub async fn process_frame<T: Transaction>(
     let region = hot.state.region;
     lease::renew(trx, keys, region, lease.holder, lease.epoch).await?;
     let (begin, end) = keys.inbox_range(region);
+    // A snapshot read, so appenders (T1) never conflict with the frame. Two frames of one
+    // region cannot both consume an entry: each reads and rewrites the lease key, so the later
+    // commit conflicts.
     let pending = trx
         .get_range(
-            &RangeOption::new(begin.clone(), end).limit(MAX_INPUTS_PER_FRAME),
-            false,
+            &RangeOption::new(begin, end).limit(MAX_INPUTS_PER_FRAME),
+            true,
         )
         .await?;
-    let Some(last_key) = pending.kvs.last().map(|kv| kv.key.clone()) else {
+    let triage = triage(trx, keys, &pending.kvs).await?;
+    for key in &triage.consumed {
+        trx.clear(key);
+    }
+    if triage.apply.is_empty() {
         return Ok(FrameStep::Idle(Box::pin(
             trx.watch(&keys.inbox_signal(region)),
         )));
-    };
+    }
+    let inputs = triage.apply;
     ensure_hot(trx, keys, hot).await?;
     let frame = last_frame(trx, keys, region).await? + 1;
-    let inputs = fresh_inputs(trx, keys, pending.kvs.iter().map(|kv| kv.value.as_slice())).await?;
     let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;
     for input in &inputs {
         trx.set(&keys.applied(input.player), &input.seq.to_be_bytes());
     }
-    trx.clear_range(&begin, &key_after(&last_key));
     let record = FrameRecord {
         region,
         frame,
@@ -191,38 +202,51 @@ pub async fn last_frame<T: Transaction>(
     }
 }
 
-/// Decodes the pending inputs, orders each player's by seq and drops those already applied.
-/// An input that does not decode is logged and dropped (it is cleared with the rest).
-async fn fresh_inputs<'a, T: Transaction>(
+/// What a frame does with the pending inbox entries.
+struct Triage {
+    /// Inputs to apply now: for each player, the consecutive run after its applied seq.
+    apply: Vec<Input>,
+    /// Entries to clear: the inputs applied now, duplicates of applied ones, undecodable ones.
+    consumed: Vec<Vec<u8>>,
+}
+
+/// Sorts the pending entries: each player's inputs apply strictly in seq order, one seq after
+/// another (`applied + 1`, `applied + 2`, …); an input behind a gap stays in the inbox until
+/// the missing one arrives (a client resends it), so no acknowledged input is ever skipped.
+async fn triage<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
-    raw: impl Iterator<Item = &'a [u8]>,
-) -> Result<Vec<Input>, WorldError> {
-    let mut inputs: Vec<Input> = raw
-        .filter_map(|bytes| match decode_input(bytes) {
-            Ok(input) => Some(input),
+    pending: &[KeyValue],
+) -> Result<Triage, WorldError> {
+    let mut consumed = Vec::new();
+    let mut decoded = Vec::with_capacity(pending.len());
+    for kv in pending {
+        match decode_input(&kv.value) {
+            Ok(input) => decoded.push((kv.key.clone(), input)),
             Err(error) => {
                 tracing::warn!(%error, "dropping an undecodable inbox entry");
-                None
+                consumed.push(kv.key.clone());
             }
-        })
-        .collect();
-    inputs.sort_by_key(|i| (i.player, i.seq));
-    let mut last: BTreeMap<PlayerId, u64> = BTreeMap::new();
-    let mut fresh = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let applied = match last.get(&input.player) {
-            Some(seq) => *seq,
-            None => applied_seq(trx, keys, input.player).await?,
-        };
-        if input.seq > applied {
-            last.insert(input.player, input.seq);
-            fresh.push(input);
-        } else {
-            last.insert(input.player, applied);
         }
     }
-    Ok(fresh)
+    decoded.sort_by_key(|(_, input)| (input.player, input.seq));
+    let mut next: BTreeMap<PlayerId, u64> = BTreeMap::new();
+    let mut apply = Vec::new();
+    for (key, input) in decoded {
+        let expected = match next.get(&input.player) {
+            Some(seq) => *seq,
+            None => applied_seq(trx, keys, input.player).await? + 1,
+        };
+        next.insert(input.player, expected);
+        if input.seq < expected {
+            consumed.push(key);
+        } else if input.seq == expected {
+            next.insert(input.player, expected + 1);
+            consumed.push(key);
+            apply.push(input);
+        }
+    }
+    Ok(Triage { apply, consumed })
 }
 
 /// The last seq applied for `player` (0 if none).
