@@ -143,7 +143,7 @@ pub fn append_delta<T: Transaction>(
         &encode_delta(delta),
         MutationType::SetVersionstampedKey,
     );
-    trx.atomic_op(&keys.head(region), &1u64.to_le_bytes(), MutationType::Add);
+    store::bump_head(trx, keys, region);
 }
 
 /// Loads the region into the hot tier unless the copy is provably current.

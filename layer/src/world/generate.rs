@@ -13,9 +13,12 @@ use rand_chacha::ChaCha8Rng;
 use sekai_schema::geometry::REGION_SIZE;
 use sekai_schema::WorldKeys;
 
+use std::collections::BTreeSet;
+
 use super::codec::encode_entity;
 use super::model::{Entity, EntityId, EntityKind, Inventory, RegionId, Vec3};
-use crate::kv::{run, Database, FdbResult, Transaction};
+use super::store;
+use crate::kv::{run, Database, FdbResult};
 
 /// The most entities [`generate_region`] places in one region (one per 4 m² at most).
 pub const MAX_ENTITIES_PER_REGION: usize = 16_384;
@@ -88,41 +91,6 @@ fn random_resource(rng: &mut ChaCha8Rng, region: RegionId) -> Option<Entity> {
     (entity.region() == region).then_some(entity)
 }
 
-/// The writes that store one entity: its state, spatial index entry and reverse entry.
-struct EntityWrites {
-    entity: (Vec<u8>, Vec<u8>),
-    spatial: Vec<u8>,
-    spatial_rev: (Vec<u8>, Vec<u8>),
-}
-
-impl EntityWrites {
-    fn new(keys: &WorldKeys, entity: &Entity) -> Self {
-        let (region, cell) = entity.cell();
-        Self {
-            entity: (keys.entity(entity.id), encode_entity(entity)),
-            spatial: keys.spatial(region, cell, entity.id),
-            spatial_rev: (
-                keys.spatial_rev(entity.id),
-                WorldKeys::spatial_rev_value(region, cell),
-            ),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        self.entity.0.len()
-            + self.entity.1.len()
-            + self.spatial.len()
-            + self.spatial_rev.0.len()
-            + self.spatial_rev.1.len()
-    }
-
-    fn apply<T: Transaction>(&self, trx: &T) {
-        trx.set(&self.entity.0, &self.entity.1);
-        trx.set(&self.spatial, &[]);
-        trx.set(&self.spatial_rev.0, &self.spatial_rev.1);
-    }
-}
-
 /// Writes `entities` with their spatial index and reverse entries, in transactions of at most
 /// `batch` entities (at least 1) and about [`MAX_BATCH_BYTES`], retried by [`run`]; calls
 /// `progress` with the running total after each commit and returns the total.
@@ -138,34 +106,42 @@ pub async fn load<D: Database>(
     mut progress: impl FnMut(usize),
 ) -> FdbResult<usize> {
     let batch = batch.max(1);
-    let mut pending: Vec<EntityWrites> = Vec::with_capacity(batch.min(4096));
+    let mut pending: Vec<Entity> = Vec::with_capacity(batch.min(4096));
     let mut pending_bytes = 0;
     let mut total = 0;
     for entity in entities {
-        let writes = EntityWrites::new(keys, &entity);
-        pending_bytes += writes.bytes();
-        pending.push(writes);
+        pending_bytes += encode_entity(&entity).len() + KEY_BYTES_PER_ENTITY;
+        pending.push(entity);
         if pending.len() >= batch || pending_bytes >= MAX_BATCH_BYTES {
-            total += commit_batch(db, &pending).await?;
+            total += commit_batch(db, keys, &pending).await?;
             progress(total);
             pending.clear();
             pending_bytes = 0;
         }
     }
     if !pending.is_empty() {
-        total += commit_batch(db, &pending).await?;
+        total += commit_batch(db, keys, &pending).await?;
         progress(total);
     }
     Ok(total)
 }
 
-/// Writes one batch in one transaction, retrying until it commits.
-async fn commit_batch<D: Database>(db: &D, writes: &[EntityWrites]) -> FdbResult<usize> {
+/// A generous bound on the key bytes one entity writes (entity, spatial and reverse keys).
+const KEY_BYTES_PER_ENTITY: usize = 3 * 64;
+
+/// Writes one batch in one transaction, retrying until it commits; bumps the head and version
+/// of every region it touched, so caches and processors notice.
+async fn commit_batch<D: Database>(db: &D, keys: &WorldKeys, batch: &[Entity]) -> FdbResult<usize> {
     run(db, |trx, _maybe_committed| async move {
-        for w in writes {
-            w.apply(&trx);
+        let mut touched = BTreeSet::new();
+        for entity in batch {
+            touched.extend(store::put_entity(&trx, keys, entity, None));
         }
-        Ok(writes.len())
+        for region in touched {
+            store::bump_region_version(&trx, keys, region);
+            store::bump_head(&trx, keys, region);
+        }
+        Ok(batch.len())
     })
     .await
 }

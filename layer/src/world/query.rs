@@ -5,7 +5,7 @@
 //! position lies in the area; change-log reads page with continuations (a cursor is the last
 //! versionstamp returned), so long catch-ups span transactions.
 
-use sekai_schema::{Area, RegionId, WorldKeys};
+use sekai_schema::{Area, CellId, RegionId, WorldKeys};
 
 use super::codec::{decode_delta, decode_entity, decode_frame_record};
 use super::error::WorldError;
@@ -21,19 +21,30 @@ pub async fn entities_in_area<T: Transaction>(
 ) -> Result<Vec<Entity>, WorldError> {
     let mut found = Vec::new();
     for (region, cell) in area.cells() {
-        let (begin, end) = keys.spatial_cell_range(region, cell);
-        let mut next = Some(RangeOption::new(begin, end).limit(1_000));
-        while let Some(range) = next {
-            let page = trx.get_range(&range, snapshot).await?;
-            next = range.next_range(&page);
-            for kv in &page.kvs {
-                let (_, _, id) = keys.decode_spatial(&kv.key)?;
-                if let Some(bytes) = trx.get(&keys.entity(id), snapshot).await? {
-                    let entity = decode_entity(&bytes)?;
-                    if area.contains(&entity.position) {
-                        found.push(entity);
-                    }
-                }
+        let in_cell = entities_in_cell(trx, keys, region, cell, snapshot).await?;
+        found.extend(in_cell.into_iter().filter(|e| area.contains(&e.position)));
+    }
+    Ok(found)
+}
+
+/// Every entity the spatial index has in one cell.
+pub async fn entities_in_cell<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    cell: CellId,
+    snapshot: bool,
+) -> Result<Vec<Entity>, WorldError> {
+    let (begin, end) = keys.spatial_cell_range(region, cell);
+    let mut found = Vec::new();
+    let mut next = Some(RangeOption::new(begin, end).limit(1_000));
+    while let Some(range) = next {
+        let page = trx.get_range(&range, snapshot).await?;
+        next = range.next_range(&page);
+        for kv in &page.kvs {
+            let (_, _, id) = keys.decode_spatial(&kv.key)?;
+            if let Some(bytes) = trx.get(&keys.entity(id), snapshot).await? {
+                found.push(decode_entity(&bytes)?);
             }
         }
     }

@@ -23,6 +23,12 @@ pub fn bump_region_version<T: Transaction>(trx: &T, keys: &WorldKeys, region: Re
     );
 }
 
+/// Bumps a region's head, the counter every change-log append (and every bulk load) bumps:
+/// edges watch it and caches validate against it.
+pub fn bump_head<T: Transaction>(trx: &T, keys: &WorldKeys, region: RegionId) {
+    trx.atomic_op(&keys.head(region), &1u64.to_le_bytes(), MutationType::Add);
+}
+
 /// Reads a region's version (serializably: a later bump fails this transaction).
 pub async fn region_version<T: Transaction>(
     trx: &T,
