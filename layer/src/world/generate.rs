@@ -150,6 +150,7 @@ async fn commit_batch<D: Database>(db: &D, keys: &WorldKeys, batch: &[Entity]) -
 mod tests {
     use super::*;
     use crate::embedded::EmbeddedDatabase;
+    use crate::kv::Transaction;
     use crate::world::codec::decode_entity;
 
     #[test]
