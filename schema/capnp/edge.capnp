@@ -38,6 +38,12 @@ interface Session {
   # client applied, or empty for a fresh snapshot.
   subscribe @1 (area :Area, sink :DeltaSink, resumeFrom :Data)
       -> (subscription :Subscription);
+
+  # Who is logged in: the player, the avatar's state at login, and the
+  # highest input seq already durable for the player (send `lastSeq + 1`
+  # next; a client that kept its own count after a reconnect continues
+  # from it).
+  info @2 () -> (player :UInt64, avatar :World.EntityState, lastSeq :UInt64);
 }
 
 # The player's avatar.

@@ -90,6 +90,11 @@ pub async fn index_disagreements<D: Database>(
     let mut indexed = BTreeMap::new();
     for kv in scan(db, begin, end).await? {
         let (region, cell, id) = keys.decode_spatial(&kv.key)?;
+        if entities.get(&id) != Some(&decode_entity(&kv.value)?) {
+            problems.push(format!(
+                "spatial entry of {id:?} differs from the entity record"
+            ));
+        }
         if let Some(other) = indexed.insert(id, (region, cell)) {
             problems.push(format!(
                 "entity {id:?} has two spatial entries: {other:?} and {:?}; stored as {:?}",

@@ -23,7 +23,7 @@ use std::pin::Pin;
 
 use sekai_schema::{EntityId, PlayerId, RegionId, WorldKeys};
 
-use super::codec::{decode_entity, decode_input, encode_delta, encode_frame_record};
+use super::codec::{decode_input, encode_delta, encode_frame_record};
 use super::error::WorldError;
 use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
@@ -163,7 +163,7 @@ async fn ensure_hot<T: Transaction>(
     Ok(())
 }
 
-/// Every entity of `region`, through the spatial index. Snapshot reads suffice: the region
+/// Every entity of `region`, from the spatial index. Snapshot reads suffice: the region
 /// version, read serializably, changes with every write to the region.
 pub async fn load_region<T: Transaction>(
     trx: &T,
@@ -171,19 +171,8 @@ pub async fn load_region<T: Transaction>(
     region: RegionId,
 ) -> Result<BTreeMap<EntityId, super::model::Entity>, WorldError> {
     let (begin, end) = keys.spatial_region_range(region);
-    let mut entities = BTreeMap::new();
-    let mut next = Some(RangeOption::new(begin, end).limit(1_000));
-    while let Some(range) = next {
-        let page = trx.get_range(&range, true).await?;
-        next = range.next_range(&page);
-        for kv in &page.kvs {
-            let (_, _, id) = keys.decode_spatial(&kv.key)?;
-            if let Some(bytes) = trx.get(&keys.entity(id), true).await? {
-                entities.insert(id, decode_entity(&bytes)?);
-            }
-        }
-    }
-    Ok(entities)
+    let entities = super::query::indexed_entities(trx, begin, end, true).await?;
+    Ok(entities.into_iter().map(|e| (e.id, e)).collect())
 }
 
 /// The region's last frame number (0 before the first frame).

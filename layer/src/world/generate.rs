@@ -209,10 +209,13 @@ mod tests {
         let trx = db.create_trx().expect("trx");
         for entity in entities.iter().step_by(37) {
             let bytes = trx.get(&keys.entity(entity.id), false).await.unwrap();
-            assert_eq!(decode_entity(&bytes.expect("stored")).unwrap(), *entity);
+            assert_eq!(
+                decode_entity(bytes.as_deref().expect("stored")).unwrap(),
+                *entity
+            );
             let (r, cell) = entity.cell();
             let index = trx.get(&keys.spatial(r, cell, entity.id), false).await;
-            assert_eq!(index.unwrap(), Some(Vec::new()));
+            assert_eq!(index.unwrap(), bytes, "the spatial entry covers the entity");
             let rev = trx.get(&keys.spatial_rev(entity.id), false).await.unwrap();
             let rev = WorldKeys::decode_spatial_rev_value(&rev.expect("reverse entry"));
             assert_eq!(rev.unwrap(), (r, cell));

@@ -1,8 +1,8 @@
 //! Typed reads for services embedding the layer: entities, areas of interest, frames and the
 //! change log, each in the caller's transaction.
 //!
-//! Invariants: area queries go through the spatial index and return exactly the entities whose
-//! position lies in the area; change-log reads page with continuations (a cursor is the last
+//! Invariants: area queries scan the spatial index, which covers the entity, and return exactly
+//! the entities whose position lies in the area; change-log reads page with continuations (a cursor is the last
 //! versionstamp returned), so long catch-ups span transactions.
 
 use sekai_schema::{Area, CellId, RegionId, WorldKeys};
@@ -36,16 +36,24 @@ pub async fn entities_in_cell<T: Transaction>(
     snapshot: bool,
 ) -> Result<Vec<Entity>, WorldError> {
     let (begin, end) = keys.spatial_cell_range(region, cell);
+    indexed_entities(trx, begin, end, snapshot).await
+}
+
+/// Every entity in a range of the spatial index, which covers the entity (each entry's value is
+/// the entity itself), so one range scan answers without a read per entity.
+pub async fn indexed_entities<T: Transaction>(
+    trx: &T,
+    begin: Vec<u8>,
+    end: Vec<u8>,
+    snapshot: bool,
+) -> Result<Vec<Entity>, WorldError> {
     let mut found = Vec::new();
     let mut next = Some(RangeOption::new(begin, end).limit(1_000));
     while let Some(range) = next {
         let page = trx.get_range(&range, snapshot).await?;
         next = range.next_range(&page);
         for kv in &page.kvs {
-            let (_, _, id) = keys.decode_spatial(&kv.key)?;
-            if let Some(bytes) = trx.get(&keys.entity(id), snapshot).await? {
-                found.push(decode_entity(&bytes)?);
-            }
+            found.push(decode_entity(&kv.value)?);
         }
     }
     Ok(found)

@@ -111,13 +111,25 @@ impl RegionState {
     ///
     /// A linear scan: regions hold hundreds to a few thousand entities.
     pub fn avatar_of(&self, player: PlayerId) -> Option<EntityId> {
-        if player == 0 {
-            return None;
+        self.owned_avatars()
+            .find(|e| e.owner == player)
+            .map(|e| e.id)
+    }
+
+    /// Every player's avatar in this region (the smallest id for a player with several).
+    pub fn avatars(&self) -> BTreeMap<PlayerId, EntityId> {
+        let mut avatars = BTreeMap::new();
+        for avatar in self.owned_avatars() {
+            avatars.entry(avatar.owner).or_insert(avatar.id);
         }
+        avatars
+    }
+
+    /// Avatars that belong to a player (owner 0 is nobody), in id order.
+    fn owned_avatars(&self) -> impl Iterator<Item = &Entity> {
         self.entities
             .values()
-            .find(|e| e.kind == EntityKind::PlayerAvatar && e.owner == player)
-            .map(|e| e.id)
+            .filter(|e| e.kind == EntityKind::PlayerAvatar && e.owner != 0)
     }
 }
 
@@ -138,23 +150,35 @@ pub fn apply_input(
     input: &Input,
     new_id: &mut impl FnMut() -> EntityId,
 ) -> (Outcome, Vec<Change>) {
-    match try_apply(state, input, new_id) {
+    let avatar = state.avatar_of(input.player);
+    apply_with_avatar(state, input, avatar, new_id)
+}
+
+fn apply_with_avatar(
+    state: &mut RegionState,
+    input: &Input,
+    avatar: Option<EntityId>,
+    new_id: &mut impl FnMut() -> EntityId,
+) -> (Outcome, Vec<Change>) {
+    match try_apply(state, input, avatar, new_id) {
         Ok(changes) => (outcome(input, None), changes),
         Err(rejection) => (outcome(input, Some(rejection)), Vec::new()),
     }
 }
 
 /// Applies `inputs` in order (see [`apply_input`]): one outcome per input, and all changes in
-/// application order.
+/// application order. Avatars are looked up once per frame (no input creates one).
 pub fn apply_frame(
     state: &mut RegionState,
     inputs: &[Input],
     new_id: &mut impl FnMut() -> EntityId,
 ) -> (Vec<Outcome>, Vec<Change>) {
+    let avatars = state.avatars();
     let mut outcomes = Vec::with_capacity(inputs.len());
     let mut changes = Vec::new();
     for input in inputs {
-        let (outcome, mut applied) = apply_input(state, input, new_id);
+        let avatar = avatars.get(&input.player).copied();
+        let (outcome, mut applied) = apply_with_avatar(state, input, avatar, new_id);
         outcomes.push(outcome);
         changes.append(&mut applied);
     }
@@ -213,9 +237,12 @@ fn outcome(input: &Input, rejection: Option<Rejection>) -> Outcome {
 fn try_apply(
     state: &mut RegionState,
     input: &Input,
+    avatar: Option<EntityId>,
     new_id: &mut impl FnMut() -> EntityId,
 ) -> Result<Vec<Change>, Rejection> {
-    let avatar = state.avatar_of(input.player).ok_or(Rejection::NoAvatar)?;
+    let avatar = avatar
+        .filter(|id| state.entities.contains_key(id))
+        .ok_or(Rejection::NoAvatar)?;
     match &input.action {
         Action::Move { to } => walk(state, avatar, to),
         Action::Harvest { target } => harvest(state, avatar, *target),

@@ -2,7 +2,8 @@
 //!
 //! Invariants (FDB Record Layer style: indexes change in the same transaction as the data):
 //! - `entity/(id)` exists iff `spatial_rev/(id)` exists iff exactly one `spatial/(region, cell,
-//!   id)` exists, and that one matches the entity's position;
+//!   id)` exists, and that one matches the entity's position and holds the same value (the
+//!   spatial index covers the entity, so area scans need no read per entity);
 //! - a write that moves an entity out of a region bumps that region's version, and one into a
 //!   region bumps the destination's, so every processor's hot state notices writes it did not
 //!   make itself (see `frame`).
@@ -86,8 +87,9 @@ pub fn put_entity<T: Transaction>(
             touched.push(old_region);
         }
     }
-    trx.set(&keys.entity(entity.id), &encode_entity(entity));
-    trx.set(&keys.spatial(region, cell, entity.id), b"");
+    let encoded = encode_entity(entity);
+    trx.set(&keys.entity(entity.id), &encoded);
+    trx.set(&keys.spatial(region, cell, entity.id), &encoded);
     trx.set(
         &keys.spatial_rev(entity.id),
         &WorldKeys::spatial_rev_value(region, cell),
