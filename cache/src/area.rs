@@ -9,6 +9,7 @@ use sekai_layer::kv::Transaction;
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::model::Entity;
 use sekai_layer::world::query::entities_in_cell;
+use sekai_layer::world::store;
 use sekai_schema::{Area, CellId, RegionId, WorldKeys};
 
 type CellKey = (RegionId, CellId);
@@ -77,7 +78,7 @@ impl AreaCache {
             let head = match heads.get(&region) {
                 Some(head) => *head,
                 None => {
-                    let head = region_head(trx, keys, region).await?;
+                    let head = store::region_head(trx, keys, region).await?;
                     heads.insert(region, head);
                     head
                 }
@@ -107,17 +108,4 @@ impl AreaCache {
         }
         Ok(found)
     }
-}
-
-/// The region head: how many change-log appends the region has had.
-async fn region_head<T: Transaction>(
-    trx: &T,
-    keys: &WorldKeys,
-    region: RegionId,
-) -> Result<u64, WorldError> {
-    Ok(trx
-        .get(&keys.head(region), true)
-        .await?
-        .and_then(|v| v.try_into().ok())
-        .map_or(0, u64::from_le_bytes))
 }

@@ -111,7 +111,7 @@ pub async fn process_frame<T: Transaction>(
     let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;
     for input in &inputs {
-        trx.set(&keys.applied(input.player), &input.seq.to_be_bytes());
+        trx.set(&keys.applied(input.player), &input.seq.to_le_bytes());
     }
     let record = FrameRecord {
         region,
@@ -244,11 +244,7 @@ pub async fn applied_seq<T: Transaction>(
     keys: &WorldKeys,
     player: PlayerId,
 ) -> Result<u64, WorldError> {
-    Ok(trx
-        .get(&keys.applied(player), false)
-        .await?
-        .and_then(|v| v.try_into().ok())
-        .map_or(0, u64::from_be_bytes))
+    store::read_counter(trx, &keys.applied(player), false).await
 }
 
 /// Writes the frame's entity changes with their indexes; entities that left the region leave

@@ -36,8 +36,26 @@ pub async fn region_version<T: Transaction>(
     keys: &WorldKeys,
     region: RegionId,
 ) -> Result<u64, WorldError> {
+    read_counter(trx, &keys.region_version(region), false).await
+}
+
+/// Reads a region's head (snapshot: edges and caches compare it, they never write it).
+pub async fn region_head<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+) -> Result<u64, WorldError> {
+    read_counter(trx, &keys.head(region), true).await
+}
+
+/// Reads a little-endian `u64` counter (as atomic ADD keeps it); absent or malformed is 0.
+pub async fn read_counter<T: Transaction>(
+    trx: &T,
+    key: &[u8],
+    snapshot: bool,
+) -> Result<u64, WorldError> {
     Ok(trx
-        .get(&keys.region_version(region), false)
+        .get(key, snapshot)
         .await?
         .and_then(|v| v.try_into().ok())
         .map_or(0, u64::from_le_bytes))
