@@ -365,3 +365,60 @@ async fn an_input_behind_a_gap_waits_for_the_missing_one() {
         .kvs
         .is_empty());
 }
+
+#[tokio::test]
+async fn trimming_keeps_the_newest_entries_and_raises_the_floor() {
+    use sekai_layer::world::model::Change;
+    use sekai_layer::world::query::{changelog_after, changelog_floor};
+    use sekai_layer::world::trim::trim_keeping;
+    use sekai_layer::world::write::write_entities;
+
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    for i in 0..5u128 {
+        let rock = Entity {
+            id: EntityId::from_u128(100 + i),
+            kind: EntityKind::Rock,
+            hp: 2,
+            position: Vec3::new(10.0 + i as f32, 0.0, 10.0),
+            inventory: Inventory::default(),
+            owner: 0,
+        };
+        run(&db, |trx, _| {
+            let (keys, rock) = (keys.clone(), rock.clone());
+            async move { write_entities(&trx, &keys, &[Change::Upsert(rock)]).await }
+        })
+        .await
+        .unwrap();
+    }
+    let trx = db.create_trx().unwrap();
+    let (all, _) = changelog_after(&trx, &keys, region, None, 100, true)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(changelog_floor(&trx, &keys, region).await.unwrap(), None);
+
+    let floor = trim_keeping(&db, &keys, region, 2)
+        .await
+        .unwrap()
+        .expect("trimmed");
+    assert_eq!(floor, all[2].0, "the newest entry trimmed");
+    assert_eq!(
+        trim_keeping(&db, &keys, region, 2).await.unwrap(),
+        None,
+        "nothing more to trim"
+    );
+    let trx = db.create_trx().unwrap();
+    let (kept, _) = changelog_after(&trx, &keys, region, None, 100, true)
+        .await
+        .unwrap();
+    let kept: Vec<[u8; 10]> = kept.into_iter().map(|(stamp, _)| stamp).collect();
+    assert_eq!(kept, vec![all[3].0, all[4].0]);
+    let floor = changelog_floor(&trx, &keys, region).await.unwrap().unwrap();
+    assert!(
+        all[1].0 <= floor,
+        "a cursor at entry 1 must resume from a snapshot"
+    );
+    assert!(all[3].0 > floor, "a cursor at entry 3 can replay");
+}

@@ -23,6 +23,7 @@
 //! | region lease | `("lease", rx, rz)` | layer-defined lease record |
 //! | region version | `("region_version", rx, rz)` | layer-defined version for cache validation |
 //! | inbox signal | `("inbox_signal", rx, rz)` | bumped by atomic ADD on every T1; the processor watches it |
+//! | change-log floor | `("changelog_floor", rx, rz)` | the 10-byte versionstamp the log was trimmed up to (inclusive) |
 //!
 //! The inbox and change log are written with FDB's `SET_VERSIONSTAMPED_KEY`
 //! atomic op, whose parameter is the key with an *incomplete* versionstamp
@@ -140,11 +141,13 @@ pub enum KeyKind {
     RegionVersion,
     /// `inbox_signal/(region)`: bumped by atomic ADD on every inbox append; watched.
     InboxSignal,
+    /// `changelog_floor/(region)`: how far the change log was trimmed.
+    ChangelogFloor,
 }
 
 impl KeyKind {
     /// Every kind, in the order of their subspaces' tags.
-    pub const ALL: [KeyKind; 12] = [
+    pub const ALL: [KeyKind; 13] = [
         KeyKind::Entity,
         KeyKind::Spatial,
         KeyKind::SpatialRev,
@@ -157,6 +160,7 @@ impl KeyKind {
         KeyKind::Lease,
         KeyKind::RegionVersion,
         KeyKind::InboxSignal,
+        KeyKind::ChangelogFloor,
     ];
 
     /// The tuple string that starts this kind's subspace after the prefix.
@@ -174,6 +178,7 @@ impl KeyKind {
             KeyKind::Lease => "lease",
             KeyKind::RegionVersion => "region_version",
             KeyKind::InboxSignal => "inbox_signal",
+            KeyKind::ChangelogFloor => "changelog_floor",
         }
     }
 
@@ -231,6 +236,8 @@ pub enum WorldKey {
     RegionVersion(RegionId),
     /// `inbox_signal/(region)`.
     InboxSignal(RegionId),
+    /// `changelog_floor/(region)`.
+    ChangelogFloor(RegionId),
 }
 
 impl WorldKey {
@@ -249,6 +256,7 @@ impl WorldKey {
             WorldKey::Lease(_) => KeyKind::Lease,
             WorldKey::RegionVersion(_) => KeyKind::RegionVersion,
             WorldKey::InboxSignal(_) => KeyKind::InboxSignal,
+            WorldKey::ChangelogFloor(_) => KeyKind::ChangelogFloor,
         }
     }
 }
@@ -350,6 +358,7 @@ impl WorldKeys {
             WorldKey::Lease(region) => self.lease(*region),
             WorldKey::RegionVersion(region) => self.region_version(*region),
             WorldKey::InboxSignal(region) => self.inbox_signal(*region),
+            WorldKey::ChangelogFloor(region) => self.changelog_floor(*region),
         }
     }
 
@@ -393,6 +402,7 @@ impl WorldKeys {
             KeyKind::Lease => WorldKey::Lease(self.decode_lease(key)?),
             KeyKind::RegionVersion => WorldKey::RegionVersion(self.decode_region_version(key)?),
             KeyKind::InboxSignal => WorldKey::InboxSignal(self.decode_inbox_signal(key)?),
+            KeyKind::ChangelogFloor => WorldKey::ChangelogFloor(self.decode_changelog_floor(key)?),
         })
     }
 
@@ -613,6 +623,18 @@ impl WorldKeys {
         self.decode_region_key(KeyKind::InboxSignal, key)
     }
 
+    /// `changelog_floor/(region)`: the versionstamp up to which (inclusive) the region's change
+    /// log was trimmed; a cursor at or below it cannot resume by replay.
+    pub fn changelog_floor(&self, region: RegionId) -> Vec<u8> {
+        self.subspace(KeyKind::ChangelogFloor)
+            .pack(&(region.x, region.z))
+    }
+
+    /// Decodes a `changelog_floor/(region)` key.
+    pub fn decode_changelog_floor(&self, key: &[u8]) -> Result<RegionId, KeyError> {
+        self.decode_region_key(KeyKind::ChangelogFloor, key)
+    }
+
     // ----- players -----
 
     /// `player/(player)`: a player's record.
@@ -703,6 +725,7 @@ mod tests {
             out.push(WorldKey::Lease(region));
             out.push(WorldKey::RegionVersion(region));
             out.push(WorldKey::InboxSignal(region));
+            out.push(WorldKey::ChangelogFloor(region));
         }
         for p in [0, 1, 12345, u64::MAX] {
             out.push(WorldKey::Player(p));
@@ -782,6 +805,9 @@ mod tests {
                 WorldKey::Lease(r) => assert_eq!(keys.decode_lease(&key).unwrap(), *r),
                 WorldKey::InboxSignal(r) => {
                     assert_eq!(keys.decode_inbox_signal(&key).unwrap(), *r)
+                }
+                WorldKey::ChangelogFloor(r) => {
+                    assert_eq!(keys.decode_changelog_floor(&key).unwrap(), *r)
                 }
                 WorldKey::RegionVersion(r) => {
                     assert_eq!(keys.decode_region_version(&key).unwrap(), *r)

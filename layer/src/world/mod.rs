@@ -9,6 +9,7 @@
 //! - [`store`]/[`write`]: entity writes that keep the indexes, change log and hot tiers consistent;
 //! - [`query`]: typed reads (entities, areas, frames, change log after a cursor);
 //! - [`generate`]: deterministic world generation and batched loading;
+//! - [`trim`]: change-log trimming (and the floor a resuming cursor checks);
 //! - [`audit`]: whole-world invariant checks.
 
 pub mod audit;
@@ -23,4 +24,5 @@ pub mod processor;
 pub mod query;
 pub mod rules;
 pub mod store;
+pub mod trim;
 pub mod write;

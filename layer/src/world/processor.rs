@@ -6,7 +6,9 @@
 //! - it sleeps on a watch created in the same transaction that saw the inbox empty, so an input
 //!   appended after that read always wakes it;
 //! - a failed frame attempt discards the hot tier before retrying; nothing in the loop depends on
-//!   this task staying alive: another processor takes over after the lease expires.
+//!   this task staying alive: another processor takes over after the lease expires;
+//! - every `TRIM_EVERY_FRAMES` frames it trims its change log to the newest `CHANGELOG_KEEP`
+//!   entries.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,10 +22,18 @@ use super::error::WorldError;
 use super::frame::{process_frame, FrameStep, HotRegion};
 use super::lease::{self, Lease};
 use super::model::{Delta, FrameRecord};
+use super::trim::trim_keeping;
 use crate::kv::{Database, Transaction};
 
 /// How long an idle processor waits before renewing its lease.
 pub const IDLE_RENEW: Duration = Duration::from_millis(500);
+
+/// Change-log entries a region keeps; older ones are trimmed (resuming past them needs a
+/// snapshot).
+pub const CHANGELOG_KEEP: usize = 100_000;
+
+/// Frames between two trims of the change log.
+pub const TRIM_EVERY_FRAMES: u64 = 1_024;
 
 /// Counters a processor keeps (read by the demo and benchmarks).
 #[derive(Debug, Default)]
@@ -120,7 +130,14 @@ pub async fn run_processor<D: Database>(
         let mut hot = HotRegion::new(region);
         while !stop.load(Ordering::Relaxed) {
             match run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats).await {
-                Ok(Ok(frame)) => on_frame(&frame),
+                Ok(Ok(frame)) => {
+                    on_frame(&frame);
+                    if frame.record.frame.is_multiple_of(TRIM_EVERY_FRAMES) {
+                        if let Err(error) = trim_keeping(&db, &keys, region, CHANGELOG_KEEP).await {
+                            tracing::warn!(%region, %error, "change-log trim failed");
+                        }
+                    }
+                }
                 Ok(Err(watch)) => {
                     let _ = tokio::time::timeout(IDLE_RENEW, watch).await;
                 }

@@ -86,6 +86,19 @@ pub async fn changelog_after<T: Transaction>(
     Ok((deltas, page.more))
 }
 
+/// How far `region`'s change log was trimmed (inclusive), if ever: a cursor at or below it
+/// must resume from a snapshot.
+pub async fn changelog_floor<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+) -> Result<Option<[u8; 10]>, WorldError> {
+    Ok(trx
+        .get(&keys.changelog_floor(region), true)
+        .await?
+        .and_then(|v| v.try_into().ok()))
+}
+
 /// Frame records of `region` from frame `from` on, at most `limit`.
 pub async fn frames<T: Transaction>(
     trx: &T,
