@@ -567,7 +567,26 @@ pub async fn run_retries_only_retryable_errors<H: Harness>(h: &H) {
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::__conformance_cases!(__conformance_test_fns, $make);
+    };
+}
+
+/// Expands to a future that runs every case in turn, each with the harness
+/// `$make(case_name).await` on a task of its own, and yields the failures as text. For backends
+/// that allow one test per process (FoundationDB's network must be stopped before exit).
+#[macro_export]
+macro_rules! conformance_run_all {
+    ($make:expr) => {
+        $crate::__conformance_cases!(__conformance_run_each, $make)
+    };
+}
+
+/// The one list of conformance cases.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($then:ident, $arg:expr) => {
+        $crate::$then! {$arg;
             reads_see_own_writes, reads_are_at_one_version, point_read_conflicts,
             point_read_covers_only_its_key, snapshot_reads_do_not_conflict,
             limited_range_read_covers_what_it_returned,
@@ -579,9 +598,15 @@ macro_rules! conformance_tests {
             versionstamp_of_read_only_or_dropped_transactions, watches_fire_after_committed_changes,
             watches_fire_on_own_change, watches_fail_with_their_transaction, watch_limit,
             range_paging_with_continuations, concurrent_increments_serialize,
-            run_retries_only_retryable_errors);
+            run_retries_only_retryable_errors}
     };
-    (@each $make:expr; $($case:ident),* $(,)?) => {
+}
+
+/// One `#[tokio::test]` per case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test_fns {
+    ($make:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
@@ -589,5 +614,27 @@ macro_rules! conformance_tests {
                 $crate::kv::conformance::$case(&harness).await;
             }
         )*
+    };
+}
+
+/// Every case in turn, collecting failures.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_run_each {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        async {
+            let mut failures: Vec<String> = Vec::new();
+            $(
+                let harness = ($make)(stringify!($case)).await;
+                let outcome = tokio::spawn(async move {
+                    $crate::kv::conformance::$case(&harness).await
+                })
+                .await;
+                if let Err(error) = outcome {
+                    failures.push(format!("{}: {error}", stringify!($case)));
+                }
+            )*
+            failures
+        }
     };
 }
