@@ -587,18 +587,18 @@ macro_rules! conformance_run_all {
 macro_rules! __conformance_cases {
     ($then:ident, $arg:expr) => {
         $crate::$then! {$arg;
-            reads_see_own_writes, reads_are_at_one_version, point_read_conflicts,
-            point_read_covers_only_its_key, snapshot_reads_do_not_conflict,
-            limited_range_read_covers_what_it_returned,
-            limited_reverse_read_covers_what_it_returned, exhausted_range_read_covers_the_range,
-            own_writes_exempt_reads_but_atomic_ops_do_not, write_only_transactions_never_conflict,
-            explicit_conflict_ranges, old_transactions_are_too_old, size_limits,
-            atomic_ops_apply_at_commit, versionstamps_are_placed_and_increase,
-            versionstamped_ranges_are_unreadable, versionstamped_appends_conflict_with_tail_readers,
-            versionstamp_of_read_only_or_dropped_transactions, watches_fire_after_committed_changes,
-            watches_fire_on_own_change, watches_fail_with_their_transaction, watch_limit,
-            range_paging_with_continuations, concurrent_increments_serialize,
-            run_retries_only_retryable_errors}
+        reads_see_own_writes, reads_are_at_one_version, point_read_conflicts,
+        point_read_covers_only_its_key, snapshot_reads_do_not_conflict,
+        limited_range_read_covers_what_it_returned,
+        limited_reverse_read_covers_what_it_returned, exhausted_range_read_covers_the_range,
+        own_writes_exempt_reads_but_atomic_ops_do_not, write_only_transactions_never_conflict,
+        explicit_conflict_ranges, old_transactions_are_too_old, size_limits,
+        atomic_ops_apply_at_commit, versionstamps_are_placed_and_increase,
+        versionstamped_ranges_are_unreadable, versionstamped_appends_conflict_with_tail_readers,
+        versionstamp_of_read_only_or_dropped_transactions, watches_fire_after_committed_changes,
+        watches_fire_on_own_change, watches_fail_with_their_transaction, watch_limit,
+        range_paging_with_continuations, concurrent_increments_serialize,
+        run_retries_only_retryable_errors}
     };
 }
 

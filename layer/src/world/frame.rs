@@ -17,7 +17,7 @@
 //! - the hot state is used only when the region version read inside this transaction equals the
 //!   one it was loaded at; any failed attempt discards it (it may hold uncommitted changes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -29,7 +29,7 @@ use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
 use super::rules::{apply_frame, RegionState};
 use super::store;
-use crate::kv::{FdbResult, KeyValue, MutationType, RangeOption, Transaction};
+use crate::kv::{key_after, FdbResult, KeyValue, MutationType, RangeOption, Transaction};
 
 /// The most inputs one frame takes from the inbox.
 pub const MAX_INPUTS_PER_FRAME: usize = 512;
@@ -40,6 +40,10 @@ pub struct HotRegion {
     /// The region's entities.
     pub state: RegionState,
     loaded_at: Option<u64>,
+    /// Where the next inbox scan starts: every entry before it was consumed. Scanning from the
+    /// inbox's start would walk the deletion markers of every consumed entry, a cost that
+    /// grows with the region's history in an LSM store.
+    inbox_from: Option<Vec<u8>>,
 }
 
 impl HotRegion {
@@ -51,12 +55,14 @@ impl HotRegion {
                 entities: BTreeMap::new(),
             },
             loaded_at: None,
+            inbox_from: None,
         }
     }
 
     /// Forgets the copy; the next frame reloads it.
     pub fn invalidate(&mut self) {
         self.loaded_at = None;
+        self.inbox_from = None;
     }
 }
 
@@ -86,13 +92,14 @@ pub async fn process_frame<T: Transaction>(
 ) -> Result<FrameStep, WorldError> {
     let region = hot.state.region;
     lease::renew(trx, keys, region, lease.holder, lease.epoch).await?;
-    let (begin, end) = keys.inbox_range(region);
+    let (inbox_begin, end) = keys.inbox_range(region);
+    let begin = hot.inbox_from.clone().unwrap_or(inbox_begin);
     // A snapshot read, so appenders (T1) never conflict with the frame. Two frames of one
     // region cannot both consume an entry: each reads and rewrites the lease key, so the later
-    // commit conflicts.
+    // commit conflicts. New entries always sort after the ones read (versionstamps increase).
     let pending = trx
         .get_range(
-            &RangeOption::new(begin, end).limit(MAX_INPUTS_PER_FRAME),
+            &RangeOption::new(begin.clone(), end).limit(MAX_INPUTS_PER_FRAME),
             true,
         )
         .await?;
@@ -100,6 +107,7 @@ pub async fn process_frame<T: Transaction>(
     for key in &triage.consumed {
         trx.clear(key);
     }
+    hot.inbox_from = Some(next_scan_start(&pending.kvs, &triage.consumed).unwrap_or(begin));
     if triage.apply.is_empty() {
         return Ok(FrameStep::Idle(Box::pin(
             trx.watch(&keys.inbox_signal(region)),
@@ -189,6 +197,17 @@ pub async fn last_frame<T: Transaction>(
         Some(kv) => Ok(keys.decode_frame(&kv.key)?.1),
         None => Ok(0),
     }
+}
+
+/// The first pending key left in the inbox (an input behind a gap), else the key after the
+/// last one read; `None` when nothing was read.
+fn next_scan_start(pending: &[KeyValue], consumed: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let consumed: BTreeSet<&[u8]> = consumed.iter().map(Vec::as_slice).collect();
+    pending
+        .iter()
+        .find(|kv| !consumed.contains(kv.key.as_slice()))
+        .map(|kv| kv.key.clone())
+        .or_else(|| pending.last().map(|kv| key_after(&kv.key)))
 }
 
 /// What a frame does with the pending inbox entries.

@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,6 +55,8 @@ pub struct CommittedFrame {
     pub delta: Delta,
     /// The change-log versionstamp of the delta.
     pub versionstamp: [u8; 10],
+    /// When the attempt that committed began (its T2 transaction's start).
+    pub attempt_started: Instant,
 }
 
 /// Runs one frame to commit (retrying retryable errors); `None` means the inbox was empty and
@@ -69,6 +71,7 @@ pub async fn run_frame<D: Database>(
 ) -> Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError> {
     let trx = db.create_trx()?;
     loop {
+        let attempt_started = Instant::now();
         let stamp = trx.get_versionstamp();
         let error = match process_frame(&trx, keys, lease, hot, new_id).await {
             Ok(step) => match trx.commit().await {
@@ -84,6 +87,7 @@ pub async fn run_frame<D: Database>(
                                 record,
                                 delta,
                                 versionstamp: stamp.await?,
+                                attempt_started,
                             })
                         }
                     });
