@@ -1,9 +1,11 @@
-//! `sekai demo`: the critical loop live on the embedded engine, in one process.
+//! `sekai demo`: the critical loop live, end to end, in one process.
 //!
-//! A generated world, one processor per region (T2), and N bots that submit inputs through T1
-//! at 10 Hz (moves) and 1 Hz (harvests). Each input's latency is measured from the moment the
-//! bot starts T1 until the frame that applies it has committed, split into stages: T1 commit
-//! and the wait for the frame. Edges over QUIC are not part of this demo yet.
+//! The embedded engine (in a temporary or given directory), a generated world, one processor per
+//! region (T2), one edge over QUIC on loopback, and N bots (real QUIC clients) that move at 10 Hz
+//! and act once a second. Each input's latency runs from the bot's send until the delta carrying
+//! its outcome reaches the bot, split into stages: T1 commit (send → ack), ack → frame committed
+//! (waiting for the frame and T2 itself), frame committed → delta at the client (watch, change-log
+//! read, filter, push). The measurement starts once every bot is connected.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,23 +13,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use indicatif::{ProgressBar, ProgressStyle};
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
-use sekai_layer::world::generate::{generate_region, load};
-use sekai_layer::world::inbox;
-use sekai_layer::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
-use sekai_layer::world::processor::{run_processor, CommittedFrame, ProcessorStats};
-use sekai_layer::world::rules::REACH;
-use sekai_schema::geometry::region_of;
-use sekai_schema::{EntityId, PlayerId, RegionId, WorldKeys};
+use sekai_layer::world::processor::{CommittedFrame, ProcessorStats};
+use sekai_schema::{PlayerId, WorldKeys};
+
+use crate::bots::{histogram, start_bots, BotConfig, BotStats, InputTimeline};
+use crate::server::{EdgeConfig, EdgeServer};
+use crate::token::TokenKey;
+use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
 
 /// What the demo runs.
 #[derive(Clone, Debug)]
 pub struct DemoConfig {
     /// Number of bots.
     pub bots: usize,
-    /// How long the bots play.
+    /// How long the bots play (after all connected).
     pub seconds: f64,
     /// Regions per side of the square world.
     pub regions_per_side: i32,
@@ -37,31 +38,72 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Data directory; a temporary one when `None`.
     pub dir: Option<std::path::PathBuf>,
+    /// Threads serving the edge's connections.
+    pub edge_workers: usize,
+    /// Threads running the bots.
+    pub bot_threads: usize,
 }
 
-type Pending = Arc<Mutex<HashMap<(PlayerId, u64), (Instant, Instant)>>>;
-
-struct Latencies {
-    t1: Histogram<u64>,
-    frame_wait: Histogram<u64>,
-    total: Histogram<u64>,
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("three significant figures is a valid histogram precision")
+/// One stage's percentiles, in microseconds.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    /// The stage.
+    pub name: &'static str,
+    /// Inputs measured.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
 }
 
 /// The demo's final figures.
 #[derive(Debug)]
 pub struct DemoReport {
-    /// Inputs applied per second.
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Inputs whose outcome reached their bot, per second.
     pub inputs_per_sec: f64,
+    /// Inputs the processors applied, per second.
+    pub processed_per_sec: f64,
     /// Frames per second over all regions.
     pub frames_per_sec: f64,
-    /// (p50, p99, p999) in microseconds for T1, frame wait, and input-to-frame.
-    pub stages: Vec<(&'static str, u64, u64, u64)>,
+    /// Per-stage percentiles; the last is the whole input-to-delta latency.
+    pub stages: Vec<Stage>,
     /// Inputs the rules rejected.
     pub rejected: u64,
+    /// Sends that failed at the edge.
+    pub errors: u64,
+    /// Bots that connected.
+    pub connected: u64,
+}
+
+/// When each input's frame committed: (player, seq) → instant.
+type FrameTimes = Arc<Mutex<HashMap<(PlayerId, u64), Instant>>>;
+
+/// Stage histograms fed by the bots' timelines.
+struct StageHistograms {
+    t1: Histogram<u64>,
+    to_frame: Histogram<u64>,
+    push: Histogram<u64>,
+    total: Histogram<u64>,
+}
+
+impl StageHistograms {
+    fn new() -> Self {
+        Self {
+            t1: histogram(),
+            to_frame: histogram(),
+            push: histogram(),
+            total: histogram(),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Runs the demo and returns its report.
@@ -72,307 +114,252 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
     }
     .map_err(|e| e.to_string())?;
     let keys = WorldKeys::new("sekai/demo").map_err(|e| e.to_string())?;
-    let regions: Vec<RegionId> = (0..config.regions_per_side)
-        .flat_map(|x| (0..config.regions_per_side).map(move |z| RegionId::new(x, z)))
-        .collect();
-    let mut resources: HashMap<RegionId, Vec<Entity>> = HashMap::new();
+    let shape = WorldShape {
+        regions_per_side: config.regions_per_side.max(1),
+        density: config.density,
+        seed: config.seed,
+    };
     let started = Instant::now();
-    for region in &regions {
-        let entities = generate_region(config.seed, *region, config.density);
-        resources.insert(*region, entities.clone());
-        load(&db, &keys, entities, 5_000, |_| {})
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let total: usize = resources.values().map(Vec::len).sum();
+    let resources = load_world(&db, &keys, &shape).await?;
     println!(
-        "world: {} regions, {total} resources loaded in {:.1?}",
-        regions.len(),
+        "world: {} regions, {} resources loaded in {:.1?}",
+        shape.regions().len(),
+        resources.values().map(Vec::len).sum::<usize>(),
         started.elapsed()
     );
 
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut bots = Vec::new();
-    for i in 0..config.bots {
-        let region = regions[i % regions.len()];
-        let list = resources
-            .get(&region)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let home = match list.get(rng.gen_range(0..list.len().max(1))) {
-            Some(resource) => resource.position,
-            None => {
-                let (x, z) = region.center();
-                Vec3::new(x as f32, 0.0, z as f32)
-            }
-        };
-        bots.push(
-            spawn_avatar(&db, &keys, i as PlayerId + 1, home, &mut rng)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    println!("{} bot avatars placed", bots.len());
-
     let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(ProcessorStats::default());
-    let pending: Pending = Arc::default();
-    let latencies = Arc::new(Mutex::new(Latencies {
-        t1: histogram(),
-        frame_wait: histogram(),
-        total: histogram(),
-    }));
-    let rejected = Arc::new(AtomicU64::new(0));
-    let mut processors = Vec::new();
-    for region in &regions {
-        let (db, keys, stop, stats) = (db.clone(), keys.clone(), stop.clone(), stats.clone());
-        let (pending, latencies, rejected) = (pending.clone(), latencies.clone(), rejected.clone());
-        let holder: u128 = rng.gen();
-        let region = *region;
-        processors.push(tokio::spawn(async move {
-            run_processor(
-                db,
-                keys,
-                region,
-                holder,
-                stop,
-                stats,
-                move |frame: &CommittedFrame| {
-                    record_frame(frame, &pending, &latencies, &rejected);
-                },
-            )
-            .await;
-        }));
-    }
+    let processor_stats = Arc::new(ProcessorStats::default());
+    let frame_times: FrameTimes = Arc::default();
+    let on_frame = {
+        let frame_times = frame_times.clone();
+        move |frame: &CommittedFrame| {
+            let now = Instant::now();
+            if let Ok(mut times) = frame_times.lock() {
+                for key in &frame.record.inputs {
+                    times.insert(*key, now);
+                }
+            }
+        }
+    };
+    let processors = start_processors(&db, &keys, &shape, &stop, &processor_stats, on_frame);
 
-    let play_stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for (player, position) in bots {
-        let region = region_of(&position);
-        let targets: Vec<(EntityId, Vec3)> = resources
-            .get(&region)
-            .map(|list| list.iter().map(|e| (e.id, e.position)).collect())
-            .unwrap_or_default();
-        let (db, keys, stop, pending) =
-            (db.clone(), keys.clone(), play_stop.clone(), pending.clone());
-        let seed = config.seed ^ player;
-        tasks.push(tokio::spawn(async move {
-            play(db, keys, player, position, targets, seed, stop, pending).await;
-        }));
+    let tokens = TokenKey::new(rand::random::<[u8; 32]>().to_vec());
+    let mut edge_config = EdgeConfig::new(
+        "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        tokens.clone(),
+    );
+    edge_config.workers = config.edge_workers.max(1);
+    edge_config.spawn = spawn_near_resources(&shape, &resources);
+    let edge = EdgeServer::start(db.clone(), keys.clone(), edge_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = edge.local_addr().map_err(|e| e.to_string())?;
+    println!(
+        "edge: quic://{addr}, {} workers",
+        config.edge_workers.max(1)
+    );
+
+    let stages = Arc::new(Mutex::new(StageHistograms::new()));
+    let hook = {
+        let (stages, frame_times) = (stages.clone(), frame_times.clone());
+        Arc::new(move |t: &InputTimeline| {
+            let framed = frame_times
+                .lock()
+                .ok()
+                .and_then(|mut times| times.remove(&(t.player, t.seq)));
+            if let Ok(mut h) = stages.lock() {
+                let _ = h.t1.record(micros(t.acked.duration_since(t.sent)));
+                let _ = h.total.record(micros(t.delivered.duration_since(t.sent)));
+                if let Some(framed) = framed {
+                    let _ = h
+                        .to_frame
+                        .record(micros(framed.saturating_duration_since(t.acked)));
+                    let _ = h
+                        .push
+                        .record(micros(t.delivered.saturating_duration_since(framed)));
+                }
+            }
+        })
+    };
+    let bot_stats = Arc::new(BotStats::default());
+    let bot_threads = start_bots(
+        BotConfig {
+            server: addr,
+            certificate: edge.certificate().clone(),
+            tokens,
+            bots: config.bots,
+            first_player: 1,
+            seed: config.seed,
+            threads: config.bot_threads.max(1),
+            on_applied: Some(hook),
+        },
+        bot_stats.clone(),
+    );
+
+    let connecting = Instant::now();
+    while bot_stats.connected.load(Ordering::Relaxed) < config.bots as u64
+        && connecting.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let play_started = Instant::now();
-    let mut last = (0u64, 0u64);
-    while play_started.elapsed().as_secs_f64() < config.seconds {
+    let connected = bot_stats.connected.load(Ordering::Relaxed);
+    println!(
+        "{connected}/{} bots connected in {:.1?}",
+        config.bots,
+        connecting.elapsed()
+    );
+
+    // Measure from here on.
+    if let Ok(mut h) = stages.lock() {
+        *h = StageHistograms::new();
+    }
+    let base = Counters::read(&bot_stats, &processor_stats);
+    let measuring = Instant::now();
+    let progress = progress_bar(config.seconds);
+    let mut last = base;
+    while measuring.elapsed().as_secs_f64() < config.seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = (
-            stats.inputs.load(Ordering::Relaxed),
-            stats.frames.load(Ordering::Relaxed),
-        );
-        let (p50, p99) = latencies
+        let now = Counters::read(&bot_stats, &processor_stats);
+        let (p50, p99) = stages
             .lock()
-            .map(|l| {
+            .map(|h| {
                 (
-                    l.total.value_at_quantile(0.5),
-                    l.total.value_at_quantile(0.99),
+                    h.total.value_at_quantile(0.5),
+                    h.total.value_at_quantile(0.99),
                 )
             })
             .unwrap_or_default();
-        eprintln!(
-            "[{:>4.0}s] {:>6} inputs/s {:>5} frames/s  input-to-frame p50 {:>6.2} ms p99 {:>6.2} ms",
-            play_started.elapsed().as_secs_f64(),
-            now.0 - last.0,
-            now.1 - last.1,
-            p50 as f64 / 1000.0,
-            p99 as f64 / 1000.0
+        let line = format!(
+            "{:>6} inputs/s {:>5} frames/s  input-to-delta p50 {:>6.2} ms p99 {:>6.2} ms",
+            now.applied - last.applied,
+            now.frames - last.frames,
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3
         );
+        if progress.is_hidden() {
+            eprintln!("[{:>4.0}s] {line}", measuring.elapsed().as_secs_f64());
+        } else {
+            progress.set_position(measuring.elapsed().as_secs());
+            progress.set_message(line);
+        }
         last = now;
     }
-    play_stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        let _ = task.await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    progress.finish_and_clear();
+    let end = Counters::read(&bot_stats, &processor_stats);
+    let elapsed = measuring.elapsed().as_secs_f64();
+
+    bot_stats.stop();
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in bot_threads {
+            let _ = thread.join();
+        }
+    })
+    .await;
+    edge.shutdown().await;
     stop.store(true, Ordering::Relaxed);
     for processor in processors {
         let _ = processor.await;
     }
-    let elapsed = play_started.elapsed().as_secs_f64();
-    let lat = latencies
+
+    let h = stages
         .lock()
-        .map_err(|_| "latency lock poisoned".to_string())?;
-    let q = |h: &Histogram<u64>| {
-        (
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-        )
-    };
-    let stage = |name, h: &Histogram<u64>| {
-        let (a, b, c) = q(h);
-        (name, a, b, c)
+        .map_err(|_| "stage histograms poisoned".to_string())?;
+    let stage = |name, h: &Histogram<u64>| Stage {
+        name,
+        count: h.len(),
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
     };
     Ok(DemoReport {
-        inputs_per_sec: stats.inputs.load(Ordering::Relaxed) as f64 / elapsed,
-        frames_per_sec: stats.frames.load(Ordering::Relaxed) as f64 / elapsed,
+        seconds: elapsed,
+        inputs_per_sec: (end.applied - base.applied) as f64 / elapsed,
+        processed_per_sec: (end.processed - base.processed) as f64 / elapsed,
+        frames_per_sec: (end.frames - base.frames) as f64 / elapsed,
         stages: vec![
-            stage("T1 commit (ack)", &lat.t1),
-            stage("ack -> frame committed", &lat.frame_wait),
-            stage("input -> frame committed", &lat.total),
+            stage("T1 commit (send -> ack)", &h.t1),
+            stage("ack -> frame committed", &h.to_frame),
+            stage("frame -> delta at client", &h.push),
+            stage("input -> delta (total)", &h.total),
         ],
-        rejected: rejected.load(Ordering::Relaxed),
+        rejected: end.rejected - base.rejected,
+        errors: end.errors - base.errors,
+        connected,
     })
 }
 
-fn record_frame(
-    frame: &CommittedFrame,
-    pending: &Pending,
-    latencies: &Mutex<Latencies>,
-    rejected: &AtomicU64,
-) {
-    let now = Instant::now();
-    let rejected_here = frame.delta.outcomes.iter().filter(|o| !o.accepted).count();
-    rejected.fetch_add(rejected_here as u64, Ordering::Relaxed);
-    let (Ok(mut pending), Ok(mut lat)) = (pending.lock(), latencies.lock()) else {
-        return;
-    };
-    for key in &frame.record.inputs {
-        if let Some((sent, acked)) = pending.remove(key) {
-            let _ = lat.t1.record(acked.duration_since(sent).as_micros() as u64);
-            let _ = lat
-                .frame_wait
-                .record(now.duration_since(acked).as_micros() as u64);
-            let _ = lat
-                .total
-                .record(now.duration_since(sent).as_micros() as u64);
+/// Counters sampled once a second.
+#[derive(Clone, Copy)]
+struct Counters {
+    applied: u64,
+    rejected: u64,
+    errors: u64,
+    processed: u64,
+    frames: u64,
+}
+
+impl Counters {
+    fn read(bots: &BotStats, processors: &ProcessorStats) -> Self {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Self {
+            applied: get(&bots.applied),
+            rejected: get(&bots.rejected),
+            errors: get(&bots.errors),
+            processed: get(&processors.inputs),
+            frames: get(&processors.frames),
         }
     }
 }
 
-async fn spawn_avatar(
-    db: &EmbeddedDatabase,
-    keys: &WorldKeys,
-    player: PlayerId,
-    near: Vec3,
-    rng: &mut ChaCha8Rng,
-) -> Result<(PlayerId, Vec3), sekai_layer::world::error::WorldError> {
-    let position = Vec3::new(
-        near.x + rng.gen_range(-1.0..1.0),
-        0.0,
-        near.z + rng.gen_range(-1.0..1.0),
-    );
-    let avatar = Entity {
-        id: EntityId::from_u128(rng.gen()),
-        kind: EntityKind::PlayerAvatar,
-        hp: 100,
-        position,
-        inventory: Inventory::default(),
-        owner: player,
-    };
-    sekai_layer::world::write::create_entity(db, keys, &avatar).await?;
-    Ok((player, position))
-}
-
-/// One bot: moves at 10 Hz around the resource it works on and harvests it once a second.
-#[allow(clippy::too_many_arguments)]
-async fn play(
-    db: EmbeddedDatabase,
-    keys: WorldKeys,
-    player: PlayerId,
-    mut position: Vec3,
-    targets: Vec<(EntityId, Vec3)>,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-    pending: Pending,
-) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut seq = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let Some(&(mut target, mut target_at)) = targets.first() else {
-        return;
-    };
-    tick.tick().await;
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        seq += 1;
-        let action = if seq.is_multiple_of(10) {
-            if rng.gen_bool(0.1) {
-                (target, target_at) = targets[rng.gen_range(0..targets.len())];
-            }
-            Action::Harvest { target }
-        } else {
-            let dx = target_at.x - position.x;
-            let dz = target_at.z - position.z;
-            let dist = (dx * dx + dz * dz).sqrt();
-            let keep = (REACH * 0.5).min(dist);
-            let step = if dist > 0.0 {
-                ((dist - keep) / dist).min(1.0)
-            } else {
-                0.0
-            };
-            let to = Vec3::new(
-                position.x + dx * step + rng.gen_range(-0.2..0.2),
-                0.0,
-                position.z + dz * step + rng.gen_range(-0.2..0.2),
-            );
-            let moved = to.ground_distance_squared(&position).sqrt();
-            if moved <= sekai_layer::world::rules::MAX_STEP
-                && region_of(&to) == region_of(&position)
-            {
-                position = to;
-            }
-            Action::Move { to: position }
-        };
-        let input = Input {
-            player,
-            seq,
-            action,
-        };
-        let sent = Instant::now();
-        match inbox::submit(&db, &keys, region_of(&position), &input).await {
-            Ok(()) => {
-                if let Ok(mut p) = pending.lock() {
-                    p.insert((player, seq), (sent, Instant::now()));
-                }
-            }
-            Err(error) => tracing::warn!(player, %error, "T1 failed"),
-        }
+fn progress_bar(seconds: f64) -> ProgressBar {
+    let bar = ProgressBar::new(seconds.ceil() as u64);
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:20}] {msg}") {
+        bar.set_style(style);
     }
+    bar
 }
 
 /// Prints the report as text and JSON.
 pub fn print_report(config: &DemoConfig, report: &DemoReport) {
     println!(
-        "\nsekai demo: {} bots, {} regions, {:.0} s, seed {}",
+        "\nsekai demo: {} bots ({} connected) over QUIC, {} regions, {:.0} s measured, seed {}",
         config.bots,
+        report.connected,
         config.regions_per_side.pow(2),
-        config.seconds,
+        report.seconds,
         config.seed
     );
     println!(
-        "inputs/s {:.0}   frames/s {:.0}   rejected by rules {}",
-        report.inputs_per_sec, report.frames_per_sec, report.rejected
+        "inputs/s {:.0} (outcome at the bot)   processed/s {:.0}   frames/s {:.0}   rejected by rules {}   edge errors {}",
+        report.inputs_per_sec, report.processed_per_sec, report.frames_per_sec, report.rejected, report.errors
     );
     println!(
-        "{:<26} {:>10} {:>10} {:>10}",
-        "stage (ms)", "p50", "p99", "p999"
+        "{:<28} {:>9} {:>10} {:>10} {:>10}",
+        "stage (ms)", "inputs", "p50", "p99", "p999"
     );
-    for (name, p50, p99, p999) in &report.stages {
+    for s in &report.stages {
         println!(
-            "{name:<26} {:>10.2} {:>10.2} {:>10.2}",
-            *p50 as f64 / 1e3,
-            *p99 as f64 / 1e3,
-            *p999 as f64 / 1e3
+            "{:<28} {:>9} {:>10.2} {:>10.2} {:>10.2}",
+            s.name,
+            s.count,
+            s.p50 as f64 / 1e3,
+            s.p99 as f64 / 1e3,
+            s.p999 as f64 / 1e3
         );
     }
     let stages: Vec<String> = report
         .stages
         .iter()
-        .map(|(n, a, b, c)| {
-            format!("{{\"stage\":\"{n}\",\"p50_us\":{a},\"p99_us\":{b},\"p999_us\":{c}}}")
+        .map(|s| {
+            format!(
+                "{{\"stage\":\"{}\",\"count\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}}}",
+                s.name, s.count, s.p50, s.p99, s.p999
+            )
         })
         .collect();
     println!(
-        "{{\"bots\":{},\"seconds\":{},\"seed\":{},\"inputs_per_sec\":{:.1},\"frames_per_sec\":{:.1},\"rejected\":{},\"stages\":[{}]}}",
-        config.bots, config.seconds, config.seed, report.inputs_per_sec, report.frames_per_sec, report.rejected, stages.join(",")
+        "{{\"bots\":{},\"connected\":{},\"seconds\":{:.1},\"seed\":{},\"inputs_per_sec\":{:.1},\"processed_per_sec\":{:.1},\"frames_per_sec\":{:.1},\"rejected\":{},\"errors\":{},\"stages\":[{}]}}",
+        config.bots, report.connected, report.seconds, config.seed, report.inputs_per_sec, report.processed_per_sec, report.frames_per_sec, report.rejected, report.errors, stages.join(",")
     );
 }

@@ -1,3 +1,26 @@
 //! The Sekai edge node and the `sekai` command's library.
+//!
+//! - [`token`]: HMAC-signed login tokens;
+//! - [`session`]: the session logic as I/O-free state machines;
+//! - [`wire`]: world values to and from the edge protocol's Cap'n Proto;
+//! - [`fanout`]: one watch per region head, change-log reads, hand-off to subscribers;
+//! - [`server`]: the QUIC + Cap'n Proto RPC edge server, [`tls`] its certificates;
+//! - [`client`]: the client SDK;
+//! - [`bots`]: simulated VR clients that measure input-to-delta latency;
+//! - [`world_setup`]: a generated world with processors and spawn points;
+//! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
+//! - [`demo`]: `sekai demo`, everything above in one process.
 
+#![warn(missing_docs)]
+
+pub mod bots;
+pub mod client;
+pub mod commands;
 pub mod demo;
+pub mod fanout;
+pub mod server;
+pub mod session;
+pub mod tls;
+pub mod token;
+pub mod wire;
+pub mod world_setup;

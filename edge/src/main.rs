@@ -18,6 +18,12 @@ enum Command {
     /// The live demo (the default): a generated world, region processors (T2) and bots sending
     /// inputs (T1) on the embedded engine, with throughput and latency per stage.
     Demo(DemoArgs),
+    /// Processors and one edge on a data directory, until Ctrl-C.
+    Serve(sekai_edge::commands::ServeArgs),
+    /// Bots against a running edge, with their input-to-delta latency.
+    Bots(sekai_edge::commands::BotsArgs),
+    /// Read-only views of a stopped server's data directory.
+    Inspect(sekai_edge::commands::InspectArgs),
     /// Benchmarks (figures are reported against a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -45,6 +51,12 @@ struct DemoArgs {
     /// Data directory (a temporary one by default).
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
+    /// Threads serving the edge's connections.
+    #[arg(long, default_value_t = 1)]
+    edge_workers: usize,
+    /// Threads running the bots.
+    #[arg(long, default_value_t = 1)]
+    bot_threads: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +76,25 @@ enum Bench {
         /// Concurrent tasks for the transfer workload.
         #[arg(long, default_value_t = 64)]
         transfer_tasks: usize,
+    },
+    /// World benchmarks: frames/s and inputs/s of processors with 1 vs 16 regions; area-query
+    /// latency at 10,000 vs 1,000,000 entities (loads the big world first; takes minutes).
+    World {
+        /// Players per region.
+        #[arg(long, default_value_t = 50)]
+        players: u64,
+        /// Inputs per player queued before the processors start.
+        #[arg(long, default_value_t = 40)]
+        inputs: u64,
+        /// Entities of the large world (the small one has 10,000).
+        #[arg(long, default_value_t = 1_000_000)]
+        large: usize,
+        /// Area queries per world size.
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -92,7 +123,20 @@ async fn main() -> std::process::ExitCode {
             })
             .await
         }
+        Some(Command::Bench {
+            which:
+                Bench::World {
+                    players,
+                    inputs,
+                    large,
+                    queries,
+                    seed,
+                },
+        }) => bench_world(players, inputs, large, queries, seed).await,
         Some(Command::Demo(args)) => demo(args).await,
+        Some(Command::Serve(args)) => sekai_edge::commands::serve(args).await,
+        Some(Command::Bots(args)) => sekai_edge::commands::bots(args).await,
+        Some(Command::Inspect(args)) => sekai_edge::commands::inspect(args).await,
         None => demo(DemoArgs::parse_from(["demo"])).await,
     };
     match result {
@@ -112,9 +156,57 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         density: args.density,
         seed: args.seed,
         dir: args.dir,
+        edge_workers: args.edge_workers,
+        bot_threads: args.bot_threads,
     };
     let report = run_demo(config.clone()).await?;
     print_report(&config, &report);
+    Ok(())
+}
+
+async fn bench_world(
+    players: u64,
+    inputs: u64,
+    large: usize,
+    queries: usize,
+    seed: u64,
+) -> Result<(), String> {
+    use sekai_layer::world_bench::{area_queries, frames};
+    println!("sekai bench world: seed {seed}, {players} players x {inputs} inputs per region");
+    let one = frames(1, players, inputs, seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    let many = frames(16, players, inputs, seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    for f in [&one, &many] {
+        println!(
+            "{:>3} regions: {:>8.0} frames/s {:>9.0} inputs/s",
+            f.regions, f.frames_per_sec, f.inputs_per_sec
+        );
+    }
+    println!(
+        "16 vs 1 region: {:.2}x inputs/s",
+        many.inputs_per_sec / one.inputs_per_sec.max(1e-9)
+    );
+    let small = area_queries(10_000, queries, 30.0, seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    let big = area_queries(large, queries, 30.0, seed)
+        .await
+        .map_err(|e| e.to_string())?;
+    for a in [&small, &big] {
+        println!(
+            "{:>9} entities (loaded in {:>6.1} s): area query r=30 m p50 {:>6} us p99 {:>7} us, {:.0} hits",
+            a.entities, a.load_seconds, a.p50_us, a.p99_us, a.mean_hits
+        );
+    }
+    println!(
+        "area query p50 at {} vs {} entities: {:.2}x",
+        big.entities,
+        small.entities,
+        big.p50_us as f64 / small.p50_us.max(1) as f64
+    );
     Ok(())
 }
 

@@ -1,0 +1,309 @@
+//! The `sekai serve`, `sekai bots` and `sekai inspect` commands.
+//!
+//! - `serve`: the embedded engine on a data directory, the generated world (only when the
+//!   directory holds none yet), a processor per region and one edge, until Ctrl-C. It writes
+//!   the edge's certificate (DER) to `<dir>/edge-cert.der` for clients to pin;
+//! - `bots`: N bots against a running edge, with the edge's certificate and token secret;
+//! - `inspect`: read-only views of a stopped server's directory: entities near a point, a
+//!   region's frame log, and the region heads.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::CertificateDer;
+use sekai_layer::embedded::EmbeddedDatabase;
+use sekai_layer::kv::{Database, RangeOption, Transaction};
+use sekai_layer::world::processor::ProcessorStats;
+use sekai_layer::world::query::{entities_in_area, frames};
+use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
+
+use crate::bots::{start_bots, BotConfig, BotStats};
+use crate::server::{EdgeConfig, EdgeServer};
+use crate::tls::TlsSource;
+use crate::token::TokenKey;
+use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
+
+/// The world prefix the commands use.
+pub const WORLD: &str = "sekai/world";
+
+/// File name of the edge certificate `serve` writes into its data directory.
+pub const CERT_FILE: &str = "edge-cert.der";
+
+/// `sekai serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Data directory of the embedded engine.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// UDP address of the edge.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    pub listen: SocketAddr,
+    /// Secret of the login tokens (or the SEKAI_EDGE_SECRET environment variable).
+    #[arg(long, env = "SEKAI_EDGE_SECRET")]
+    pub secret: String,
+    /// Certificate chain (PEM); a self-signed one is generated when absent.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of `--cert`.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Regions per side of the generated world.
+    #[arg(long, default_value_t = 2)]
+    pub regions_per_side: i32,
+    /// Resources per 100 m² of the generated world.
+    #[arg(long, default_value_t = 0.5)]
+    pub density: f32,
+    /// Seed of the generated world.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Threads serving connections.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// Runs an edge with its processors until Ctrl-C.
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let db = EmbeddedDatabase::open(&args.dir).map_err(|e| e.to_string())?;
+    let keys = WorldKeys::new(WORLD).map_err(|e| e.to_string())?;
+    let shape = WorldShape {
+        regions_per_side: args.regions_per_side.max(1),
+        density: args.density,
+        seed: args.seed,
+    };
+    let resources = if world_is_empty(&db, &keys).await? {
+        let resources = load_world(&db, &keys, &shape).await?;
+        println!(
+            "generated {} resources",
+            resources.values().map(Vec::len).sum::<usize>()
+        );
+        resources
+    } else {
+        Default::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(ProcessorStats::default());
+    let processors = start_processors(&db, &keys, &shape, &stop, &stats, |_| {});
+    let mut config = EdgeConfig::new(args.listen, TokenKey::new(args.secret.into_bytes()));
+    config.workers = args.workers.max(1);
+    config.spawn = spawn_near_resources(&shape, &resources);
+    if let (Some(cert), Some(key)) = (args.cert, args.key) {
+        config.tls = TlsSource::Files { cert, key };
+    }
+    let edge = EdgeServer::start(db.clone(), keys, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cert_path = args.dir.join(CERT_FILE);
+    std::fs::write(&cert_path, edge.certificate().as_ref())
+        .map_err(|e| format!("writing {}: {e}", cert_path.display()))?;
+    println!(
+        "edge on quic://{}; certificate in {}; Ctrl-C stops",
+        edge.local_addr().map_err(|e| e.to_string())?,
+        cert_path.display()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    edge.shutdown().await;
+    stop.store(true, Ordering::Relaxed);
+    for processor in processors {
+        let _ = processor.await;
+    }
+    Ok(())
+}
+
+/// True when the world has no entity yet.
+async fn world_is_empty(db: &EmbeddedDatabase, keys: &WorldKeys) -> Result<bool, String> {
+    let trx = db.create_trx().map_err(|e| e.to_string())?;
+    let (begin, end) = keys.kind_range(KeyKind::Entity);
+    let page = trx
+        .get_range(&RangeOption::new(begin, end).limit(1), true)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(page.kvs.is_empty())
+}
+
+/// `sekai bots`.
+#[derive(clap::Args, Debug)]
+pub struct BotsArgs {
+    /// The edge's UDP address.
+    #[arg(long)]
+    pub connect: SocketAddr,
+    /// The edge's certificate (DER), as `serve` writes it.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Secret of the login tokens (or the SEKAI_EDGE_SECRET environment variable).
+    #[arg(long, env = "SEKAI_EDGE_SECRET")]
+    pub secret: String,
+    /// Number of bots.
+    #[arg(long, default_value_t = 100)]
+    pub bots: usize,
+    /// Player id of the first bot.
+    #[arg(long, default_value_t = 1)]
+    pub first_player: u64,
+    /// Seconds to play.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Seed of the bots' choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Threads running the bots.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// Runs bots against a running edge and prints their latency.
+pub async fn bots(args: BotsArgs) -> Result<(), String> {
+    let cert =
+        std::fs::read(&args.cert).map_err(|e| format!("reading {}: {e}", args.cert.display()))?;
+    let stats = Arc::new(BotStats::default());
+    let threads = start_bots(
+        BotConfig {
+            server: args.connect,
+            certificate: CertificateDer::from(cert),
+            tokens: TokenKey::new(args.secret.into_bytes()),
+            bots: args.bots,
+            first_player: args.first_player,
+            seed: args.seed,
+            threads: args.threads,
+            on_applied: None,
+        },
+        stats.clone(),
+    );
+    println!("sekai bots: {} bots, seed {}", args.bots, args.seed);
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < args.seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (p50, p99, _) = stats.total_quantiles();
+        eprintln!(
+            "[{:>4.0}s] {} connected, {} applied, p50 {:.2} ms p99 {:.2} ms",
+            started.elapsed().as_secs_f64(),
+            stats.connected.load(Ordering::Relaxed),
+            stats.applied.load(Ordering::Relaxed),
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3
+        );
+    }
+    stats.stop();
+    let _ =
+        tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (p50, p99, p999) = stats.total_quantiles();
+    println!(
+        "inputs/s {:.0}, input-to-delta p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms, errors {}",
+        stats.applied.load(Ordering::Relaxed) as f64 / elapsed,
+        p50 as f64 / 1e3,
+        p99 as f64 / 1e3,
+        p999 as f64 / 1e3,
+        stats.errors.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// `sekai inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Data directory of a stopped server.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// What to show.
+    #[command(subcommand)]
+    pub what: Inspect,
+}
+
+/// What `sekai inspect` shows.
+#[derive(clap::Subcommand, Debug)]
+pub enum Inspect {
+    /// Entities within `radius` of (x, z).
+    Near {
+        /// x in metres.
+        #[arg(long, allow_hyphen_values = true)]
+        x: f32,
+        /// z in metres.
+        #[arg(long, allow_hyphen_values = true)]
+        z: f32,
+        /// Radius in metres.
+        #[arg(long, default_value_t = 20.0)]
+        radius: f32,
+    },
+    /// A region's frame log.
+    Frames {
+        /// Region x.
+        #[arg(long, allow_hyphen_values = true)]
+        rx: i32,
+        /// Region z.
+        #[arg(long, allow_hyphen_values = true)]
+        rz: i32,
+        /// First frame.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most frames shown.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Every region head (the counter edges watch).
+    Heads,
+}
+
+/// Prints what was asked of a data directory.
+pub async fn inspect(args: InspectArgs) -> Result<(), String> {
+    let db = EmbeddedDatabase::open(&args.dir).map_err(|e| e.to_string())?;
+    let keys = WorldKeys::new(WORLD).map_err(|e| e.to_string())?;
+    let trx = db.create_trx().map_err(|e| e.to_string())?;
+    match args.what {
+        Inspect::Near { x, z, radius } => {
+            let area = Area::new(Vec3::new(x, 0.0, z), radius);
+            if !area.is_valid() {
+                return Err("invalid area".into());
+            }
+            let entities = entities_in_area(&trx, &keys, &area, true)
+                .await
+                .map_err(|e| e.to_string())?;
+            for e in &entities {
+                println!(
+                    "{:?} {:?} hp {} at ({:.1}, {:.1}) owner {} inventory {:?}",
+                    e.id, e.kind, e.hp, e.position.x, e.position.z, e.owner, e.inventory.0
+                );
+            }
+            println!("{} entities", entities.len());
+        }
+        Inspect::Frames {
+            rx,
+            rz,
+            from,
+            limit,
+        } => {
+            let records = frames(&trx, &keys, RegionId::new(rx, rz), from, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in &records {
+                println!(
+                    "frame {} of {}: {} inputs, {} rejected",
+                    r.frame,
+                    r.region,
+                    r.inputs.len(),
+                    r.rejected
+                );
+            }
+        }
+        Inspect::Heads => {
+            let (begin, end) = keys.kind_range(KeyKind::Head);
+            let mut next = Some(RangeOption::new(begin, end).limit(1_000));
+            while let Some(range) = next {
+                let page = trx
+                    .get_range(&range, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                next = range.next_range(&page);
+                for kv in &page.kvs {
+                    let region = keys.decode_head(&kv.key).map_err(|e| e.to_string())?;
+                    let head = <[u8; 8]>::try_from(kv.value.as_slice())
+                        .map(u64::from_le_bytes)
+                        .unwrap_or_default();
+                    println!("{region}: head {head}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! Watch-driven fan-out: one watch per region head for the whole edge (not one per client).
+//!
+//! Each pass runs one read-only transaction at one read version `rv`:
+//! 1. for every region some subscription needs, read the change log after the edge's cursor for
+//!    that region (new regions start at their newest commit);
+//! 2. give joining subscriptions a snapshot of their area (`at` = the newest commit in their
+//!    regions visible at `rv`), or replay the log after their resume point;
+//! 3. arm one watch per region head and commit (the watches fire on any change after `rv`).
+//!
+//! Only after the commit are the commits handed to the live subscriptions, in versionstamp
+//! order, and the joiners made live. Then the task sleeps until a watch fires, a subscription
+//! joins, or [`IDLE_PASS`] passes.
+//!
+//! Invariants:
+//! - **commit order across regions**: every commit visible at `rv` has a versionstamp at most
+//!   `rv` and every later one a greater one, so handing over all commits up to `rv`, sorted,
+//!   pass after pass, is the global commit order. When a region's log is too long to read in
+//!   one pass, every region is cut at the same versionstamp, so the order still holds;
+//! - **no gaps**: a region's cursor only moves past commits handed to every live subscription of
+//!   it, and a change after the pass's read wakes the pass's watch;
+//! - **joiners**: a snapshot at `at` followed by the commits after `at` (earlier ones are at or
+//!   below the subscriber's cursor and ignored) is the area's history with no gap or duplicate;
+//!   a replay longer than `max_replay` entries, or a resume point newer than anything in the
+//!   area's logs, gets a fresh snapshot instead. (The log is never trimmed today; when trimming
+//!   comes, a trim horizon older than the resume point must also force a snapshot.)
+
+pub mod log;
+pub mod registry;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::{select, select_all};
+use futures::FutureExt;
+use sekai_layer::kv::{Database, Transaction};
+use sekai_layer::world::error::WorldError;
+use sekai_layer::world::model::Delta;
+use sekai_layer::world::query::entities_in_area;
+use sekai_schema::{RegionId, WorldKeys};
+use tokio::sync::Notify;
+
+use crate::session::Subscriber;
+use log::{last_stamp, merge, read_log, Stamp};
+use registry::Registry;
+pub use registry::{Slot, Start};
+
+/// The longest the fan-out sleeps without a wake (a safety net; watches normally wake it).
+pub const IDLE_PASS: Duration = Duration::from_secs(1);
+
+/// Fan-out settings.
+#[derive(Clone, Copy, Debug)]
+pub struct FanoutConfig {
+    /// Change-log entries per range read.
+    pub page: usize,
+    /// Entries read per region per pass before the pass is cut.
+    pub max_per_pass: usize,
+    /// Entries a resumed subscription may replay before it gets a snapshot instead.
+    pub max_replay: usize,
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        Self {
+            page: 1_000,
+            max_per_pass: 10_000,
+            max_replay: 10_000,
+        }
+    }
+}
+
+/// Counters of one fan-out.
+#[derive(Debug, Default)]
+pub struct FanoutStats {
+    /// Passes completed.
+    pub passes: AtomicU64,
+    /// Commits handed over.
+    pub commits: AtomicU64,
+    /// Passes that failed and were retried.
+    pub failures: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    registry: Mutex<Registry>,
+    wake: Notify,
+    stopped: AtomicBool,
+    stats: FanoutStats,
+}
+
+/// A handle to an edge's fan-out (cheap to clone, shared by all connections).
+#[derive(Clone, Debug, Default)]
+pub struct Fanout {
+    shared: Arc<Shared>,
+}
+
+impl Fanout {
+    /// A fan-out with no subscriptions; [`Fanout::run`] drives it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a subscription; it starts in the next pass. Returns its id and slot.
+    pub fn subscribe(&self, subscriber: Subscriber, start: Start) -> (u64, Arc<Slot>) {
+        let joined = self.registry().join(subscriber, start);
+        self.shared.wake.notify_one();
+        joined
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(&self, id: u64) {
+        self.registry().remove(id);
+    }
+
+    /// How many subscriptions are live.
+    pub fn live_count(&self) -> usize {
+        self.registry().live_count()
+    }
+
+    /// The fan-out's counters.
+    pub fn stats(&self) -> &FanoutStats {
+        &self.shared.stats
+    }
+
+    /// Makes [`Fanout::run`] return.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.shared
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs passes until [`Fanout::stop`].
+    pub async fn run<D: Database>(self, db: D, keys: WorldKeys, config: FanoutConfig) {
+        let mut cursors: BTreeMap<RegionId, Option<Stamp>> = BTreeMap::new();
+        while !self.shared.stopped.load(Ordering::Acquire) {
+            let joining = self.registry().take_joining();
+            let live = self.registry().live();
+            match self
+                .pass(&db, &keys, &config, &mut cursors, &live, &joining)
+                .await
+            {
+                Ok(watches) => {
+                    self.shared.stats.passes.fetch_add(1, Ordering::Relaxed);
+                    {
+                        let mut registry = self.registry();
+                        for (id, slot, _) in joining {
+                            registry.go_live(id, slot);
+                        }
+                    }
+                    self.wait(watches).await;
+                }
+                Err(error) => {
+                    self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "fan-out pass failed; retrying");
+                    self.registry().requeue(joining);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    /// Sleeps until a watch fires, a subscription joins, [`IDLE_PASS`] passes or a stop.
+    async fn wait(&self, watches: Vec<WatchFuture>) {
+        let woken = Box::pin(self.shared.wake.notified());
+        let idle = Box::pin(tokio::time::sleep(IDLE_PASS));
+        let wake = select(woken, idle);
+        if watches.is_empty() {
+            wake.await;
+        } else {
+            let _ = select(select_all(watches), wake).await;
+        }
+    }
+
+    /// One pass (see the module docs); returns the armed watches.
+    async fn pass<D: Database>(
+        &self,
+        db: &D,
+        keys: &WorldKeys,
+        config: &FanoutConfig,
+        cursors: &mut BTreeMap<RegionId, Option<Stamp>>,
+        live: &[Arc<Slot>],
+        joining: &[(u64, Arc<Slot>, Start)],
+    ) -> Result<Vec<WatchFuture>, WorldError> {
+        let trx = db.create_trx()?;
+        let wanted: BTreeSet<RegionId> = live
+            .iter()
+            .chain(joining.iter().map(|(_, slot, _)| slot))
+            .flat_map(|slot| slot.lock().regions().clone())
+            .collect();
+        let mut next_cursors: BTreeMap<RegionId, Option<Stamp>> = BTreeMap::new();
+        let mut read: Vec<(RegionId, Entries, bool)> = Vec::new();
+        for region in &wanted {
+            match cursors.get(region) {
+                Some(cursor) => {
+                    let (entries, complete) = read_log(
+                        &trx,
+                        keys,
+                        *region,
+                        *cursor,
+                        config.page,
+                        config.max_per_pass,
+                    )
+                    .await?;
+                    next_cursors.insert(*region, *cursor);
+                    read.push((*region, entries, complete));
+                }
+                None => {
+                    next_cursors.insert(*region, last_stamp(&trx, keys, *region).await?);
+                }
+            }
+        }
+        let cut = read
+            .iter()
+            .filter(|(_, entries, complete)| !complete && !entries.is_empty())
+            .filter_map(|(_, entries, _)| entries.last().map(|(stamp, _)| *stamp))
+            .min();
+        let mut entries = Vec::new();
+        for (region, region_entries, _) in read {
+            let kept: Vec<(Stamp, Delta)> = region_entries
+                .into_iter()
+                .filter(|(stamp, _)| cut.is_none_or(|cut| *stamp <= cut))
+                .collect();
+            if let Some((stamp, _)) = kept.last() {
+                next_cursors.insert(region, Some(*stamp));
+            }
+            entries.extend(kept);
+        }
+        let commits = merge(entries);
+        let mut starts = Vec::with_capacity(joining.len());
+        for (_, slot, start) in joining {
+            starts.push(self.start(&trx, keys, config, slot, *start).await?);
+        }
+        let watches: Vec<WatchFuture> = wanted
+            .iter()
+            .map(|region| trx.watch(&keys.head(*region)).map(|_| ()).boxed())
+            .collect();
+        trx.commit().await?;
+
+        *cursors = next_cursors;
+        self.shared
+            .stats
+            .commits
+            .fetch_add(commits.len() as u64, Ordering::Relaxed);
+        for slot in live {
+            hand_over(slot, &commits);
+        }
+        for ((_, slot, _), start) in joining.iter().zip(starts) {
+            start.apply(slot);
+        }
+        Ok(watches)
+    }
+
+    /// Reads what a joining subscription starts with.
+    async fn start<T: Transaction>(
+        &self,
+        trx: &T,
+        keys: &WorldKeys,
+        config: &FanoutConfig,
+        slot: &Slot,
+        start: Start,
+    ) -> Result<Beginning, WorldError> {
+        let (area, regions) = {
+            let subscriber = slot.lock();
+            (*subscriber.area(), subscriber.regions().clone())
+        };
+        let mut at: Stamp = [0; 10];
+        for region in &regions {
+            if let Some(stamp) = last_stamp(trx, keys, *region).await? {
+                at = at.max(stamp);
+            }
+        }
+        if let Start::Resume(from) = start {
+            if from <= at {
+                let mut entries = Vec::new();
+                let mut complete = true;
+                for region in &regions {
+                    let budget = config.max_replay.saturating_sub(entries.len());
+                    let (region_entries, done) =
+                        read_log(trx, keys, *region, Some(from), config.page, budget).await?;
+                    entries.extend(region_entries);
+                    complete &= done && entries.len() <= config.max_replay;
+                }
+                if complete {
+                    let visible = entities_in_area(trx, keys, &area, true).await?;
+                    return Ok(Beginning::Replay {
+                        from,
+                        commits: merge(entries),
+                        visible: visible.into_iter().map(|e| e.id).collect(),
+                    });
+                }
+                tracing::info!("resume point too far behind; sending a snapshot instead");
+            } else {
+                tracing::info!("resume point newer than the area's logs; sending a snapshot");
+            }
+        }
+        let entities = entities_in_area(trx, keys, &area, true).await?;
+        Ok(Beginning::Snapshot { entities, at })
+    }
+}
+
+/// Change-log entries of one region: (commit versionstamp, delta), in commit order.
+type Entries = Vec<(Stamp, Delta)>;
+
+/// A watch on a region head, type-erased.
+type WatchFuture = futures::future::BoxFuture<'static, ()>;
+
+/// What a joining subscription starts with.
+enum Beginning {
+    Snapshot {
+        entities: Vec<sekai_layer::world::model::Entity>,
+        at: Stamp,
+    },
+    Replay {
+        from: Stamp,
+        commits: BTreeMap<Stamp, Vec<Delta>>,
+        visible: Vec<sekai_schema::EntityId>,
+    },
+}
+
+impl Beginning {
+    fn apply(self, slot: &Slot) {
+        let mut subscriber = slot.lock();
+        match self {
+            Beginning::Snapshot { entities, at } => subscriber.start_snapshot(entities, at),
+            Beginning::Replay {
+                from,
+                commits,
+                visible,
+            } => {
+                subscriber.start_resume(from);
+                for (stamp, deltas) in &commits {
+                    subscriber.on_commit(*stamp, deltas);
+                }
+                subscriber.settle(visible);
+            }
+        }
+        drop(subscriber);
+        slot.wake();
+    }
+}
+
+/// Hands a pass's commits to one live subscription.
+fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) {
+    if slot.is_closed() {
+        return;
+    }
+    let mut subscriber = slot.lock();
+    let mut queued = false;
+    for (stamp, deltas) in commits {
+        if deltas
+            .iter()
+            .any(|d| subscriber.regions().contains(&d.region))
+        {
+            queued |= subscriber.on_commit(*stamp, deltas);
+        }
+    }
+    drop(subscriber);
+    if queued {
+        slot.wake();
+    }
+}

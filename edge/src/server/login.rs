@@ -1,0 +1,72 @@
+//! What login reads and writes: the player's avatar (created on first login) and applied seq.
+//!
+//! Invariants:
+//! - `player/(id)` holds the 16-byte id of the player's avatar entity; it is written in the same
+//!   transaction that creates the avatar, so a player has at most one avatar however many
+//!   logins race (the record is read serializably);
+//! - a created avatar is written through the layer's `write_entities`: with its indexes, its
+//!   region's version bumped (so the processor reloads) and a frame-0 delta in the region's
+//!   change log (so subscribers see it appear).
+
+use sekai_layer::kv::{run, Database, Transaction};
+use sekai_layer::world::error::WorldError;
+use sekai_layer::world::frame::applied_seq;
+use sekai_layer::world::model::{Change, Entity, EntityKind, Inventory};
+use sekai_layer::world::store::get_entity;
+use sekai_layer::world::write::write_entities;
+use sekai_schema::{EntityId, PlayerId, Vec3, WorldKeys};
+
+/// Hit points of a new avatar.
+pub const AVATAR_HP: u32 = 100;
+
+/// A logged-in player's avatar and the highest seq already applied for the player.
+#[derive(Clone, Debug)]
+pub struct LoginState {
+    /// The avatar's current state.
+    pub avatar: Entity,
+    /// The player's applied seq.
+    pub applied: u64,
+}
+
+/// Reads `player`'s avatar, creating it at `spawn` with id `new_id` if the player has none.
+pub async fn ensure_avatar<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    player: PlayerId,
+    spawn: Vec3,
+    new_id: EntityId,
+) -> Result<LoginState, WorldError> {
+    run(db, |trx, _| async move {
+        let applied = applied_seq(&trx, keys, player).await?;
+        let record = trx.get(&keys.player(player), false).await?;
+        if let Some(id) = record.as_deref().and_then(EntityId::from_slice) {
+            if let Some(avatar) = get_entity(&trx, keys, id, false).await? {
+                return Ok(LoginState { avatar, applied });
+            }
+        }
+        let avatar = Entity {
+            id: new_id,
+            kind: EntityKind::PlayerAvatar,
+            hp: AVATAR_HP,
+            position: spawn,
+            inventory: Inventory::default(),
+            owner: player,
+        };
+        write_entities(&trx, keys, &[Change::Upsert(avatar.clone())]).await?;
+        trx.set(&keys.player(player), &new_id.to_bytes());
+        Ok(LoginState { avatar, applied })
+    })
+    .await
+}
+
+/// The avatar's current state, if it exists.
+pub async fn read_avatar<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    id: EntityId,
+) -> Result<Option<Entity>, WorldError> {
+    run(db, |trx, _| async move {
+        get_entity(&trx, keys, id, true).await
+    })
+    .await
+}

@@ -1,0 +1,281 @@
+//! The edge server: QUIC (quinn, rustls with ring) carrying Cap'n Proto RPC.
+//!
+//! Threads: the QUIC endpoint and the fan-out run on the caller's tokio runtime; connections
+//! are handed round-robin to `workers` threads, each a current-thread runtime with a `LocalSet`,
+//! because capnp-rpc's `RpcSystem` is not `Send`. Each connection carries exactly one
+//! bidirectional stream, the RPC byte stream.
+//!
+//! Invariants:
+//! - a connection's failure (handshake, malformed or oversized message, disconnect) ends that
+//!   connection only; incoming messages larger than `max_message_words` words are refused by the
+//!   RPC reader, which then closes the connection;
+//! - shutting down closes the endpoint, stops the fan-out and the workers.
+
+mod login;
+pub mod push;
+pub mod rpc;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use capnp::message::ReaderOptions;
+use capnp_rpc::rpc_twoparty_capnp::Side;
+use capnp_rpc::{twoparty, RpcSystem};
+use rustls::pki_types::CertificateDer;
+use sekai_layer::kv::Database;
+use sekai_schema::edge_capnp::gateway;
+use sekai_schema::{PlayerId, Vec3, WorldKeys};
+use tokio::sync::mpsc;
+
+pub use login::{ensure_avatar, LoginState};
+
+use crate::fanout::{Fanout, FanoutConfig};
+use crate::session::InputLimits;
+use crate::tls::{server_config, TlsError, TlsSource};
+use crate::token::TokenKey;
+
+/// Where a player's avatar appears on first login.
+pub type SpawnFn = Arc<dyn Fn(PlayerId) -> Vec3 + Send + Sync>;
+
+/// Per-client limits.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeLimits {
+    /// The input rate limit of each session.
+    pub input: InputLimits,
+    /// Bytes of queued deltas per subscription before coalescing (see `session::outbox`).
+    pub outbox_budget: usize,
+    /// Unanswered `DeltaSink` calls per subscription.
+    pub push_window: usize,
+    /// Largest incoming RPC message, in 8-byte words.
+    pub max_message_words: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            input: InputLimits::default(),
+            outbox_budget: 256 * 1024,
+            push_window: 16,
+            max_message_words: 64 * 1024,
+        }
+    }
+}
+
+/// How to run an edge.
+#[derive(Clone)]
+pub struct EdgeConfig {
+    /// The UDP address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The secret login tokens are signed with.
+    pub tokens: TokenKey,
+    /// The server certificate.
+    pub tls: TlsSource,
+    /// Threads serving connections.
+    pub workers: usize,
+    /// Per-client limits.
+    pub limits: EdgeLimits,
+    /// Fan-out settings.
+    pub fanout: FanoutConfig,
+    /// Where new avatars appear.
+    pub spawn: SpawnFn,
+}
+
+impl EdgeConfig {
+    /// A configuration on `listen` with `tokens`, a self-signed certificate, one worker per core,
+    /// default limits, and avatars spawning at the centre of region (0, 0).
+    pub fn new(listen: SocketAddr, tokens: TokenKey) -> Self {
+        let (x, z) = sekai_schema::RegionId::new(0, 0).center();
+        Self {
+            listen,
+            tokens,
+            tls: TlsSource::SelfSigned,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            limits: EdgeLimits::default(),
+            fanout: FanoutConfig::default(),
+            spawn: Arc::new(move |_| Vec3::new(x as f32, 0.0, z as f32)),
+        }
+    }
+}
+
+/// Why an edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The socket could not be bound.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every connection of one edge shares.
+pub struct EdgeContext<D> {
+    /// The database.
+    pub db: D,
+    /// The world's keys.
+    pub keys: WorldKeys,
+    /// Verifies login tokens.
+    pub tokens: TokenKey,
+    /// The fan-out.
+    pub fanout: Fanout,
+    /// Per-client limits.
+    pub limits: EdgeLimits,
+    /// Where new avatars appear.
+    pub spawn: SpawnFn,
+    /// The origin of the sessions' virtual clocks.
+    pub epoch: Instant,
+}
+
+/// A running edge.
+pub struct EdgeServer {
+    endpoint: quinn::Endpoint,
+    certificate: CertificateDer<'static>,
+    fanout: Fanout,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl EdgeServer {
+    /// Starts an edge for the world `keys` in `db`; must be called inside a tokio runtime.
+    pub async fn start<D: Database>(
+        db: D,
+        keys: WorldKeys,
+        config: EdgeConfig,
+    ) -> Result<Self, EdgeError> {
+        let (server, certificate) = server_config(&config.tls)?;
+        let endpoint = quinn::Endpoint::server(server, config.listen)?;
+        let fanout = Fanout::new();
+        tokio::spawn(fanout.clone().run(db.clone(), keys.clone(), config.fanout));
+        let ctx = Arc::new(EdgeContext {
+            db,
+            keys,
+            tokens: config.tokens,
+            fanout: fanout.clone(),
+            limits: config.limits,
+            spawn: config.spawn,
+            epoch: Instant::now(),
+        });
+        let mut senders = Vec::new();
+        let mut workers = Vec::new();
+        for index in 0..config.workers.max(1) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            workers.push(spawn_worker(index, ctx.clone(), rx)?);
+        }
+        let accept = tokio::spawn(accept_loop(endpoint.clone(), senders));
+        tracing::info!(addr = %endpoint.local_addr()?, workers = workers.len(), "edge listening");
+        Ok(Self {
+            endpoint,
+            certificate,
+            fanout,
+            workers,
+            accept,
+        })
+    }
+
+    /// The address the edge listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The certificate clients should pin (DER).
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.certificate
+    }
+
+    /// The edge's fan-out (for its counters).
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    /// Closes every connection and stops the edge.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"edge shutting down");
+        self.accept.abort();
+        let _ = self.accept.await;
+        self.fanout.stop();
+        let workers = self.workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Accepts connections and deals them to the workers in turn.
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    workers: Vec<mpsc::UnboundedSender<quinn::Incoming>>,
+) {
+    let mut next = 0usize;
+    while let Some(incoming) = endpoint.accept().await {
+        let Some(worker) = workers.get(next % workers.len().max(1)) else {
+            return;
+        };
+        next = next.wrapping_add(1);
+        if worker.send(incoming).is_err() {
+            tracing::error!("an edge worker stopped; refusing connections");
+            return;
+        }
+    }
+}
+
+/// Starts one worker thread serving the connections it receives.
+fn spawn_worker<D: Database>(
+    index: usize,
+    ctx: Arc<EdgeContext<D>>,
+    mut incoming: mpsc::UnboundedReceiver<quinn::Incoming>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("sekai-edge-{index}"))
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                while let Some(connection) = incoming.recv().await {
+                    tokio::task::spawn_local(serve_connection(connection, ctx.clone()));
+                }
+            });
+        })
+}
+
+/// Serves one connection: handshake, one bidirectional stream, Cap'n Proto RPC until it ends.
+async fn serve_connection<D: Database>(incoming: quinn::Incoming, ctx: Arc<EdgeContext<D>>) {
+    let peer = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "handshake failed");
+            return;
+        }
+    };
+    let (send, recv) = match connection.accept_bi().await {
+        Ok(streams) => streams,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "connection closed before its RPC stream opened");
+            return;
+        }
+    };
+    let options = *ReaderOptions::new()
+        .traversal_limit_in_words(Some(ctx.limits.max_message_words))
+        .nesting_limit(64);
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::new(recv),
+        futures::io::BufWriter::new(send),
+        Side::Server,
+        options,
+    );
+    let gateway: gateway::Client = capnp_rpc::new_client(rpc::Gateway::new(ctx, peer));
+    let rpc = RpcSystem::new(Box::new(network), Some(gateway.client));
+    match rpc.await {
+        Ok(()) => tracing::debug!(%peer, "connection closed"),
+        Err(error) => tracing::info!(%peer, %error, "connection ended with an error"),
+    }
+    connection.close(0u32.into(), b"rpc ended");
+}

@@ -1,0 +1,254 @@
+//! The edge protocol's capabilities, served per connection (on the connection's `LocalSet`).
+//!
+//! Invariants (object capabilities):
+//! - the only bootstrap capability is the [`Gateway`]; a [`Session`] exists only for a token
+//!   that verified, and its [`Avatar`] is bound to the token's player, so a client can send
+//!   inputs for its own avatar only (there is no player field to forge);
+//! - every refusal (bad token, bad area, bad seq, rate limit, malformed action) is an error
+//!   answer to that one call, logged with the player, and never touches other clients;
+//! - an avatar's T1s run one at a time in seq order (`turn`), so a player's inputs reach the inbox in
+//!   the order they are acknowledged;
+//! - dropping a [`Subscription`] (or the connection) ends it in the fan-out.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use capnp::capability::Rc;
+use sekai_layer::kv::Database;
+use sekai_layer::world::inbox;
+use sekai_schema::edge_capnp::{avatar, gateway, session, subscription};
+use sekai_schema::{Area, PlayerId};
+
+use super::login::{ensure_avatar, read_avatar};
+use super::push::push;
+use super::EdgeContext;
+use crate::fanout::{Slot, Start};
+use crate::session::{Admission, AvatarLocation, InputGate, Subscriber};
+use crate::token::unix_now;
+use crate::wire::{read_input, read_stamp, with_entity};
+
+/// The bootstrap capability: logs players in.
+pub struct Gateway<D: Database> {
+    ctx: Arc<EdgeContext<D>>,
+    peer: SocketAddr,
+}
+
+impl<D: Database> Gateway<D> {
+    /// A gateway for the connection from `peer`.
+    pub fn new(ctx: Arc<EdgeContext<D>>, peer: SocketAddr) -> Self {
+        Self { ctx, peer }
+    }
+}
+
+impl<D: Database> gateway::Server for Gateway<D> {
+    async fn login(
+        self: Rc<Self>,
+        params: gateway::LoginParams,
+        mut results: gateway::LoginResults,
+    ) -> Result<(), capnp::Error> {
+        let token = params.get()?.get_token()?.to_str()?;
+        let claims = self.ctx.tokens.verify(token, unix_now()).map_err(|error| {
+            tracing::warn!(peer = %self.peer, %error, "login refused");
+            capnp::Error::failed(error.to_string())
+        })?;
+        let player = claims.player;
+        let spawn = (self.ctx.spawn)(player);
+        let state = ensure_avatar(
+            &self.ctx.db,
+            &self.ctx.keys,
+            player,
+            spawn,
+            sekai_schema::EntityId(rand::random()),
+        )
+        .await
+        .map_err(|error| {
+            tracing::error!(player, %error, "login failed");
+            capnp::Error::failed(format!("login failed: {error}"))
+        })?;
+        tracing::debug!(peer = %self.peer, player, "logged in");
+        let location = Arc::new(AvatarLocation::new(state.avatar.id, state.avatar.region()));
+        let avatar = std::rc::Rc::new(Avatar {
+            ctx: self.ctx.clone(),
+            player,
+            location: location.clone(),
+            gate: RefCell::new(InputGate::new(
+                state.applied,
+                self.ctx.limits.input,
+                self.ctx.epoch.elapsed(),
+            )),
+            turn: tokio::sync::Mutex::new(()),
+        });
+        results.get().set_session(capnp_rpc::new_client(Session {
+            ctx: self.ctx.clone(),
+            player,
+            location,
+            client: capnp_rpc::new_client_from_rc(avatar.clone()),
+            avatar,
+            login_avatar: state.avatar,
+        }));
+        Ok(())
+    }
+}
+
+/// One logged-in player.
+pub struct Session<D: Database> {
+    ctx: Arc<EdgeContext<D>>,
+    player: PlayerId,
+    location: Arc<AvatarLocation>,
+    avatar: std::rc::Rc<Avatar<D>>,
+    client: avatar::Client,
+    login_avatar: sekai_layer::world::model::Entity,
+}
+
+impl<D: Database> session::Server for Session<D> {
+    async fn avatar(
+        self: Rc<Self>,
+        _: session::AvatarParams,
+        mut results: session::AvatarResults,
+    ) -> Result<(), capnp::Error> {
+        results.get().set_avatar(self.client.clone());
+        Ok(())
+    }
+
+    async fn info(
+        self: Rc<Self>,
+        _: session::InfoParams,
+        mut results: session::InfoResults,
+    ) -> Result<(), capnp::Error> {
+        let mut r = results.get();
+        r.set_player(self.player);
+        with_entity(&self.login_avatar, |avatar| r.set_avatar(avatar))?;
+        r.set_last_seq(self.avatar.gate.borrow().durable());
+        Ok(())
+    }
+
+    async fn subscribe(
+        self: Rc<Self>,
+        params: session::SubscribeParams,
+        mut results: session::SubscribeResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let area = Area::read_capnp(params.get_area()?)?;
+        if !area.is_valid() {
+            tracing::warn!(
+                player = self.player,
+                ?area,
+                "subscription refused: invalid area"
+            );
+            return Err(capnp::Error::failed(format!(
+                "invalid area of interest: centre must be finite and radius in 0..={}",
+                sekai_schema::geometry::MAX_QUERY_RADIUS
+            )));
+        }
+        let resume = params.get_resume_from()?;
+        let start = if resume.is_empty() {
+            Start::Snapshot
+        } else {
+            Start::Resume(read_stamp(resume)?)
+        };
+        let sink = params.get_sink()?;
+        let subscriber = Subscriber::new(self.player, area, self.ctx.limits.outbox_budget)
+            .with_avatar(self.location.clone());
+        let (id, slot) = self.ctx.fanout.subscribe(subscriber, start);
+        tokio::task::spawn_local(push(slot.clone(), sink, self.ctx.limits.push_window));
+        tracing::debug!(player = self.player, ?area, ?start, "subscribed");
+        results
+            .get()
+            .set_subscription(capnp_rpc::new_client(Subscription {
+                fanout: self.ctx.fanout.clone(),
+                id,
+                slot,
+            }));
+        Ok(())
+    }
+}
+
+/// A player's avatar: the only way to send inputs.
+pub struct Avatar<D: Database> {
+    ctx: Arc<EdgeContext<D>>,
+    player: PlayerId,
+    location: Arc<AvatarLocation>,
+    gate: RefCell<InputGate>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl<D: Database> Avatar<D> {
+    /// The region to send T1 to: the last known one, re-read when proven stale.
+    async fn region(&self) -> sekai_schema::RegionId {
+        if self.location.is_stale() {
+            match read_avatar(&self.ctx.db, &self.ctx.keys, self.location.id()).await {
+                Ok(Some(avatar)) => self.location.set_region(avatar.region()),
+                Ok(None) => tracing::warn!(player = self.player, "avatar no longer exists"),
+                Err(error) => tracing::warn!(player = self.player, %error, "avatar lookup failed"),
+            }
+        }
+        self.location.region()
+    }
+}
+
+impl<D: Database> avatar::Server for Avatar<D> {
+    async fn send(
+        self: Rc<Self>,
+        params: avatar::SendParams,
+        mut results: avatar::SendResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let seq = params.get_seq();
+        let input = read_input(self.player, seq, params.get_action()?).map_err(|error| {
+            tracing::warn!(player = self.player, seq, %error, "malformed input");
+            capnp::Error::from(error)
+        })?;
+        let _turn = self.turn.lock().await;
+        let admitted = self.gate.borrow_mut().admit(seq, self.ctx.epoch.elapsed());
+        let mut ack = results.get().init_ack();
+        match admitted {
+            Err(error) => {
+                tracing::debug!(player = self.player, seq, %error, "input refused");
+                ack.set_error(error.to_string());
+            }
+            Ok(Admission::AlreadyDurable) => ack.set_accepted(seq),
+            Ok(Admission::Store) => {
+                let region = self.region().await;
+                match inbox::submit(&self.ctx.db, &self.ctx.keys, region, &input).await {
+                    Ok(()) => {
+                        self.gate.borrow_mut().stored(seq);
+                        ack.set_accepted(seq);
+                    }
+                    Err(error) => {
+                        self.gate.borrow_mut().failed();
+                        tracing::error!(player = self.player, seq, %error, "T1 failed");
+                        return Err(capnp::Error::failed(format!("input not stored: {error}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A live subscription; dropping it ends it.
+pub struct Subscription {
+    fanout: crate::fanout::Fanout,
+    id: u64,
+    slot: Arc<Slot>,
+}
+
+impl subscription::Server for Subscription {
+    async fn cancel(
+        self: Rc<Self>,
+        _: subscription::CancelParams,
+        _: subscription::CancelResults,
+    ) -> Result<(), capnp::Error> {
+        self.slot.close();
+        self.fanout.unsubscribe(self.id);
+        Ok(())
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.slot.close();
+        self.fanout.unsubscribe(self.id);
+    }
+}

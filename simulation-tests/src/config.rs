@@ -1,0 +1,88 @@
+//! What one simulated run does: its size, its fault rates, and an optional planted bug.
+//!
+//! Invariant: a run is a pure function of `(seed, SimConfig)`; nothing else (wall-clock time,
+//! thread scheduling, temporary paths) influences its trace.
+
+use std::time::Duration;
+
+/// A deliberate bug the checks must catch (test-only switch; `None` in real runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// No bug.
+    #[default]
+    None,
+    /// The edge drops one in every few deltas instead of pushing it.
+    SkipDelta,
+    /// The edge acknowledges some inputs without running T1.
+    AckWithoutCommit,
+    /// After an edge crash, the client resumes from the log's tail instead of its own cursor.
+    ResumeAtTail,
+    /// The client applies a delta's changes in reverse order.
+    ReorderDelta,
+}
+
+/// Sizes and fault rates of one run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Players, each with one bot client.
+    pub players: usize,
+    /// Edge nodes.
+    pub edges: usize,
+    /// Processor nodes per region (one holds the lease, the others stand by).
+    pub processors_per_region: usize,
+    /// Scheduler steps before the run goes quiet.
+    pub steps: usize,
+    /// Most unacknowledged inputs a client keeps in flight.
+    pub window: usize,
+    /// Density of generated resources (per 100 m²).
+    pub density: f32,
+    /// Probability of each engine commit fault, per commit with writes.
+    pub engine_fault_rate: f64,
+    /// Probability of each watch fault, per watch.
+    pub watch_fault_rate: f64,
+    /// Longest injected watch delay.
+    pub max_watch_delay: Duration,
+    /// Probability, per step, of a processor crash.
+    pub processor_crash: f64,
+    /// Probability, per step, of a processor stall longer than its lease.
+    pub processor_stall: f64,
+    /// Probability, per step, of an edge crash.
+    pub edge_crash: f64,
+    /// Probability, per step, of a client disconnect.
+    pub client_disconnect: f64,
+    /// Probability, per step, of a client restart (it loses its mirror and resubscribes).
+    pub client_restart: f64,
+    /// Probability that a client sends an input twice.
+    pub duplicate_input: f64,
+    /// Probability, per step, of an engine crash and reopen.
+    pub engine_crash: f64,
+    /// The bug to plant.
+    pub bug: PlantedBug,
+    /// Print every trace event to stderr.
+    pub echo_trace: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            players: 6,
+            edges: 2,
+            processors_per_region: 2,
+            steps: 3_000,
+            window: 3,
+            density: 0.02,
+            engine_fault_rate: 0.03,
+            watch_fault_rate: 0.05,
+            max_watch_delay: Duration::from_millis(30),
+            processor_crash: 0.0007,
+            processor_stall: 0.0003,
+            edge_crash: 0.0005,
+            client_disconnect: 0.001,
+            client_restart: 0.0004,
+            duplicate_input: 0.03,
+            engine_crash: 0.0002,
+            bug: PlantedBug::None,
+            echo_trace: false,
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The same workload inside FoundationDB's simulator (feature `fdb-sim`): a
+//! `foundationdb-simulation` `RustWorkload` that fdbserver loads from the
+//! `examples/fdb_workload.rs` cdylib (see `simulation-tests/README.md` and `fdb/sekai.toml`).
+//!
+//! FoundationDB supplies the faults here (clogging, attrition, its client-side BUGGIFY), so the
+//! workload drives the layer sequentially on each tester client; the concurrency comes from the
+//! clients (`clientCount`) running at once on one simulated cluster:
+//! - `setup` (client 0): loads the world of `seed` (the same [`WorldSpec`] as the local
+//!   simulator);
+//! - `start` (every client): bots of the client's players send inputs through the routed T1
+//!   (`edge_ops`), every client contends for every region's lease and runs frames, and each of
+//!   its players keeps a mirror through the simulated edge (snapshot, then catch-ups); at the end
+//!   the client stores its ledger (acknowledged inputs, highest seqs) in the database;
+//! - `check`: client 0 takes every lease over, drains every inbox and marks the world drained;
+//!   then every client catches its mirrors up and checks them, and client 0 merges the ledgers and
+//!   runs [`check_world`]. A violation is logged at `SevError`, which fails the simulation.
+
+use std::time::Duration;
+
+use foundationdb_simulation::{
+    Metric, Metrics, RustWorkload, Severity, SimDatabase, SingleRustWorkload, WorkloadContext,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sekai_layer::fdb_backend::FdbDatabase;
+use sekai_layer::kv::{run, Database, FdbError, Transaction};
+use sekai_layer::world::error::WorldError;
+use sekai_layer::world::frame::HotRegion;
+use sekai_layer::world::lease::{acquire, Lease};
+use sekai_layer::world::model::Input;
+use sekai_layer::world::processor::{run_frame, ProcessorStats};
+use sekai_schema::{EntityId, RegionId, WorldKeys};
+
+use crate::checks::{check_mirror, check_world, scan, Ledger, Violation};
+use crate::client::Client;
+use crate::edge::{Phase, Session};
+use crate::edge_ops::{catch_up, route_and_submit, snapshot};
+use crate::world_setup::WorldSpec;
+
+/// Prefix of the workload's own bookkeeping keys (outside the world's keys).
+const BOOK: &[u8] = b"\x02sekai-sim-book\x00";
+
+/// One region as this client processes it.
+struct Processor {
+    region: RegionId,
+    holder: u128,
+    lease: Option<Lease>,
+    hot: HotRegion,
+}
+
+/// The Sekai workload of one tester client.
+pub struct SekaiWorkload {
+    context: WorkloadContext,
+    client_id: i32,
+    client_count: i32,
+    steps: usize,
+    world: WorldSpec,
+    keys: Option<WorldKeys>,
+    rng: ChaCha8Rng,
+    clients: Vec<Client>,
+    sessions: Vec<Session>,
+    processors: Vec<Processor>,
+    ledger: Ledger,
+    frames: u64,
+    violations: u64,
+}
+
+impl SingleRustWorkload for SekaiWorkload {
+    fn new(_name: String, context: WorkloadContext) -> Self {
+        let seed: u64 = context.get_option("seed").unwrap_or(1);
+        let players: usize = context.get_option("players").unwrap_or(6);
+        let steps: usize = context.get_option("steps").unwrap_or(300);
+        let client_id = context.client_id();
+        let client_count = context.client_count().max(1);
+        let world = WorldSpec::build(seed, players, 0.02);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (client_id as u64).wrapping_mul(0x9E37));
+        let mine = |p: &&crate::world_setup::PlayerSpec| {
+            (p.player as i64 - 1).rem_euclid(i64::from(client_count)) == i64::from(client_id)
+        };
+        let clients: Vec<Client> = world.players.iter().filter(mine).map(Client::new).collect();
+        let sessions = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Session::new(i, c.player, c.bot.avatar, c.area, None))
+            .collect();
+        let processors = world
+            .regions
+            .iter()
+            .map(|r| Processor {
+                region: *r,
+                holder: rng.gen::<u128>() | 1,
+                lease: None,
+                hot: HotRegion::new(*r),
+            })
+            .collect();
+        Self {
+            context,
+            client_id,
+            client_count,
+            steps,
+            keys: WorldSpec::keys().ok(),
+            world,
+            rng,
+            clients,
+            sessions,
+            processors,
+            ledger: Ledger::default(),
+            frames: 0,
+            violations: 0,
+        }
+    }
+}
+
+impl RustWorkload for SekaiWorkload {
+    async fn setup(&mut self, db: SimDatabase) {
+        let db = FdbDatabase::from_database(db);
+        let Some(keys) = self.keys.clone() else {
+            return self.violation(&Violation::new("setup", "world keys"));
+        };
+        if self.client_id == 0 {
+            if let Err(error) = self.world.load(&db, &keys).await {
+                self.violation(&Violation::new("setup", format!("load: {error:?}")));
+            }
+        }
+    }
+
+    async fn start(&mut self, db: SimDatabase) {
+        let db = FdbDatabase::from_database(db);
+        let Some(keys) = self.keys.clone() else {
+            return;
+        };
+        for _ in 0..self.steps {
+            let roll: f64 = self.rng.gen();
+            let result = if roll < 0.5 && !self.clients.is_empty() {
+                self.send(&db, &keys).await
+            } else if roll < 0.85 {
+                let r = self.rng.gen_range(0..self.processors.len());
+                self.frame(&db, &keys, r).await
+            } else if !self.sessions.is_empty() {
+                let c = self.rng.gen_range(0..self.sessions.len());
+                self.follow(&db, &keys, c).await
+            } else {
+                Ok(())
+            };
+            if let Err(error) = result {
+                self.violation(&Violation::new("layer call succeeds", error.to_string()));
+            }
+        }
+        if let Err(error) = self.store_ledger(&db).await {
+            self.violation(&Violation::new("ledger stored", format!("{error:?}")));
+        }
+    }
+
+    async fn check(&mut self, db: SimDatabase) {
+        let db = FdbDatabase::from_database(db);
+        if let Err(violation) = self.check_all(&db).await {
+            self.violation(&violation);
+        }
+    }
+
+    fn get_metrics(&self, mut out: Metrics) {
+        out.push(Metric::val("acked_inputs", self.ledger.acked.len() as f64));
+        out.push(Metric::val("frames", self.frames as f64));
+        out.push(Metric::val("violations", self.violations as f64));
+    }
+
+    fn get_check_timeout(&self) -> f64 {
+        3_000.0
+    }
+}
+
+impl SekaiWorkload {
+    fn violation(&mut self, violation: &Violation) {
+        self.violations += 1;
+        self.context.trace(
+            Severity::Error,
+            "SekaiInvariantViolated",
+            &[
+                ("Check", violation.check.to_string()),
+                ("Detail", violation.detail.clone()),
+                ("Client", self.client_id.to_string()),
+            ],
+        );
+    }
+
+    /// A bot of this client sends its next input through the routed T1.
+    async fn send(&mut self, db: &FdbDatabase, keys: &WorldKeys) -> Result<(), WorldError> {
+        let c = self.rng.gen_range(0..self.clients.len());
+        let client = &mut self.clients[c];
+        let action = client
+            .bot
+            .next_action(&mut self.rng, &client.mirror, &self.world.resources);
+        let input = Input {
+            player: client.player,
+            seq: client.next_seq,
+            action,
+        };
+        client.next_seq += 1;
+        self.ledger.sent.insert(input.player, input.seq);
+        route_and_submit(db, keys, client.bot.avatar, &input).await?;
+        self.ledger.acked.insert((input.player, input.seq));
+        Ok(())
+    }
+
+    /// Runs one frame of processor `r`, taking its lease first if needed.
+    async fn frame(
+        &mut self,
+        db: &FdbDatabase,
+        keys: &WorldKeys,
+        r: usize,
+    ) -> Result<(), WorldError> {
+        let p = &mut self.processors[r];
+        let lease = match p.lease {
+            Some(lease) => lease,
+            None => match acquire(db, keys, p.region, p.holder).await? {
+                Some(lease) => lease,
+                None => return Ok(()),
+            },
+        };
+        p.lease = Some(lease);
+        let mut new_id = || EntityId::from_u128(self.rng.gen());
+        let stats = ProcessorStats::default();
+        match run_frame(db, keys, &lease, &mut p.hot, &mut new_id, &stats).await {
+            Ok(Ok(_)) => self.frames += 1,
+            Ok(Err(_idle)) => {}
+            Err(WorldError::LeaseLost(_)) => {
+                p.lease = None;
+                p.hot.invalidate();
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+
+    /// Brings client `c`'s mirror up to date through its simulated edge session.
+    async fn follow(
+        &mut self,
+        db: &FdbDatabase,
+        keys: &WorldKeys,
+        c: usize,
+    ) -> Result<(), WorldError> {
+        let session = &mut self.sessions[c];
+        if session.phase == Phase::Snapshotting {
+            let (entities, cursor) = snapshot(db, keys, &session.area).await?;
+            session.visible = entities.iter().map(|e| e.id).collect();
+            session
+                .outbox
+                .push_back(crate::edge::ToClient::Snapshot { entities, cursor });
+            session.start_at(cursor);
+        }
+        let caught = catch_up(db, keys, &session.cursor_list([0; 10])).await?;
+        session.push_entries(caught.entries, 0);
+        for message in session.outbox.drain(..) {
+            self.clients[c].receive(message);
+        }
+        Ok(())
+    }
+
+    fn book_key(&self, what: &str, client: i32) -> Vec<u8> {
+        [BOOK, what.as_bytes(), &client.to_be_bytes()].concat()
+    }
+
+    /// Stores this client's ledger: acked pairs, then highest seqs (16 bytes each).
+    async fn store_ledger(&self, db: &FdbDatabase) -> Result<(), FdbError> {
+        let pairs = |it: &mut dyn Iterator<Item = (u64, u64)>| -> Vec<u8> {
+            it.flat_map(|(a, b)| [a.to_be_bytes(), b.to_be_bytes()].concat())
+                .collect()
+        };
+        let acked = pairs(&mut self.ledger.acked.iter().copied());
+        let sent = pairs(&mut self.ledger.sent.iter().map(|(p, s)| (*p, *s)));
+        let (acked_key, sent_key) = (
+            self.book_key("acked", self.client_id),
+            self.book_key("sent", self.client_id),
+        );
+        run(db, |trx, _| {
+            let (acked, sent, acked_key, sent_key) = (&acked, &sent, &acked_key, &sent_key);
+            async move {
+                trx.set(acked_key, acked);
+                trx.set(sent_key, sent);
+                Ok::<_, FdbError>(())
+            }
+        })
+        .await
+    }
+
+    /// Every client's ledger, merged.
+    async fn load_ledgers(&self, db: &FdbDatabase) -> Result<Ledger, WorldError> {
+        let mut ledger = Ledger::default();
+        let trx = db.create_trx()?;
+        for client in 0..self.client_count {
+            let acked_key = self.book_key("acked", client);
+            let sent_key = self.book_key("sent", client);
+            let acked = trx.get(&acked_key, true).await?.unwrap_or_default();
+            let sent = trx.get(&sent_key, true).await?.unwrap_or_default();
+            for pair in acked.chunks_exact(16) {
+                ledger.acked.insert(split(pair));
+            }
+            for pair in sent.chunks_exact(16) {
+                let (player, seq) = split(pair);
+                ledger.sent.insert(player, seq);
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Drains (client 0), then checks mirrors and (client 0) the world.
+    async fn check_all(&mut self, db: &FdbDatabase) -> Result<(), Violation> {
+        let keys = self
+            .keys
+            .clone()
+            .ok_or_else(|| Violation::new("setup", "world keys"))?;
+        let drained = self.book_key("drained", 0);
+        if self.client_id == 0 {
+            self.drain(db, &keys).await?;
+            run(db, |trx, _| {
+                let drained = &drained;
+                async move {
+                    trx.set(drained, b"1");
+                    Ok::<_, FdbError>(())
+                }
+            })
+            .await
+            .map_err(WorldError::from)?;
+        } else {
+            while db
+                .create_trx()
+                .map_err(WorldError::from)?
+                .get(&drained, true)
+                .await
+                .map_err(WorldError::from)?
+                .is_none()
+            {
+                let _ = self.context.delay(Duration::from_millis(500)).await;
+            }
+        }
+        for c in 0..self.sessions.len() {
+            self.follow(db, &keys, c).await?;
+            let client = &self.clients[c];
+            check_mirror(db, &keys, c, &client.area, &client.mirror).await?;
+        }
+        if self.client_id == 0 {
+            let ledger = self.load_ledgers(db).await?;
+            check_world(db, &keys, &self.world.regions, &ledger, self.world.totals).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes every region's lease over (waiting out other holders) and runs frames until idle.
+    async fn drain(&mut self, db: &FdbDatabase, keys: &WorldKeys) -> Result<(), Violation> {
+        for r in 0..self.processors.len() {
+            loop {
+                let region = self.processors[r].region;
+                let trx = db.create_trx().map_err(WorldError::from)?;
+                let pending = scan(&trx, keys.inbox_range(region)).await?;
+                if pending.is_empty() {
+                    break;
+                }
+                let before = self.frames;
+                self.frame(db, keys, r).await?;
+                if self.frames == before {
+                    let _ = self.context.delay(Duration::from_millis(250)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn split(pair: &[u8]) -> (u64, u64) {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&pair[..8]);
+    b.copy_from_slice(&pair[8..16]);
+    (u64::from_be_bytes(a), u64::from_be_bytes(b))
+}

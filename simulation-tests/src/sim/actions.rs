@@ -1,0 +1,360 @@
+//! The scheduler's moves: which actions are ready, and doing one of them.
+//!
+//! Invariants: the ready list is built in a fixed order (tasks, nodes, edges and sessions by id,
+//! clients by index) and one entry is drawn with the run's rng, so the interleaving is a function
+//! of the seed; a stalled node's tasks are never polled.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use rand::Rng;
+use sekai_layer::world::model::Input;
+
+use super::Simulation;
+use crate::client::Link;
+use crate::config::PlantedBug;
+use crate::edge::{Phase, Session, ToClient};
+use crate::faults::FaultKind;
+use crate::processor_node::{idle_renew_us, Role};
+use crate::tasks::{Owner, Task};
+use crate::trace::Event;
+
+/// How long a bot thinks between inputs, in µs.
+const THINK_US: std::ops::Range<u64> = 20_000..120_000;
+
+/// Most messages one delivery action hands a client.
+const DELIVERY_BATCH: usize = 4;
+
+/// One thing the scheduler may do next.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Action {
+    /// Poll task `i` once.
+    Poll(usize),
+    /// Node `i` starts its next task (lease attempt or frame).
+    Node(usize),
+    /// Client `i` sends a new input.
+    Send(usize),
+    /// Deliver messages of a session to its client.
+    Deliver(usize, u64),
+    /// Start a session's next T1.
+    Store(usize, u64),
+    /// Start a session's next read (snapshot or catch-up).
+    Read(usize, u64),
+}
+
+/// Polls `future` once with a waker that does nothing (the scheduler re-polls by itself).
+pub(super) fn poll_once<F: Future + ?Sized>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+impl Simulation {
+    /// Restarts crashed nodes and reconnects clients whose time has come.
+    pub(super) fn housekeeping(&mut self) {
+        for i in 0..self.nodes.len() {
+            if let Role::Down { until } = self.nodes[i].role {
+                if self.now >= until {
+                    let now = self.now;
+                    self.nodes[i].restart(&mut self.rng, now);
+                }
+            }
+        }
+        for c in 0..self.clients.len() {
+            if let Link::Down { at } = self.clients[c].link {
+                if self.now >= at && !self.edges.is_empty() {
+                    self.connect(c);
+                }
+            }
+        }
+    }
+
+    /// Connects client `c` to a random edge, resuming from its cursors if it has a mirror.
+    fn connect(&mut self, c: usize) {
+        let edge = self.rng.gen_range(0..self.edges.len());
+        let session_id = self.next_session;
+        self.next_session += 1;
+        let client = &mut self.clients[c];
+        let resume = client.resume_point();
+        let resumed = resume.is_some();
+        let mut session = Session::new(c, client.player, client.bot.avatar, client.area, resume);
+        if resumed && self.config.bug == PlantedBug::ResumeAtTail {
+            session.phase = Phase::SeekingTail;
+        }
+        let resent: Vec<Input> = client.unacked.values().cloned().collect();
+        client.link = Link::Up {
+            edge,
+            session: session_id,
+        };
+        let player = client.player;
+        for input in &resent {
+            self.tally.add(FaultKind::ClientResend, 1);
+            self.trace.record(
+                self.now,
+                Event::InputSent {
+                    client: c,
+                    player,
+                    seq: input.seq,
+                    resend: true,
+                },
+            );
+        }
+        session.inputs.extend(resent);
+        self.edges[edge].sessions.insert(session_id, session);
+        self.record(Event::Connected {
+            client: c,
+            edge,
+            resume: resumed,
+        });
+    }
+
+    /// Polls every armed watch; a fired (or failed) watch wakes its owner.
+    pub(super) fn poll_watches(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(watch) = node.watch.as_mut() {
+                if poll_once(watch.as_mut()).is_ready() {
+                    node.watch = None;
+                    if let Role::Active { wake, .. } = &mut node.role {
+                        *wake = true;
+                    }
+                }
+            }
+        }
+        for edge in &mut self.edges {
+            for session in edge.sessions.values_mut() {
+                let fired = session
+                    .watches
+                    .iter_mut()
+                    .any(|w| poll_once(w.as_mut()).is_ready());
+                if fired {
+                    session.watches.clear();
+                    session.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Every ready action, in a fixed order.
+    pub(super) fn ready(&self, sending: bool) -> Vec<Action> {
+        let mut ready = Vec::new();
+        for (i, task) in self.tasks.iter().enumerate() {
+            let stalled = matches!(task.owner, Owner::Node(n) if self.nodes[n].stalled(self.now));
+            if !stalled {
+                ready.push(Action::Poll(i));
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.busy || node.stalled(self.now) {
+                continue;
+            }
+            let due = match node.role {
+                Role::Down { .. } => false,
+                Role::Standby { next_try } => self.now >= next_try,
+                Role::Active { renew_at, wake, .. } => wake || self.now >= renew_at,
+            };
+            if due {
+                ready.push(Action::Node(i));
+            }
+        }
+        for (e, edge) in self.edges.iter().enumerate() {
+            for (id, s) in &edge.sessions {
+                if s.phase == Phase::Closed {
+                    continue;
+                }
+                if !s.outbox.is_empty() {
+                    ready.push(Action::Deliver(e, *id));
+                }
+                if !s.storing && !s.inputs.is_empty() {
+                    ready.push(Action::Store(e, *id));
+                }
+                let wants_read = s.phase != Phase::Streaming || s.dirty;
+                if !s.reading && wants_read {
+                    ready.push(Action::Read(e, *id));
+                }
+            }
+        }
+        if sending {
+            for (c, client) in self.clients.iter().enumerate() {
+                if matches!(client.link, Link::Up { .. })
+                    && client.unacked.len() < self.config.window
+                    && self.now >= client.next_send_at
+                {
+                    ready.push(Action::Send(c));
+                }
+            }
+        }
+        ready
+    }
+
+    /// Does one random ready action; false when none was ready.
+    pub(super) async fn act(&mut self, sending: bool) -> bool {
+        let ready = self.ready(sending);
+        if ready.is_empty() {
+            return false;
+        }
+        let action = ready[self.rng.gen_range(0..ready.len())];
+        match action {
+            Action::Poll(i) => self.poll_task(i),
+            Action::Node(i) => self.start_node(i),
+            Action::Send(c) => self.send(c),
+            Action::Deliver(e, s) => self.deliver(e, s),
+            Action::Store(e, s) => self.start_store(e, s),
+            Action::Read(e, s) => self.start_read(e, s),
+        }
+        true
+    }
+
+    fn poll_task(&mut self, i: usize) {
+        if let Poll::Ready(output) = poll_once(self.tasks[i].future.as_mut()) {
+            let task = self.tasks.remove(i);
+            self.finish(task.owner, output);
+        }
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let Ok(db) = self.engine.db().cloned() else {
+            return;
+        };
+        let keys = self.keys.clone();
+        let node = &mut self.nodes[i];
+        let task = match node.role {
+            Role::Standby { .. } => Task::acquire(db, keys, i, node.region, node.holder),
+            Role::Active { lease, .. } => {
+                let (Some(hot), Some(ids)) = (node.hot.take(), node.ids.take()) else {
+                    return;
+                };
+                Task::frame(db, keys, i, lease, hot, ids)
+            }
+            Role::Down { .. } => return,
+        };
+        node.busy = true;
+        node.watch = None;
+        if let Role::Active { wake, renew_at, .. } = &mut node.role {
+            *wake = false;
+            *renew_at = self.now + idle_renew_us();
+        }
+        self.tasks.push(task);
+    }
+
+    fn send(&mut self, c: usize) {
+        let client = &mut self.clients[c];
+        let Link::Up { edge, session } = client.link else {
+            return;
+        };
+        let action = client
+            .bot
+            .next_action(&mut self.rng, &client.mirror, &self.world.resources);
+        let input = Input {
+            player: client.player,
+            seq: client.next_seq,
+            action,
+        };
+        client.next_seq += 1;
+        client.next_send_at = self.now + self.rng.gen_range(THINK_US);
+        client.unacked.insert(input.seq, input.clone());
+        let player = client.player;
+        self.ledger.sent.insert(player, input.seq);
+        let duplicate = self.rng.gen_bool(self.config.duplicate_input);
+        let Some(s) = self.edges[edge].sessions.get_mut(&session) else {
+            return;
+        };
+        s.inputs.push_back(input.clone());
+        if duplicate {
+            s.inputs.push_back(input.clone());
+            self.tally.add(FaultKind::DuplicateInput, 1);
+        }
+        for resend in [false, true].into_iter().take(1 + usize::from(duplicate)) {
+            self.record(Event::InputSent {
+                client: c,
+                player,
+                seq: input.seq,
+                resend,
+            });
+        }
+    }
+
+    fn deliver(&mut self, e: usize, s: u64) {
+        let Some(session) = self.edges[e].sessions.get_mut(&s) else {
+            return;
+        };
+        let n = session.outbox.len().min(DELIVERY_BATCH);
+        let messages: Vec<ToClient> = session.outbox.drain(..n).collect();
+        let c = session.client;
+        for message in messages {
+            let event = match &message {
+                ToClient::Ack(seq) => Event::InputAcked {
+                    player: self.clients[c].player,
+                    seq: *seq,
+                },
+                ToClient::Snapshot { entities, .. } => Event::SnapshotDelivered {
+                    client: c,
+                    entities: entities.len(),
+                },
+                ToClient::Delta {
+                    region,
+                    stamp,
+                    changes,
+                } => Event::DeltaDelivered {
+                    client: c,
+                    region: *region,
+                    stamp: *stamp,
+                    changes: changes.len(),
+                },
+            };
+            self.record(event);
+            if let Some(seq) = self.clients[c].receive(message) {
+                let player = self.clients[c].player;
+                self.ledger.acked.insert((player, seq));
+            }
+        }
+    }
+
+    fn start_store(&mut self, e: usize, s: u64) {
+        let Ok(db) = self.engine.db().cloned() else {
+            return;
+        };
+        let skip_t1 = self.config.bug == PlantedBug::AckWithoutCommit && self.rng.gen_bool(0.05);
+        let Some(session) = self.edges[e].sessions.get_mut(&s) else {
+            return;
+        };
+        let Some(input) = session.inputs.pop_front() else {
+            return;
+        };
+        if skip_t1 {
+            session.outbox.push_back(ToClient::Ack(input.seq));
+            return;
+        }
+        session.storing = true;
+        let owner = Owner::Session {
+            edge: e,
+            session: s,
+        };
+        let task = Task::store(db, self.keys.clone(), owner, session.avatar, input);
+        self.tasks.push(task);
+    }
+
+    fn start_read(&mut self, e: usize, s: u64) {
+        let Ok(db) = self.engine.db().cloned() else {
+            return;
+        };
+        let Some(session) = self.edges[e].sessions.get_mut(&s) else {
+            return;
+        };
+        let owner = Owner::Session {
+            edge: e,
+            session: s,
+        };
+        session.reading = true;
+        let task = match session.phase {
+            Phase::Snapshotting | Phase::SeekingTail => {
+                Task::snapshot(db, self.keys.clone(), owner, session.area)
+            }
+            Phase::Streaming => {
+                session.dirty = false;
+                session.watches.clear();
+                let cursors = session.cursor_list([0; 10]);
+                Task::catch_up(db, self.keys.clone(), owner, cursors)
+            }
+            Phase::Closed => return,
+        };
+        self.tasks.push(task);
+    }
+}

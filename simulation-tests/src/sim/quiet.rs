@@ -1,0 +1,161 @@
+//! Going quiet, then checking: faults stop, bots stop sending, and the run is driven until every
+//! input is acknowledged and applied, every client is streaming with an empty outbox, and no
+//! watch fires for longer than the longest watch delay. Then every check of `checks` runs.
+//!
+//! Invariant: the quiet phase adds no shortcuts: inboxes drain only through processors woken by
+//! their watches or lease renewals, and mirrors converge only through edge watches firing, so a
+//! lost wake-up shows up as a liveness violation or a mirror mismatch.
+
+use super::Simulation;
+use crate::checks::{check_mirror, check_world, scan, Violation, WorldSummary};
+use crate::client::Link;
+use crate::edge::Phase;
+use crate::processor_node::Role;
+use crate::trace::Event;
+
+/// Virtual time the quiet phase may take before the run is declared stuck, in µs.
+const QUIET_BUDGET_US: u64 = 120_000_000;
+
+/// Time skipped when nothing is ready, in µs.
+const IDLE_SKIP_US: u64 = 50_000;
+
+impl Simulation {
+    /// Drives the run to quiet and runs the checks.
+    pub(super) async fn quiesce_and_check(&mut self) -> WorldSummary {
+        let deadline = self.now + QUIET_BUDGET_US;
+        let settle = self.engine.max_watch_delay().as_micros() as u64 + 1_000;
+        loop {
+            if self.violation.is_some() {
+                return WorldSummary::default();
+            }
+            if self.now > deadline {
+                let pending = self.pending_work();
+                self.fail(Violation::new(
+                    "run goes quiet",
+                    format!("still busy after {QUIET_BUDGET_US}us of quiet phase: {pending}"),
+                ));
+                return WorldSummary::default();
+            }
+            if self.step(false).await {
+                continue;
+            }
+            self.advance(settle).await;
+            self.poll_watches();
+            self.housekeeping();
+            if !self.ready(false).is_empty() {
+                continue;
+            }
+            match self.is_quiet().await {
+                Ok(true) => break,
+                Ok(false) => self.advance(IDLE_SKIP_US).await,
+                Err(violation) => {
+                    self.fail(violation);
+                    return WorldSummary::default();
+                }
+            }
+        }
+        self.record(Event::Quiet);
+        match self.check().await {
+            Ok(summary) => summary,
+            Err(violation) => {
+                self.fail(violation);
+                WorldSummary::default()
+            }
+        }
+    }
+
+    /// What is still going on (for a liveness report).
+    fn pending_work(&self) -> String {
+        let unacked: usize = self.clients.iter().map(|c| c.unacked.len()).sum();
+        let down = self
+            .clients
+            .iter()
+            .filter(|c| !matches!(c.link, Link::Up { .. }))
+            .count();
+        let active = self
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.role, Role::Active { .. }))
+            .count();
+        let unsettled: Vec<String> = self
+            .edges
+            .iter()
+            .flat_map(|e| e.sessions.iter())
+            .filter(|(_, s)| {
+                s.phase != Phase::Streaming
+                    || s.dirty
+                    || !s.outbox.is_empty()
+                    || !s.inputs.is_empty()
+            })
+            .map(|(id, s)| {
+                format!(
+                    "session {id} {:?} dirty={} outbox={}",
+                    s.phase,
+                    s.dirty,
+                    s.outbox.len()
+                )
+            })
+            .collect();
+        let blind = self.clients.iter().filter(|c| !c.has_snapshot).count();
+        format!(
+            "{} tasks, {unacked} unacked inputs, {down} clients down, {blind} without a snapshot, \
+             {active} active processors, unsettled sessions {unsettled:?}, ready {:?}",
+            self.tasks.len(),
+            self.ready(false)
+        )
+    }
+
+    /// True when nothing is left to do and every inbox is empty.
+    async fn is_quiet(&self) -> Result<bool, Violation> {
+        if !self.tasks.is_empty() {
+            return Ok(false);
+        }
+        let clients_settled = self
+            .clients
+            .iter()
+            .all(|c| c.unacked.is_empty() && c.has_snapshot && matches!(c.link, Link::Up { .. }));
+        let sessions_settled = self.edges.iter().all(|e| {
+            e.sessions.values().all(|s| {
+                s.phase == Phase::Streaming
+                    && !s.dirty
+                    && s.outbox.is_empty()
+                    && s.inputs.is_empty()
+            })
+        });
+        if !clients_settled || !sessions_settled {
+            return Ok(false);
+        }
+        let db = self
+            .engine
+            .db()
+            .map_err(|e| Violation::new("engine open", e.to_string()))?;
+        let trx = sekai_layer::kv::Database::create_trx(db.inner())
+            .map_err(|e| Violation::new("database read", e.to_string()))?;
+        for region in &self.world.regions {
+            if !scan(&trx, self.keys.inbox_range(*region)).await?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn check(&self) -> Result<WorldSummary, Violation> {
+        let db = self
+            .engine
+            .db()
+            .map_err(|e| Violation::new("engine open", e.to_string()))?
+            .inner();
+        let summary = check_world(
+            db,
+            &self.keys,
+            &self.world.regions,
+            &self.ledger,
+            self.world.totals,
+        )
+        .await?;
+        for (i, client) in self.clients.iter().enumerate() {
+            check_mirror(db, &self.keys, i, &client.area, &client.mirror).await?;
+        }
+        Ok(summary)
+    }
+}

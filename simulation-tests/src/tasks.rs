@@ -1,0 +1,135 @@
+//! In-flight work: each database operation of a processor or an edge is a future the scheduler
+//! polls one step at a time (every KV call is a suspension point, see `sim_db`).
+//!
+//! Invariants: a task owns everything it touches (database handle, hot state, id generator) and
+//! hands it back in its [`TaskOutput`], so dropping a task (a crash) loses exactly what a crashed
+//! process would lose; a task never outlives its owner's incarnation (crashes drop the tasks).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use sekai_layer::world::error::WorldError;
+use sekai_layer::world::frame::HotRegion;
+use sekai_layer::world::lease::{acquire, Lease};
+use sekai_layer::world::model::{Entity, Input};
+use sekai_layer::world::processor::{run_frame, CommittedFrame, ProcessorStats};
+use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
+
+use crate::edge_ops::{catch_up, route_and_submit, snapshot, CatchUp, Watch};
+use crate::engine::Db;
+
+/// Who a task works for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Processor node `n`.
+    Node(usize),
+    /// Session `session` of edge `edge`.
+    Session {
+        /// The edge.
+        edge: usize,
+        /// The session.
+        session: u64,
+    },
+}
+
+/// What a finished task returns to its owner.
+pub enum TaskOutput {
+    /// A lease acquisition.
+    Acquired(Result<Option<Lease>, WorldError>),
+    /// A frame (committed, or idle with a watch), with the node's hot state and ids back.
+    Frame {
+        /// The hot tier.
+        hot: Box<HotRegion>,
+        /// The id generator.
+        ids: Box<ChaCha8Rng>,
+        /// What `run_frame` returned.
+        result: Result<Result<CommittedFrame, Watch>, WorldError>,
+    },
+    /// A T1.
+    Stored {
+        /// The input.
+        input: Input,
+        /// The inbox region, once durable.
+        result: Result<RegionId, WorldError>,
+    },
+    /// A snapshot of the session's area.
+    Snapshot(Result<(Vec<Entity>, [u8; 10]), WorldError>),
+    /// A catch-up read.
+    CaughtUp(Result<CatchUp, WorldError>),
+}
+
+/// A task in flight.
+pub struct Task {
+    /// Its owner.
+    pub owner: Owner,
+    /// The work.
+    pub future: Pin<Box<dyn Future<Output = TaskOutput>>>,
+}
+
+impl Task {
+    fn new(owner: Owner, future: impl Future<Output = TaskOutput> + 'static) -> Self {
+        Self {
+            owner,
+            future: Box::pin(future),
+        }
+    }
+
+    /// Node `node` tries to take `region`'s lease as `holder`.
+    pub fn acquire(db: Db, keys: WorldKeys, node: usize, region: RegionId, holder: u128) -> Self {
+        Self::new(Owner::Node(node), async move {
+            TaskOutput::Acquired(acquire(&db, &keys, region, holder).await)
+        })
+    }
+
+    /// Node `node` runs one frame under `lease`.
+    pub fn frame(
+        db: Db,
+        keys: WorldKeys,
+        node: usize,
+        lease: Lease,
+        mut hot: HotRegion,
+        mut ids: ChaCha8Rng,
+    ) -> Self {
+        Self::new(Owner::Node(node), async move {
+            let stats = ProcessorStats::default();
+            let result = {
+                let mut new_id = || EntityId::from_u128(ids.gen());
+                run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats).await
+            };
+            TaskOutput::Frame {
+                hot: Box::new(hot),
+                ids: Box::new(ids),
+                result,
+            }
+        })
+    }
+
+    /// T1 of `input` for the player of `avatar`.
+    pub fn store(db: Db, keys: WorldKeys, owner: Owner, avatar: EntityId, input: Input) -> Self {
+        Self::new(owner, async move {
+            let result = route_and_submit(&db, &keys, avatar, &input).await;
+            TaskOutput::Stored { input, result }
+        })
+    }
+
+    /// A snapshot of `area`.
+    pub fn snapshot(db: Db, keys: WorldKeys, owner: Owner, area: Area) -> Self {
+        Self::new(owner, async move {
+            TaskOutput::Snapshot(snapshot(&db, &keys, &area).await)
+        })
+    }
+
+    /// A catch-up read from `cursors`.
+    pub fn catch_up(
+        db: Db,
+        keys: WorldKeys,
+        owner: Owner,
+        cursors: Vec<(RegionId, [u8; 10])>,
+    ) -> Self {
+        Self::new(owner, async move {
+            TaskOutput::CaughtUp(catch_up(&db, &keys, &cursors).await)
+        })
+    }
+}
