@@ -12,6 +12,8 @@
 //! - the inbox is read at snapshot, so T1 appends never conflict with T2 (a serializable read
 //!   would: FDB's versionstamped-key write range covers the log's tail); the lease read and
 //!   rewrite serializes the frames of a region, so no two frames consume the same entry;
+//! - a frame appends at most one entry to any region's change log (its own delta, and one
+//!   arrival delta per destination of entities that crossed a border);
 //! - frame numbers of a region go up by exactly one: frame n+1 is written by the transaction that
 //!   read n as the last frame record;
 //! - the hot state is used only when the region version read inside this transaction equals the
@@ -27,7 +29,7 @@ use super::codec::{decode_input, encode_delta, encode_frame_record};
 use super::error::WorldError;
 use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
-use super::rules::{apply_frame, RegionState};
+use super::rules::{apply_frame, departs, RegionState};
 use super::store;
 use crate::kv::{key_after, FdbResult, KeyValue, MutationType, RangeOption, Transaction};
 
@@ -267,7 +269,8 @@ pub async fn applied_seq<T: Transaction>(
 }
 
 /// Writes the frame's entity changes with their indexes; entities that left the region leave
-/// the hot tier, and their destination learns of them through its version and change log.
+/// the hot tier, and each destination learns of them through its version and one arrival
+/// delta in its change log.
 async fn write_changes<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
@@ -275,24 +278,18 @@ async fn write_changes<T: Transaction>(
     changes: &[Change],
 ) -> Result<(), WorldError> {
     let region = hot.state.region;
-    let mut arrivals: u16 = 0;
+    let mut arrivals: BTreeMap<RegionId, Vec<Change>> = BTreeMap::new();
     for change in changes {
         match change {
             Change::Upsert(entity) => {
                 let indexed = store::indexed_cell(trx, keys, entity.id, true).await?;
                 store::put_entity(trx, keys, entity, indexed);
-                let destination = entity.region();
-                if destination != region {
+                if departs(region, change) {
                     hot.state.entities.remove(&entity.id);
-                    store::bump_region_version(trx, keys, destination);
-                    let arrival = Delta {
-                        region: destination,
-                        frame: 0,
-                        changes: vec![change.clone()],
-                        outcomes: Vec::new(),
-                    };
-                    arrivals = arrivals.saturating_add(1);
-                    append_delta(trx, keys, destination, &arrival, arrivals);
+                    arrivals
+                        .entry(entity.region())
+                        .or_default()
+                        .push(change.clone());
                 }
             }
             Change::Remove(id) => {
@@ -300,6 +297,19 @@ async fn write_changes<T: Transaction>(
                 store::remove_entity(trx, keys, *id, indexed);
             }
         }
+    }
+    // One change-log entry per destination: a commit appends at most one entry to any region's
+    // log, so a cursor of 10-byte commit versionstamps never skips part of a commit.
+    for (user_version, (destination, changes)) in arrivals.into_iter().enumerate() {
+        store::bump_region_version(trx, keys, destination);
+        let arrival = Delta {
+            region: destination,
+            frame: 0,
+            changes,
+            outcomes: Vec::new(),
+        };
+        let user_version = u16::try_from(user_version + 1).unwrap_or(u16::MAX);
+        append_delta(trx, keys, destination, &arrival, user_version);
     }
     Ok(())
 }

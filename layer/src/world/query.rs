@@ -61,6 +61,9 @@ pub async fn indexed_entities<T: Transaction>(
 
 /// One page of a region's change log after `cursor` (from the start when `None`): each delta
 /// with its versionstamp, and whether more follow.
+///
+/// A cursor is a 10-byte commit versionstamp. That is exact because no commit appends more than
+/// one entry to one region's log (frames and `write::write_entities` keep to that).
 pub async fn changelog_after<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
