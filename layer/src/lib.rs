@@ -7,7 +7,7 @@
 //! - [`kv_bench`], [`world_bench`]: durable benchmarks behind `sekai bench kv` / `sekai bench world`.
 
 pub mod embedded;
-#[cfg(feature = "fdb")]
+#[cfg(any(feature = "fdb", feature = "fdb-7_4"))]
 pub mod fdb_backend;
 pub mod kv;
 
