@@ -255,6 +255,8 @@ async fn play(
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ player);
     let mut position = home;
+    // Real clients are not phase-locked: start each bot's 10 Hz clock at a random offset.
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(0..100))).await;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
