@@ -62,11 +62,47 @@ pub struct ServeArgs {
     /// Threads serving connections.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Run on a FoundationDB cluster (this cluster file) instead of the embedded engine; `--dir`
+    /// then only receives the edge certificate. Needs a build with `--features fdb`.
+    #[arg(long)]
+    pub fdb: Option<PathBuf>,
 }
 
-/// Runs an edge with its processors until Ctrl-C.
+/// Runs an edge with its processors until Ctrl-C, on the embedded engine or (`--fdb`) on
+/// FoundationDB.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
-    let db = EmbeddedDatabase::open(&args.dir).map_err(|e| e.to_string())?;
+    match args.fdb.clone() {
+        None => {
+            let db = EmbeddedDatabase::open(&args.dir).map_err(|e| e.to_string())?;
+            serve_on(db, args).await
+        }
+        Some(cluster_file) => serve_on_fdb(&cluster_file, args).await,
+    }
+}
+
+#[cfg(feature = "fdb")]
+async fn serve_on_fdb(cluster_file: &std::path::Path, args: ServeArgs) -> Result<(), String> {
+    use sekai_layer::fdb_backend::{shutdown_network, FdbDatabase};
+    let path = cluster_file
+        .to_str()
+        .ok_or("the cluster file path is not UTF-8")?;
+    std::fs::create_dir_all(&args.dir).map_err(|e| format!("{}: {e}", args.dir.display()))?;
+    let db = FdbDatabase::open(Some(path)).map_err(|e| format!("opening {path}: {e}"))?;
+    let served = serve_on(db, args).await;
+    shutdown_network();
+    served
+}
+
+#[cfg(not(feature = "fdb"))]
+async fn serve_on_fdb(_cluster_file: &std::path::Path, _args: ServeArgs) -> Result<(), String> {
+    Err(
+        "this build has no FoundationDB backend: rebuild with `--features fdb` \
+         (needs libclang to build and libfdb_c to run)"
+            .to_string(),
+    )
+}
+
+async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     let keys = WorldKeys::new(WORLD).map_err(|e| e.to_string())?;
     let shape = WorldShape {
         regions_per_side: args.regions_per_side.max(1),
@@ -113,7 +149,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 /// True when the world has no entity yet.
-async fn world_is_empty(db: &EmbeddedDatabase, keys: &WorldKeys) -> Result<bool, String> {
+async fn world_is_empty<D: Database>(db: &D, keys: &WorldKeys) -> Result<bool, String> {
     let trx = db.create_trx().map_err(|e| e.to_string())?;
     let (begin, end) = keys.kind_range(KeyKind::Entity);
     let page = trx
