@@ -15,8 +15,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The live demo (the default): a generated world, region processors (T2) and bots sending
-    /// inputs (T1) on the embedded engine, with throughput and latency per stage.
+    /// The live demo (the default): the embedded engine, a generated world, region processors
+    /// (T2), one edge over QUIC on loopback and N bots (real QUIC clients), with throughput and
+    /// input-to-delta latency per stage.
     Demo(DemoArgs),
     /// Processors and one edge on a data directory, until Ctrl-C.
     Serve(sekai_edge::commands::ServeArgs),
