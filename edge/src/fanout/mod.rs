@@ -21,8 +21,8 @@
 //! - **joiners**: a snapshot at `at` followed by the commits after `at` (earlier ones are at or
 //!   below the subscriber's cursor and ignored) is the area's history with no gap or duplicate;
 //!   a replay longer than `max_replay` entries, or a resume point newer than anything in the
-//!   area's logs, gets a fresh snapshot instead. (The log is never trimmed today; when trimming
-//!   comes, a trim horizon older than the resume point must also force a snapshot.)
+//!   area's logs, or one at or below a region's trim floor (`query::changelog_floor`: entries
+//!   after it may be gone), gets a fresh snapshot instead.
 
 pub mod log;
 pub mod registry;
@@ -37,7 +37,7 @@ use futures::FutureExt;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::model::Delta;
-use sekai_layer::world::query::entities_in_area;
+use sekai_layer::world::query::{changelog_floor, entities_in_area};
 use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::Notify;
 
@@ -277,7 +277,15 @@ impl Fanout {
             }
         }
         if let Start::Resume(from) = start {
-            if from <= at {
+            let mut trimmed_past = false;
+            for region in &regions {
+                trimmed_past |= changelog_floor(trx, keys, *region)
+                    .await?
+                    .is_some_and(|floor| floor >= from);
+            }
+            if trimmed_past {
+                tracing::info!("resume point older than a trimmed log; sending a snapshot");
+            } else if from <= at {
                 let mut entries = Vec::new();
                 let mut complete = true;
                 for region in &regions {
