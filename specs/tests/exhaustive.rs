@@ -57,8 +57,8 @@ fn two_players_racing_for_one_wood() {
     check_protocol("shared_tree", Bounds::shared_tree(), &[DUP, GAP, TRIM]);
 }
 
+/// The largest bounds (about a minute in a debug build): every fault, two regions.
 #[test]
-#[ignore = "about a minute in a debug build; run with --ignored"]
 fn two_regions_with_every_fault() {
     check_protocol("large", Bounds::large(), &[DUP, GAP, STALE, TRIM]);
 }
