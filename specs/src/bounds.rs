@@ -119,8 +119,8 @@ impl Bounds {
         }
     }
 
-    /// [`Bounds::small`] with edge faults too: about 1.4 million states, about a minute in a
-    /// debug build on two cores; run by `cargo test -p sekai-specs -- --ignored`.
+    /// [`Bounds::small`] with edge faults too: about 1.4 million states, half a minute to a
+    /// minute in a debug build on two cores; part of every `cargo test -p sekai-specs`.
     pub fn large() -> Self {
         Bounds {
             disconnects: 1,
