@@ -3,17 +3,20 @@
 //! Invariants:
 //! - seqs are handed out 1, 2, 3, ... and an input stays in `unacked` until its ack arrives; on
 //!   every reconnect all of them are resent, in seq order;
-//! - the mirror changes only by messages from the edge, applied in arrival order; a region's
-//!   cursor is the versionstamp of the last message received from it (or the snapshot's);
-//! - a client that lost its mirror (`has_snapshot == false`) resubscribes from a fresh snapshot.
+//! - the mirror changes only by messages from the edge (`sekai_edge::session::Outbound`),
+//!   applied in arrival order; the cursor is the versionstamp of the last message received (a
+//!   snapshot's or a delta's, coalesced or not);
+//! - a client that lost its mirror (`has_snapshot == false`, after a restart or a
+//!   [`Outbound::Reset`]) resubscribes from a fresh snapshot.
 
 use std::collections::BTreeMap;
 
+use sekai_edge::session::Outbound;
 use sekai_layer::world::model::{Change, Entity, Input};
-use sekai_schema::{Area, EntityId, PlayerId, RegionId};
+use sekai_schema::{Area, EntityId, PlayerId};
 
 use crate::bot::Bot;
-use crate::edge::{ResumePoint, ToClient};
+use crate::edge::ResumePoint;
 use crate::world_setup::PlayerSpec;
 
 /// Where a client is connected.
@@ -49,8 +52,8 @@ pub struct Client {
     pub unacked: BTreeMap<u64, Input>,
     /// The client's view of its area.
     pub mirror: BTreeMap<EntityId, Entity>,
-    /// Per region, the versionstamp received up to.
-    pub cursors: BTreeMap<RegionId, [u8; 10]>,
+    /// The versionstamp received up to.
+    pub cursor: Option<[u8; 10]>,
     /// True once a snapshot arrived (and the mirror was not lost since).
     pub has_snapshot: bool,
     /// Apply each delta's changes in reverse (the `ReorderDelta` planted bug).
@@ -70,52 +73,44 @@ impl Client {
             next_seq: 1,
             unacked: BTreeMap::new(),
             mirror: BTreeMap::new(),
-            cursors: BTreeMap::new(),
+            cursor: None,
             has_snapshot: false,
             reorder: false,
             next_send_at: 0,
         }
     }
 
-    /// What a resumed session needs: the cursors and the ids held; `None` without a snapshot.
+    /// What a resumed session needs: the cursor; `None` without a snapshot.
     pub fn resume_point(&self) -> Option<ResumePoint> {
-        self.has_snapshot
-            .then(|| (self.cursors.clone(), self.mirror.keys().copied().collect()))
+        self.cursor.filter(|_| self.has_snapshot)
     }
 
-    /// Forgets the mirror (a client restart).
+    /// Forgets the mirror (a client restart, or a reset by the edge).
     pub fn forget_view(&mut self) {
         self.mirror.clear();
-        self.cursors.clear();
+        self.cursor = None;
         self.has_snapshot = false;
     }
 
-    /// Applies one message; returns the acked seq for an ack.
-    pub fn receive(&mut self, message: ToClient) -> Option<u64> {
+    /// Takes the acknowledgement of `seq`.
+    pub fn receive_ack(&mut self, seq: u64) {
+        self.unacked.remove(&seq);
+    }
+
+    /// Applies one pushed message; false for a reset (the client must drop its view and
+    /// resubscribe).
+    pub fn receive(&mut self, message: Outbound) -> bool {
         match message {
-            ToClient::Ack(seq) => {
-                self.unacked.remove(&seq);
-                return Some(seq);
-            }
-            ToClient::Snapshot { entities, cursor } => {
+            Outbound::Snapshot { entities, at } => {
                 self.mirror = entities.into_iter().map(|e| (e.id, e)).collect();
-                self.cursors = self
-                    .area
-                    .regions()
-                    .into_iter()
-                    .map(|r| (r, cursor))
-                    .collect();
+                self.cursor = Some(at);
                 self.has_snapshot = true;
             }
-            ToClient::Delta {
-                region,
-                stamp,
-                mut changes,
-            } => {
+            Outbound::Delta { stamp, mut delta } => {
                 if self.reorder {
-                    changes.reverse();
+                    delta.changes.reverse();
                 }
-                for change in changes {
+                for change in delta.changes {
                     match change {
                         Change::Upsert(entity) => {
                             self.mirror.insert(entity.id, entity);
@@ -125,9 +120,10 @@ impl Client {
                         }
                     }
                 }
-                self.cursors.insert(region, stamp);
+                self.cursor = Some(stamp);
             }
+            Outbound::Reset { .. } => return false,
         }
-        None
+        true
     }
 }

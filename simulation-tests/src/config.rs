@@ -56,6 +56,16 @@ pub struct SimConfig {
     pub duplicate_input: f64,
     /// Probability, per step, of an engine crash and reopen.
     pub engine_crash: f64,
+    /// Bytes of deltas a session's outbox holds before coalescing (a client that keeps up).
+    pub outbox_budget: usize,
+    /// Probability that a session's client is slow: it takes one message per
+    /// `slow_delivery_us` and its outbox has a budget drawn from `slow_budget`, so it gets
+    /// coalesced deltas, or a reset and a fresh snapshot.
+    pub slow_session: f64,
+    /// Delivery interval of a slow client, in µs.
+    pub slow_delivery_us: std::ops::Range<u64>,
+    /// Outbox budget of a slow client's session, in bytes.
+    pub slow_budget: std::ops::Range<usize>,
     /// The bug to plant.
     pub bug: PlantedBug,
     /// Print every trace event to stderr.
@@ -81,6 +91,10 @@ impl Default for SimConfig {
             client_restart: 0.0004,
             duplicate_input: 0.03,
             engine_crash: 0.0002,
+            outbox_budget: 64 * 1024,
+            slow_session: 0.25,
+            slow_delivery_us: 20_000..150_000,
+            slow_budget: 600..4_000,
             bug: PlantedBug::None,
             echo_trace: false,
         }

@@ -1,65 +1,62 @@
-//! The simulated edge: sessions, what they owe their clients, and how deltas are filtered.
+//! The simulated edge: sessions around the real, I/O-free session core of `sekai-edge`.
 //!
-//! Modelled on DESIGN.md's edge: per session a cursor per region, a watch per region head, and an
-//! outbox of messages in commit order. A fresh session starts from a snapshot; a resumed one
-//! from the client's own cursors (the last versionstamp it *received*, not what a dead edge had
-//! read). Invariants:
-//! - every change-log entry after a session's cursors reaches its outbox exactly once, filtered
-//!   by the area: an upsert inside the area is sent; an upsert outside it or a removal is sent as
-//!   a removal when the client may hold the entity (`visible`);
-//! - all entries of one commit in one region travel in one message, so a cursor (a commit
-//!   versionstamp) never splits a commit;
-//! - every (region, commit) yields a message, even one with no change for the client, so the
-//!   client's cursors describe exactly the prefix it received. (Found by this simulator: when
-//!   filtered-out entries did not advance the cursor, a resumed session replayed an old entry of
-//!   a lagging region against the client's newer view, e.g. "avatar left the area" after the
-//!   avatar had come back through another region, and the mirror lost the avatar.)
-//! - acknowledgements are queued only after T1 committed.
+//! What a session decides runs through `sekai_edge::session`, the same code the real edge runs:
+//! - a [`Subscriber`] per session filters every commit of the area's regions (upserts inside the
+//!   area, removals of what the client may hold, the player's own outcomes), keeps the
+//!   session's cursor and seen set, and queues the result in its [`Outbox`](sekai_edge::session::Outbox)
+//!   (bounded: a slow client gets coalesced deltas, or a reset when even those do not fit);
+//! - an [`InputGate`] per session admits inputs (seq order, re-acknowledging durable seqs, rate
+//!   limit on the virtual clock).
+//!
+//! What stays the simulator's own is I/O and scheduling: the reads that feed the subscriber (a
+//! snapshot, or a catch-up of every region at one read version with a watch on every head,
+//! `edge_ops`), T1 with routing, and when a client is handed what `poll_transmit` yields.
+//!
+//! Invariants:
+//! - every commit of the area's regions after the subscriber's cursor is handed to it exactly
+//!   once, whole (all its log entries, every region) and in commit order; a commit's entries
+//!   are never split between two `on_commit` calls (a cursor is a commit versionstamp);
+//! - a fresh session starts with `start_snapshot`; a resumed one with `start_resume` from the
+//!   client's cursor (the stamp of the last message it *received*), replays the log after it and
+//!   `settle`s with the area's entities read at the same version, as the real fan-out does;
+//! - acknowledgements are queued only after T1 committed (or for seqs the gate knows durable).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
-use sekai_layer::world::model::{Change, Entity, Input};
+use sekai_edge::session::{Admission, InputError, InputGate, InputLimits, Subscriber};
+use sekai_layer::world::model::{Delta, Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId};
 
 use crate::edge_ops::{LogEntry, Watch};
 
-/// Where a resumed session starts: the client's cursor per region and the ids it holds.
-pub type ResumePoint = (BTreeMap<RegionId, [u8; 10]>, BTreeSet<EntityId>);
-
-/// A message from an edge to its client.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ToClient {
-    /// The input with this seq is durable.
-    Ack(u64),
-    /// The area's entities, and the cursor after them (for every region).
-    Snapshot {
-        /// The entities.
-        entities: Vec<Entity>,
-        /// The cursor.
-        cursor: [u8; 10],
-    },
-    /// The changes of one commit in one region that concern the client.
-    Delta {
-        /// The region.
-        region: RegionId,
-        /// The commit versionstamp.
-        stamp: [u8; 10],
-        /// The filtered changes.
-        changes: Vec<Change>,
-    },
-}
+/// Where a resumed session starts: the versionstamp the client received up to.
+pub type ResumePoint = [u8; 10];
 
 /// Where a session is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Waiting for its first snapshot.
     Snapshotting,
+    /// Waiting for the replay of the log after the client's cursor.
+    Resuming(ResumePoint),
     /// Waiting to learn the log's tail (the planted `ResumeAtTail` bug).
     SeekingTail,
     /// Streaming deltas.
     Streaming,
     /// The client went away; the session lingers until its tasks finish.
     Closed,
+}
+
+/// How a session hands messages to its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Messages per delivery.
+    pub batch: usize,
+    /// Virtual time between two deliveries, in µs (0: whenever the scheduler picks it).
+    pub every_us: u64,
+    /// Bytes of deltas the session's outbox may hold before it coalesces.
+    pub budget: usize,
 }
 
 /// One client's session on an edge.
@@ -70,16 +67,16 @@ pub struct Session {
     pub player: PlayerId,
     /// The player's avatar.
     pub avatar: EntityId,
-    /// The area of interest.
-    pub area: Area,
     /// Where the session is.
     pub phase: Phase,
-    /// Per region, the commit versionstamp read up to.
-    pub cursors: BTreeMap<RegionId, [u8; 10]>,
-    /// Entities the client may hold.
-    pub visible: BTreeSet<EntityId>,
-    /// Inputs waiting for T1, in arrival order.
+    /// The subscription: filter, cursor, seen set and outbox (the real session core).
+    pub subscriber: Subscriber,
+    /// Input admission (the real session core).
+    pub gate: InputGate,
+    /// Inputs waiting for admission and T1, in arrival order.
     pub inputs: VecDeque<Input>,
+    /// Acknowledgements not yet delivered (the answers of `Avatar.send`).
+    pub acks: VecDeque<u64>,
     /// True while a T1 of this session runs (T1s of one player run one at a time, in order).
     pub storing: bool,
     /// True while a snapshot or catch-up read runs.
@@ -88,124 +85,126 @@ pub struct Session {
     pub dirty: bool,
     /// Watches armed by the last catch-up.
     pub watches: Vec<Watch>,
-    /// Messages not yet delivered.
-    pub outbox: VecDeque<ToClient>,
-    /// Deltas with changes seen so far (the `SkipDelta` bug drops some of them).
-    pub deltas_seen: u64,
+    /// How the client takes messages.
+    pub delivery: Delivery,
+    /// Virtual time (µs) of the next delivery allowed.
+    pub next_delivery_at: u64,
+    /// Deltas with changes delivered so far (the `SkipDelta` bug drops some of them).
+    pub deltas_delivered: u64,
+    /// Coalescings of the outbox already counted.
+    pub coalesced_seen: u64,
 }
 
 impl Session {
-    /// A session for `client` streaming `area`; `resume` gives the client's cursors and the ids
-    /// it holds, `None` starts from a snapshot.
+    /// A session for `client` streaming `area`; `resume` gives the client's cursor, `None`
+    /// starts from a snapshot. `now` is the virtual time (for the input gate's rate limit).
     pub fn new(
         client: usize,
         player: PlayerId,
         avatar: EntityId,
         area: Area,
         resume: Option<ResumePoint>,
+        delivery: Delivery,
+        now: Duration,
     ) -> Self {
-        let (phase, cursors, visible) = match resume {
-            Some((cursors, visible)) => (Phase::Streaming, cursors, visible),
-            None => (Phase::Snapshotting, BTreeMap::new(), BTreeSet::new()),
+        let phase = match resume {
+            Some(from) => Phase::Resuming(from),
+            None => Phase::Snapshotting,
         };
         Self {
             client,
             player,
             avatar,
-            area,
             phase,
-            cursors,
-            visible,
+            subscriber: Subscriber::new(player, area, delivery.budget),
+            // The simulated login reads no applied seq: a resend the processor already applied
+            // is stored again and dropped by the processor's per-player applied seq.
+            gate: InputGate::new(0, InputLimits::default(), now),
             inputs: VecDeque::new(),
+            acks: VecDeque::new(),
             storing: false,
             reading: false,
             dirty: true,
             watches: Vec::new(),
-            outbox: VecDeque::new(),
-            deltas_seen: 0,
+            delivery,
+            next_delivery_at: 0,
+            deltas_delivered: 0,
+            coalesced_seen: 0,
         }
     }
 
-    /// The regions the area overlaps, with their cursors (`cursor` for one without).
-    pub fn cursor_list(&self, default: [u8; 10]) -> Vec<(RegionId, [u8; 10])> {
-        self.area
-            .regions()
-            .into_iter()
-            .map(|r| (r, self.cursors.get(&r).copied().unwrap_or(default)))
-            .collect()
+    /// The area of interest.
+    pub fn area(&self) -> Area {
+        *self.subscriber.area()
     }
 
-    /// Starts streaming from `cursor` in every region (after a snapshot or a tail seek).
-    pub fn start_at(&mut self, cursor: [u8; 10]) {
-        self.cursors = self
-            .area
-            .regions()
-            .into_iter()
-            .map(|r| (r, cursor))
-            .collect();
+    /// The regions whose change logs the session reads.
+    pub fn regions(&self) -> Vec<RegionId> {
+        self.subscriber.regions().iter().copied().collect()
+    }
+
+    /// The versionstamp the subscriber has handed over up to.
+    pub fn cursor(&self) -> [u8; 10] {
+        self.subscriber.cursor().unwrap_or([0; 10])
+    }
+
+    /// Starts streaming after a snapshot of the area as of `at`.
+    pub fn start_snapshot(&mut self, entities: Vec<Entity>, at: [u8; 10]) {
+        self.subscriber.start_snapshot(entities, at);
         self.phase = Phase::Streaming;
         self.dirty = true;
     }
 
-    /// Queues the entries of a catch-up, one message per (region, commit), even when it carries
-    /// no change for the client (it still advances the client's cursor); `skip_every` drops
-    /// every n-th message with changes (the `SkipDelta` bug; 0 drops none).
-    pub fn push_entries(&mut self, entries: Vec<LogEntry>, skip_every: u64) {
-        let mut current: Option<(RegionId, [u8; 10], Vec<Change>)> = None;
-        for (region, stamp, delta) in entries {
-            let changes = self.filter(delta.changes);
+    /// Starts streaming after `from`: replays `entries` (the log after `from`) and settles on
+    /// `visible` (the area's entities read at the same version as the entries).
+    pub fn start_replay(
+        &mut self,
+        from: [u8; 10],
+        entries: Vec<LogEntry>,
+        visible: impl IntoIterator<Item = EntityId>,
+    ) {
+        self.subscriber.start_resume(from);
+        self.hand_over(entries);
+        self.subscriber.settle(visible);
+        self.phase = Phase::Streaming;
+    }
+
+    /// Hands the entries of a catch-up (sorted by versionstamp) to the subscriber, one
+    /// `on_commit` per commit with all of its deltas.
+    pub fn hand_over(&mut self, entries: Vec<LogEntry>) {
+        let mut current: Option<([u8; 10], Vec<Delta>)> = None;
+        for (_, stamp, delta) in entries {
             match &mut current {
-                Some((r, s, pending)) if *r == region && *s == stamp => pending.extend(changes),
+                Some((s, deltas)) if *s == stamp => deltas.push(delta),
                 _ => {
-                    if let Some(done) = current.take() {
-                        self.push_delta(done, skip_every);
+                    if let Some((s, deltas)) = current.take() {
+                        self.subscriber.on_commit(s, &deltas);
                     }
-                    current = Some((region, stamp, changes));
+                    current = Some((stamp, vec![delta]));
                 }
             }
         }
-        if let Some(done) = current {
-            self.push_delta(done, skip_every);
+        if let Some((s, deltas)) = current {
+            self.subscriber.on_commit(s, &deltas);
         }
     }
 
-    fn push_delta(&mut self, (region, stamp, changes): (RegionId, [u8; 10], Vec<Change>), n: u64) {
-        self.cursors.insert(region, stamp);
-        if !changes.is_empty() {
-            self.deltas_seen += 1;
-            if n > 0 && self.deltas_seen.is_multiple_of(n) {
-                return;
-            }
-        }
-        self.outbox.push_back(ToClient::Delta {
-            region,
-            stamp,
-            changes,
-        });
+    /// Admits input `seq` at virtual time `now` through the gate.
+    pub fn admit(&mut self, seq: u64, now: Duration) -> Result<Admission, InputError> {
+        self.gate.admit(seq, now)
     }
 
-    /// The changes of a delta that concern this client, updating `visible`.
-    fn filter(&mut self, changes: Vec<Change>) -> Vec<Change> {
-        let mut out = Vec::new();
-        for change in changes {
-            match change {
-                Change::Upsert(entity) if self.area.contains(&entity.position) => {
-                    self.visible.insert(entity.id);
-                    out.push(Change::Upsert(entity));
-                }
-                Change::Upsert(entity) => {
-                    if self.visible.remove(&entity.id) {
-                        out.push(Change::Remove(entity.id));
-                    }
-                }
-                Change::Remove(id) => {
-                    if self.visible.remove(&id) {
-                        out.push(Change::Remove(id));
-                    }
-                }
-            }
-        }
-        out
+    /// True when the client has something to receive (acknowledgements or queued messages).
+    pub fn has_output(&self) -> bool {
+        !self.acks.is_empty() || self.subscriber.has_pending()
+    }
+
+    /// Coalescings of the outbox since the last call.
+    pub fn new_coalescings(&mut self) -> u64 {
+        let total = self.subscriber.coalesced();
+        let new = total - self.coalesced_seen;
+        self.coalesced_seen = total;
+        new
     }
 }
 

@@ -10,8 +10,11 @@
 //!   silently. A planted variant of that was not caught in 400 seeds: the window is narrow.)
 //! - a snapshot is read at one read version; its cursor is `(read version, 0xFFFF)`, so the
 //!   change log after it holds exactly the commits the snapshot does not show;
-//! - a catch-up reads every region of a session at one read version and arms a watch on each
-//!   region's head in the same transaction, so a frame committed after the read fires a watch.
+//! - a catch-up reads every region of a session after one cursor (the session's subscriber
+//!   keeps one versionstamp for all its regions) at one read version and arms a watch on each
+//!   region's head in the same transaction, so a frame committed after the read fires a watch;
+//!   the catch-up of a resumed session also reads the area's entities at that version (what the
+//!   subscriber settles on after the replay).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -80,25 +83,31 @@ pub async fn snapshot<D: Database>(
 
 /// What one catch-up read found.
 pub struct CatchUp {
-    /// Every entry after the cursors, in commit order across regions.
+    /// Every entry after the cursor, in commit order across regions (a commit's entries
+    /// adjacent, in log order).
     pub entries: Vec<LogEntry>,
     /// One armed watch per region head.
     pub watches: Vec<Watch>,
+    /// The ids of the area's entities at the read version, when asked for.
+    pub visible: Vec<EntityId>,
 }
 
-/// Reads each region's change log after its cursor (all pages, one read version), merges the
-/// entries by versionstamp and arms a watch on every region head.
+/// Reads each region's change log after `cursor` (all pages, one read version), merges the
+/// entries by versionstamp and arms a watch on every region head; with `visible_in`, also
+/// reads the ids of that area's entities at the same version.
 pub async fn catch_up<D: Database>(
     db: &D,
     keys: &WorldKeys,
-    cursors: &[(RegionId, [u8; 10])],
+    regions: &[RegionId],
+    cursor: [u8; 10],
+    visible_in: Option<Area>,
 ) -> Result<CatchUp, WorldError> {
     run(db, |trx, _| async move {
-        let mut watches: Vec<Watch> = Vec::with_capacity(cursors.len());
+        let mut watches: Vec<Watch> = Vec::with_capacity(regions.len());
         let mut entries = Vec::new();
-        for (region, cursor) in cursors {
+        for region in regions {
             watches.push(Box::pin(trx.watch(&keys.head(*region))));
-            let mut after = *cursor;
+            let mut after = cursor;
             loop {
                 let (mut page, more) =
                     changelog_after(&trx, keys, *region, Some(after), PAGE, true).await?;
@@ -114,8 +123,21 @@ pub async fn catch_up<D: Database>(
                 }
             }
         }
+        // Stable: a commit's entries keep their log order.
         entries.sort_by_key(|e| e.1);
-        Ok::<_, WorldError>(CatchUp { entries, watches })
+        let visible = match &visible_in {
+            Some(area) => entities_in_area(&trx, keys, area, true)
+                .await?
+                .into_iter()
+                .map(|e| e.id)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok::<_, WorldError>(CatchUp {
+            entries,
+            watches,
+            visible,
+        })
     })
     .await
 }

@@ -42,11 +42,15 @@ pub enum FaultKind {
     DuplicateInput,
     /// The engine crashed and was reopened.
     EngineCrash,
+    /// A slow client's outbox coalesced its queued deltas.
+    OutboxCoalesced,
+    /// A slow client's outbox gave up: reset, the client resubscribes from a snapshot.
+    OutboxReset,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -62,6 +66,8 @@ impl FaultKind {
         FaultKind::ClientResend,
         FaultKind::DuplicateInput,
         FaultKind::EngineCrash,
+        FaultKind::OutboxCoalesced,
+        FaultKind::OutboxReset,
     ];
 
     /// The name used in reports.
@@ -82,6 +88,8 @@ impl FaultKind {
             FaultKind::ClientResend => "client resend",
             FaultKind::DuplicateInput => "duplicate input",
             FaultKind::EngineCrash => "engine crash + reopen",
+            FaultKind::OutboxCoalesced => "outbox coalesced (slow client)",
+            FaultKind::OutboxReset => "outbox reset (slow client)",
         }
     }
 }

@@ -33,7 +33,7 @@ use sekai_schema::{EntityId, RegionId, WorldKeys};
 
 use crate::checks::{check_mirror, check_world, scan, Ledger, Violation};
 use crate::client::Client;
-use crate::edge::{Phase, Session};
+use crate::edge::{Delivery, Phase, Session};
 use crate::edge_ops::{catch_up, route_and_submit, snapshot};
 use crate::world_setup::WorldSpec;
 
@@ -81,7 +81,7 @@ impl SingleRustWorkload for SekaiWorkload {
         let sessions = clients
             .iter()
             .enumerate()
-            .map(|(i, c)| Session::new(i, c.player, c.bot.avatar, c.area, None))
+            .map(|(i, c)| new_session(i, c))
             .collect();
         let processors = world
             .regions
@@ -239,21 +239,25 @@ impl SekaiWorkload {
         keys: &WorldKeys,
         c: usize,
     ) -> Result<(), WorldError> {
-        let session = &mut self.sessions[c];
-        if session.phase == Phase::Snapshotting {
-            let (entities, cursor) = snapshot(db, keys, &session.area).await?;
-            session.visible = entities.iter().map(|e| e.id).collect();
-            session
-                .outbox
-                .push_back(crate::edge::ToClient::Snapshot { entities, cursor });
-            session.start_at(cursor);
+        loop {
+            let session = &mut self.sessions[c];
+            if session.phase == Phase::Snapshotting {
+                let (entities, at) = snapshot(db, keys, &session.area()).await?;
+                session.start_snapshot(entities, at);
+            }
+            let caught = catch_up(db, keys, &session.regions(), session.cursor(), None).await?;
+            session.hand_over(caught.entries);
+            let mut reset = false;
+            while let Some(message) = session.subscriber.poll_transmit() {
+                reset |= !self.clients[c].receive(message);
+            }
+            if !reset {
+                return Ok(());
+            }
+            // The outbox gave up: drop the view and start over from a snapshot.
+            self.clients[c].forget_view();
+            self.sessions[c] = new_session(c, &self.clients[c]);
         }
-        let caught = catch_up(db, keys, &session.cursor_list([0; 10])).await?;
-        session.push_entries(caught.entries, 0);
-        for message in session.outbox.drain(..) {
-            self.clients[c].receive(message);
-        }
-        Ok(())
     }
 
     fn book_key(&self, what: &str, client: i32) -> Vec<u8> {
@@ -372,4 +376,22 @@ fn split(pair: &[u8]) -> (u64, u64) {
     a.copy_from_slice(&pair[..8]);
     b.copy_from_slice(&pair[8..16]);
     (u64::from_be_bytes(a), u64::from_be_bytes(b))
+}
+
+/// A fresh session (from a snapshot) for client `i`, with an outbox it always keeps up with.
+fn new_session(i: usize, client: &Client) -> Session {
+    let delivery = Delivery {
+        batch: usize::MAX,
+        every_us: 0,
+        budget: 1 << 20,
+    };
+    Session::new(
+        i,
+        client.player,
+        client.bot.avatar,
+        client.area,
+        None,
+        delivery,
+        Duration::ZERO,
+    )
 }

@@ -4,8 +4,9 @@
 //! One run ([`sim::run_seed`]) builds a small world of four regions meeting at a corner, loads it
 //! into the embedded engine (fault injection on, inline commits, manual clock, data under
 //! `/dev/shm`), and lets bots, edges and region processors work through the real layer (T1, T2,
-//! leases, the change log) while a seeded scheduler interleaves their transactions and injects
-//! faults. Once quiet, [`checks`] verifies the world's invariants. The same seed always yields
+//! leases, the change log) and the edge's real I/O-free session core (`sekai_edge::session`:
+//! subscriber, outbox, input gate) while a seeded scheduler interleaves their transactions and
+//! injects faults. Once quiet, [`checks`] verifies the world's invariants. The same seed always yields
 //! the same trace hash.
 //!
 //! - [`sim_db`]: the KV wrapper that turns every database call into a scheduling point;

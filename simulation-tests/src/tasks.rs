@@ -121,15 +121,17 @@ impl Task {
         })
     }
 
-    /// A catch-up read from `cursors`.
+    /// A catch-up read of `regions` after `cursor` (with the ids in `visible_in`, if given).
     pub fn catch_up(
         db: Db,
         keys: WorldKeys,
         owner: Owner,
-        cursors: Vec<(RegionId, [u8; 10])>,
+        regions: Vec<RegionId>,
+        cursor: [u8; 10],
+        visible_in: Option<Area>,
     ) -> Self {
         Self::new(owner, async move {
-            TaskOutput::CaughtUp(catch_up(&db, &keys, &cursors).await)
+            TaskOutput::CaughtUp(catch_up(&db, &keys, &regions, cursor, visible_in).await)
         })
     }
 }

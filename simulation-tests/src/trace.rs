@@ -95,7 +95,7 @@ pub enum Event {
         client: usize,
         /// The edge.
         edge: usize,
-        /// True when resuming from its cursors, false for a fresh snapshot.
+        /// True when resuming from its cursor, false for a fresh snapshot.
         resume: bool,
     },
     /// The engine injected faults during the last step.

@@ -6,14 +6,17 @@
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use rand::Rng;
+use sekai_edge::session::{Admission, Outbound};
 use sekai_layer::world::model::Input;
 
 use super::Simulation;
+use crate::checks::Violation;
 use crate::client::Link;
 use crate::config::PlantedBug;
-use crate::edge::{Phase, Session, ToClient};
+use crate::edge::{Delivery, Phase, Session};
 use crate::faults::FaultKind;
 use crate::processor_node::{idle_renew_us, Role};
 use crate::tasks::{Owner, Task};
@@ -22,8 +25,11 @@ use crate::trace::Event;
 /// How long a bot thinks between inputs, in µs.
 const THINK_US: std::ops::Range<u64> = 20_000..120_000;
 
-/// Most messages one delivery action hands a client.
+/// Most messages one delivery action hands a client that keeps up.
 const DELIVERY_BATCH: usize = 4;
+
+/// How often the `SkipDelta` bug drops a delivered delta with changes.
+const SKIP_EVERY: u64 = 7;
 
 /// One thing the scheduler may do next.
 #[derive(Clone, Copy, Debug)]
@@ -34,8 +40,10 @@ pub(super) enum Action {
     Node(usize),
     /// Client `i` sends a new input.
     Send(usize),
-    /// Deliver messages of a session to its client.
+    /// Deliver what a session's subscriber yields (`poll_transmit`) to its client.
     Deliver(usize, u64),
+    /// Deliver a session's acknowledgements to its client.
+    Ack(usize, u64),
     /// Start a session's next T1.
     Store(usize, u64),
     /// Start a session's next read (snapshot or catch-up).
@@ -72,10 +80,32 @@ impl Simulation {
         let edge = self.rng.gen_range(0..self.edges.len());
         let session_id = self.next_session;
         self.next_session += 1;
+        let delivery = if self.rng.gen_bool(self.config.slow_session) {
+            Delivery {
+                batch: 1,
+                every_us: self.rng.gen_range(self.config.slow_delivery_us.clone()),
+                budget: self.rng.gen_range(self.config.slow_budget.clone()),
+            }
+        } else {
+            Delivery {
+                batch: DELIVERY_BATCH,
+                every_us: 0,
+                budget: self.config.outbox_budget,
+            }
+        };
+        let now = Duration::from_micros(self.now);
         let client = &mut self.clients[c];
         let resume = client.resume_point();
         let resumed = resume.is_some();
-        let mut session = Session::new(c, client.player, client.bot.avatar, client.area, resume);
+        let mut session = Session::new(
+            c,
+            client.player,
+            client.bot.avatar,
+            client.area,
+            resume,
+            delivery,
+            now,
+        );
         if resumed && self.config.bug == PlantedBug::ResumeAtTail {
             session.phase = Phase::SeekingTail;
         }
@@ -159,7 +189,10 @@ impl Simulation {
                 if s.phase == Phase::Closed {
                     continue;
                 }
-                if !s.outbox.is_empty() {
+                if !s.acks.is_empty() {
+                    ready.push(Action::Ack(e, *id));
+                }
+                if s.subscriber.has_pending() && self.now >= s.next_delivery_at {
                     ready.push(Action::Deliver(e, *id));
                 }
                 if !s.storing && !s.inputs.is_empty() {
@@ -196,6 +229,7 @@ impl Simulation {
             Action::Node(i) => self.start_node(i),
             Action::Send(c) => self.send(c),
             Action::Deliver(e, s) => self.deliver(e, s),
+            Action::Ack(e, s) => self.deliver_acks(e, s),
             Action::Store(e, s) => self.start_store(e, s),
             Action::Read(e, s) => self.start_read(e, s),
         }
@@ -271,38 +305,84 @@ impl Simulation {
         }
     }
 
+    /// Hands the client what its session's subscriber yields, `delivery.batch` messages at
+    /// most; a reset closes the session and the client resubscribes from a snapshot.
     fn deliver(&mut self, e: usize, s: u64) {
+        let skip = self.config.bug == PlantedBug::SkipDelta;
+        let now = self.now;
         let Some(session) = self.edges[e].sessions.get_mut(&s) else {
             return;
         };
-        let n = session.outbox.len().min(DELIVERY_BATCH);
-        let messages: Vec<ToClient> = session.outbox.drain(..n).collect();
+        session.next_delivery_at = now + session.delivery.every_us;
+        let mut messages = Vec::new();
+        while messages.len() < session.delivery.batch {
+            let Some(message) = session.subscriber.poll_transmit() else {
+                break;
+            };
+            if let Outbound::Delta { delta, .. } = &message {
+                if !delta.changes.is_empty() {
+                    session.deltas_delivered += 1;
+                    if skip && session.deltas_delivered.is_multiple_of(SKIP_EVERY) {
+                        continue;
+                    }
+                }
+            }
+            messages.push(message);
+        }
         let c = session.client;
         for message in messages {
             let event = match &message {
-                ToClient::Ack(seq) => Event::InputAcked {
-                    player: self.clients[c].player,
-                    seq: *seq,
-                },
-                ToClient::Snapshot { entities, .. } => Event::SnapshotDelivered {
+                Outbound::Snapshot { entities, .. } => Event::SnapshotDelivered {
                     client: c,
                     entities: entities.len(),
                 },
-                ToClient::Delta {
-                    region,
-                    stamp,
-                    changes,
-                } => Event::DeltaDelivered {
+                Outbound::Delta { stamp, delta } => Event::DeltaDelivered {
                     client: c,
-                    region: *region,
+                    region: delta.region,
                     stamp: *stamp,
-                    changes: changes.len(),
+                    changes: delta.changes.len(),
                 },
+                Outbound::Reset { reason } => Event::Fault(format!("client {c} reset: {reason}")),
             };
             self.record(event);
-            if let Some(seq) = self.clients[c].receive(message) {
-                let player = self.clients[c].player;
-                self.ledger.acked.insert((player, seq));
+            if !self.clients[c].receive(message) {
+                self.tally.add(FaultKind::OutboxReset, 1);
+                self.close_session(e, s);
+                let client = &mut self.clients[c];
+                client.forget_view();
+                client.link = Link::Down {
+                    at: self.now + self.rng.gen_range(1_000..20_000),
+                };
+                return;
+            }
+        }
+    }
+
+    /// Hands the client its session's acknowledgements.
+    fn deliver_acks(&mut self, e: usize, s: u64) {
+        let Some(session) = self.edges[e].sessions.get_mut(&s) else {
+            return;
+        };
+        let acks: Vec<u64> = session.acks.drain(..).collect();
+        let c = session.client;
+        let player = self.clients[c].player;
+        for seq in acks {
+            self.record(Event::InputAcked { player, seq });
+            self.clients[c].receive_ack(seq);
+            self.ledger.acked.insert((player, seq));
+        }
+    }
+
+    /// Ends session `s` of edge `e` (its client went away): nothing more is delivered, and it
+    /// is dropped once no task of it runs.
+    pub(super) fn close_session(&mut self, e: usize, s: u64) {
+        if let Some(session) = self.edges[e].sessions.get_mut(&s) {
+            session.phase = Phase::Closed;
+            session.acks.clear();
+            session.inputs.clear();
+            session.watches.clear();
+            if !session.storing && !session.reading {
+                self.edges[e].sessions.remove(&s);
             }
         }
     }
@@ -318,8 +398,24 @@ impl Simulation {
         let Some(input) = session.inputs.pop_front() else {
             return;
         };
+        match session.admit(input.seq, Duration::from_micros(self.now)) {
+            Ok(Admission::Store) => {}
+            Ok(Admission::AlreadyDurable) => {
+                session.acks.push_back(input.seq);
+                return;
+            }
+            Err(error) => {
+                let detail = format!("player {} seq {}: {error}", input.player, input.seq);
+                self.fail(Violation::new(
+                    "the edge admits every input it is sent",
+                    detail,
+                ));
+                return;
+            }
+        }
         if skip_t1 {
-            session.outbox.push_back(ToClient::Ack(input.seq));
+            session.gate.stored(input.seq);
+            session.acks.push_back(input.seq);
             return;
         }
         session.storing = true;
@@ -342,19 +438,25 @@ impl Simulation {
             edge: e,
             session: s,
         };
-        session.reading = true;
+        let (area, regions) = (session.area(), session.regions());
         let task = match session.phase {
             Phase::Snapshotting | Phase::SeekingTail => {
-                Task::snapshot(db, self.keys.clone(), owner, session.area)
+                Task::snapshot(db, self.keys.clone(), owner, area)
+            }
+            Phase::Resuming(from) => {
+                session.dirty = false;
+                session.watches.clear();
+                Task::catch_up(db, self.keys.clone(), owner, regions, from, Some(area))
             }
             Phase::Streaming => {
                 session.dirty = false;
                 session.watches.clear();
-                let cursors = session.cursor_list([0; 10]);
-                Task::catch_up(db, self.keys.clone(), owner, cursors)
+                let cursor = session.cursor();
+                Task::catch_up(db, self.keys.clone(), owner, regions, cursor, None)
             }
             Phase::Closed => return,
         };
+        session.reading = true;
         self.tasks.push(task);
     }
 }

@@ -14,7 +14,6 @@ use rand::Rng;
 use super::Simulation;
 use crate::checks::{check_durable, Violation};
 use crate::client::Link;
-use crate::edge::Phase;
 use crate::faults::FaultKind;
 use crate::processor_node::Role;
 use crate::tasks::Owner;
@@ -114,15 +113,7 @@ impl Simulation {
         }
         let c = up[self.rng.gen_range(0..up.len())];
         if let Link::Up { edge, session } = self.clients[c].link {
-            if let Some(s) = self.edges[edge].sessions.get_mut(&session) {
-                s.phase = Phase::Closed;
-                s.outbox.clear();
-                s.inputs.clear();
-                s.watches.clear();
-                if !s.storing && !s.reading {
-                    self.edges[edge].sessions.remove(&session);
-                }
-            }
+            self.close_session(edge, session);
         }
         let client = &mut self.clients[c];
         client.link = Link::Down {

@@ -8,15 +8,11 @@ use sekai_layer::world::error::WorldError;
 
 use super::Simulation;
 use crate::checks::Violation;
-use crate::config::PlantedBug;
-use crate::edge::{Phase, ToClient};
+use crate::edge::Phase;
 use crate::faults::FaultKind;
 use crate::processor_node::{idle_renew_us, Role};
 use crate::tasks::{Owner, TaskOutput};
 use crate::trace::Event;
-
-/// How often the `SkipDelta` bug drops a delta with changes.
-const SKIP_EVERY: u64 = 7;
 
 impl Simulation {
     /// Hands a finished task's output to its owner.
@@ -105,11 +101,6 @@ impl Simulation {
                 region: *region,
             });
         }
-        let skip = if self.config.bug == PlantedBug::SkipDelta {
-            SKIP_EVERY
-        } else {
-            0
-        };
         let Some(session) = self.edges[e].sessions.get_mut(&s) else {
             return;
         };
@@ -118,25 +109,31 @@ impl Simulation {
             TaskOutput::Stored { input, result } => {
                 session.storing = false;
                 match result {
-                    Ok(_) if !closed => {
-                        session.outbox.push_back(ToClient::Ack(input.seq));
+                    Ok(_) => {
+                        session.gate.stored(input.seq);
+                        if !closed {
+                            session.acks.push_back(input.seq);
+                        }
                         None
                     }
-                    Ok(_) => None,
-                    Err(error) => Some(("inbox T1", error)),
+                    Err(error) => {
+                        session.gate.failed();
+                        Some(("inbox T1", error))
+                    }
                 }
             }
             TaskOutput::Snapshot(result) => {
                 session.reading = false;
                 match result {
-                    Ok((entities, cursor)) if !closed => {
-                        if session.phase == Phase::Snapshotting {
-                            session.visible = entities.iter().map(|e| e.id).collect();
-                            session
-                                .outbox
-                                .push_back(ToClient::Snapshot { entities, cursor });
+                    Ok((entities, at)) if !closed => {
+                        if session.phase == Phase::SeekingTail {
+                            // The planted bug: resume at the tail, not at the client's cursor.
+                            let visible: Vec<_> = entities.iter().map(|e| e.id).collect();
+                            session.start_replay(at, Vec::new(), visible);
+                            session.dirty = true;
+                        } else {
+                            session.start_snapshot(entities, at);
                         }
-                        session.start_at(cursor);
                         None
                     }
                     Ok(_) => None,
@@ -148,7 +145,14 @@ impl Simulation {
                 match result {
                     Ok(caught) if !closed => {
                         session.watches = caught.watches;
-                        session.push_entries(caught.entries, skip);
+                        match session.phase {
+                            Phase::Resuming(from) => {
+                                session.start_replay(from, caught.entries, caught.visible);
+                            }
+                            _ => session.hand_over(caught.entries),
+                        }
+                        let coalesced = session.new_coalescings();
+                        self.tally.add(FaultKind::OutboxCoalesced, coalesced);
                         None
                     }
                     Ok(_) => None,

@@ -82,17 +82,15 @@ impl Simulation {
             .iter()
             .flat_map(|e| e.sessions.iter())
             .filter(|(_, s)| {
-                s.phase != Phase::Streaming
-                    || s.dirty
-                    || !s.outbox.is_empty()
-                    || !s.inputs.is_empty()
+                s.phase != Phase::Streaming || s.dirty || s.has_output() || !s.inputs.is_empty()
             })
             .map(|(id, s)| {
                 format!(
-                    "session {id} {:?} dirty={} outbox={}",
+                    "session {id} {:?} dirty={} acks={} pending={}",
                     s.phase,
                     s.dirty,
-                    s.outbox.len()
+                    s.acks.len(),
+                    s.subscriber.has_pending()
                 )
             })
             .collect();
@@ -116,10 +114,7 @@ impl Simulation {
             .all(|c| c.unacked.is_empty() && c.has_snapshot && matches!(c.link, Link::Up { .. }));
         let sessions_settled = self.edges.iter().all(|e| {
             e.sessions.values().all(|s| {
-                s.phase == Phase::Streaming
-                    && !s.dirty
-                    && s.outbox.is_empty()
-                    && s.inputs.is_empty()
+                s.phase == Phase::Streaming && !s.dirty && !s.has_output() && s.inputs.is_empty()
             })
         });
         if !clients_settled || !sessions_settled {
