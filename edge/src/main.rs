@@ -53,7 +53,7 @@ struct DemoArgs {
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
     /// Threads serving the edge's connections.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     edge_workers: usize,
     /// Threads running the bots.
     #[arg(long, default_value_t = 1)]
