@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use sekai_layer::kv::{Database, KeyValue, RangeOption, Transaction};
+use sekai_layer::kv::{get_range_all, Database, KeyValue, Transaction};
 use sekai_layer::world::codec::{decode_delta, decode_entity, decode_frame_record, decode_input};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::model::{Entity, FrameRecord};
@@ -84,14 +84,7 @@ pub struct WorldSummary {
 
 /// Every pair in `range`, paged.
 pub async fn scan<T: Transaction>(trx: &T, range: KeyRange) -> Result<Vec<KeyValue>, WorldError> {
-    let mut out = Vec::new();
-    let mut next = Some(RangeOption::new(range.0, range.1).limit(1_000));
-    while let Some(range) = next {
-        let page = trx.get_range(&range, true).await?;
-        next = range.next_range(&page);
-        out.extend(page.kvs);
-    }
-    Ok(out)
+    Ok(get_range_all(trx, range.0, range.1, true).await?)
 }
 
 /// Runs every check on a quiet world; `totals` is what the world started with.

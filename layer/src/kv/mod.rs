@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod error;
 pub mod options;
 pub mod retry;
+pub mod scan;
 pub mod traits;
 
 pub use error::{codes, FdbError, FdbResult, RetryableError};
@@ -17,4 +18,5 @@ pub use options::{
     RangeResult,
 };
 pub use retry::{run, Backoff};
+pub use scan::get_range_all;
 pub use traits::{Database, Transaction};

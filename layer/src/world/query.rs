@@ -10,7 +10,7 @@ use sekai_schema::{Area, CellId, RegionId, WorldKeys};
 use super::codec::{decode_delta, decode_entity, decode_frame_record};
 use super::error::WorldError;
 use super::model::{Delta, Entity, FrameRecord};
-use crate::kv::{RangeOption, Transaction};
+use crate::kv::{get_range_all, RangeOption, Transaction};
 
 /// Every entity inside `area`.
 pub async fn entities_in_area<T: Transaction>(
@@ -47,16 +47,11 @@ pub async fn indexed_entities<T: Transaction>(
     end: Vec<u8>,
     snapshot: bool,
 ) -> Result<Vec<Entity>, WorldError> {
-    let mut found = Vec::new();
-    let mut next = Some(RangeOption::new(begin, end).limit(1_000));
-    while let Some(range) = next {
-        let page = trx.get_range(&range, snapshot).await?;
-        next = range.next_range(&page);
-        for kv in &page.kvs {
-            found.push(decode_entity(&kv.value)?);
-        }
-    }
-    Ok(found)
+    get_range_all(trx, begin, end, snapshot)
+        .await?
+        .iter()
+        .map(|kv| Ok(decode_entity(&kv.value)?))
+        .collect()
 }
 
 /// One page of a region's change log after `cursor` (from the start when `None`): each delta
