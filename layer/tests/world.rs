@@ -422,3 +422,56 @@ async fn trimming_keeps_the_newest_entries_and_raises_the_floor() {
     );
     assert!(all[3].0 > floor, "a cursor at entry 3 can replay");
 }
+
+#[tokio::test]
+async fn an_input_routed_to_the_old_region_is_forwarded_to_the_avatar() {
+    use sekai_layer::world::players::bind_avatar;
+
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let (west, east) = (RegionId::new(0, 0), RegionId::new(1, 0));
+    let id = place_avatar(&db, &keys, 12, Vec3::new(254.0, 0.0, 10.0)).await;
+    run(&db, |trx, _| {
+        let keys = keys.clone();
+        async move {
+            bind_avatar(&trx, &keys, 12, id);
+            Ok::<_, sekai_layer::kv::FdbError>(())
+        }
+    })
+    .await
+    .unwrap();
+    let cross = Input {
+        player: 12,
+        seq: 1,
+        action: Action::Move {
+            to: Vec3::new(258.0, 0.0, 10.0),
+        },
+    };
+    inbox::submit(&db, &keys, west, &cross).await.unwrap();
+    assert_eq!(drain(&db, &keys, west, 1).await, 1);
+    // The client still believes the avatar is in the west.
+    let late = Input {
+        player: 12,
+        seq: 2,
+        action: Action::Move {
+            to: Vec3::new(261.0, 0.0, 10.0),
+        },
+    };
+    inbox::submit(&db, &keys, west, &late).await.unwrap();
+    assert_eq!(
+        drain(&db, &keys, west, 1).await,
+        0,
+        "the west forwards instead of rejecting"
+    );
+    assert_eq!(drain(&db, &keys, east, 2).await, 1);
+    let trx = db.create_trx().unwrap();
+    let east_frames = frames(&trx, &keys, east, 1, 10).await.unwrap();
+    assert_eq!(east_frames.last().unwrap().inputs, vec![(12, 2)]);
+    assert_eq!(east_frames.last().unwrap().rejected, 0);
+    let at = store::get_entity(&trx, &keys, id, false)
+        .await
+        .unwrap()
+        .unwrap()
+        .position;
+    assert_eq!(at.x, 261.0);
+}

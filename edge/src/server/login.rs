@@ -8,10 +8,11 @@
 //!   region's version bumped (so the processor reloads) and a frame-0 delta in the region's
 //!   change log (so subscribers see it appear).
 
-use sekai_layer::kv::{run, Database, Transaction};
+use sekai_layer::kv::{run, Database};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::applied_seq;
 use sekai_layer::world::model::{Change, Entity, EntityKind, Inventory};
+use sekai_layer::world::players::{avatar_of, bind_avatar};
 use sekai_layer::world::store::get_entity;
 use sekai_layer::world::write::write_entities;
 use sekai_schema::{EntityId, PlayerId, Vec3, WorldKeys};
@@ -38,8 +39,7 @@ pub async fn ensure_avatar<D: Database>(
 ) -> Result<LoginState, WorldError> {
     run(db, |trx, _| async move {
         let applied = applied_seq(&trx, keys, player).await?;
-        let record = trx.get(&keys.player(player), false).await?;
-        if let Some(id) = record.as_deref().and_then(EntityId::from_slice) {
+        if let Some(id) = avatar_of(&trx, keys, player, false).await? {
             if let Some(avatar) = get_entity(&trx, keys, id, false).await? {
                 return Ok(LoginState { avatar, applied });
             }
@@ -53,7 +53,7 @@ pub async fn ensure_avatar<D: Database>(
             owner: player,
         };
         write_entities(&trx, keys, &[Change::Upsert(avatar.clone())]).await?;
-        trx.set(&keys.player(player), &new_id.to_bytes());
+        bind_avatar(&trx, keys, player, new_id);
         Ok(LoginState { avatar, applied })
     })
     .await

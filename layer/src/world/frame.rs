@@ -9,6 +9,8 @@
 //!   `commit_unknown_result`, or a client resend); a player's inputs apply strictly in seq
 //!   order, and an input behind a gap waits in the inbox (`specs/`: mutations `HighWaterMark`
 //!   and `ClearGapped` show both halves are needed);
+//! - an input whose player's avatar is in another region (the client routed it before the
+//!   avatar crossed) is forwarded to that region's inbox, keeping its seq, instead of rejected;
 //! - the inbox is read at snapshot, so T1 appends never conflict with T2 (a serializable read
 //!   would: FDB's versionstamped-key write range covers the log's tail); the lease read and
 //!   rewrite serializes the frames of a region, so no two frames consume the same entry;
@@ -30,7 +32,7 @@ use super::error::WorldError;
 use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
 use super::rules::{apply_frame, departs, RegionState};
-use super::store;
+use super::{inbox, players, store};
 use crate::kv::{key_after, FdbResult, KeyValue, MutationType, RangeOption, Transaction};
 
 /// The most inputs one frame takes from the inbox.
@@ -110,13 +112,16 @@ pub async fn process_frame<T: Transaction>(
         trx.clear(key);
     }
     hot.inbox_from = Some(next_scan_start(&pending.kvs, &triage.consumed).unwrap_or(begin));
-    if triage.apply.is_empty() {
+    let mut inputs = triage.apply;
+    if !inputs.is_empty() {
+        ensure_hot(trx, keys, hot).await?;
+        inputs = forward_strays(trx, keys, hot, inputs).await?;
+    }
+    if inputs.is_empty() {
         return Ok(FrameStep::Idle(Box::pin(
             trx.watch(&keys.inbox_signal(region)),
         )));
     }
-    let inputs = triage.apply;
-    ensure_hot(trx, keys, hot).await?;
     let frame = last_frame(trx, keys, region).await? + 1;
     let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;
@@ -199,6 +204,58 @@ pub async fn last_frame<T: Transaction>(
         Some(kv) => Ok(keys.decode_frame(&kv.key)?.1),
         None => Ok(0),
     }
+}
+
+/// Sends the inputs of players whose avatar is in another region to that region's inbox, in
+/// order and with their seqs (its frames apply them in seq order like any other); returns the
+/// inputs that stay here. A player with no recorded avatar stays, and the rules reject the input.
+async fn forward_strays<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    hot: &HotRegion,
+    inputs: Vec<Input>,
+) -> Result<Vec<Input>, WorldError> {
+    let here = hot.state.avatars();
+    let mut whereabouts: BTreeMap<PlayerId, Option<RegionId>> = BTreeMap::new();
+    let mut stay = Vec::with_capacity(inputs.len());
+    let mut user_version: u16 = 0;
+    for input in inputs {
+        if here.contains_key(&input.player) {
+            stay.push(input);
+            continue;
+        }
+        let region = match whereabouts.get(&input.player) {
+            Some(region) => *region,
+            None => {
+                let region = avatar_region(trx, keys, input.player).await?;
+                whereabouts.insert(input.player, region);
+                region
+            }
+        };
+        match region {
+            Some(region) if region != hot.state.region => {
+                inbox::submit_input(trx, keys, region, &input, user_version);
+                user_version = user_version.saturating_add(1);
+            }
+            _ => stay.push(input),
+        }
+    }
+    Ok(stay)
+}
+
+/// The region `player`'s recorded avatar is indexed in (snapshot reads: a stale answer only
+/// costs one more forward).
+async fn avatar_region<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    player: PlayerId,
+) -> Result<Option<RegionId>, WorldError> {
+    let Some(avatar) = players::avatar_of(trx, keys, player, true).await? else {
+        return Ok(None);
+    };
+    Ok(store::indexed_cell(trx, keys, avatar, true)
+        .await?
+        .map(|(region, _)| region))
 }
 
 /// The first pending key left in the inbox (an input behind a gap), else the key after the

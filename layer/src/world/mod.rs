@@ -6,6 +6,7 @@
 //! - [`inbox`]: T1, appending an input under a versionstamp without reads;
 //! - [`frame`]/[`processor`]: T2, one region frame in one transaction, and the task that runs it;
 //! - [`lease`]: one live processor per region;
+//! - [`players`]: the player → avatar record;
 //! - [`store`]/[`write`]: entity writes that keep the indexes, change log and hot tiers consistent;
 //! - [`query`]: typed reads (entities, areas, frames, change log after a cursor);
 //! - [`generate`]: deterministic world generation and batched loading;
@@ -20,6 +21,7 @@ pub mod generate;
 pub mod inbox;
 pub mod lease;
 pub mod model;
+pub mod players;
 pub mod processor;
 pub mod query;
 pub mod rules;
