@@ -11,9 +11,10 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sekai_layer::kv::{Database, FdbResult};
+use sekai_layer::kv::{run, Database, FdbResult};
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::model::{Entity, EntityKind, Inventory};
+use sekai_layer::world::players::bind_avatar;
 use sekai_layer::world::rules::{resource_totals, ResourceTotals};
 use sekai_schema::geometry::REGION_SIZE;
 use sekai_schema::{Area, EntityId, KeyError, PlayerId, RegionId, Vec3, WorldKeys};
@@ -146,9 +147,19 @@ impl WorldSpec {
         WorldKeys::new(WORLD)
     }
 
-    /// Writes every entity with its indexes (idempotent, retried).
+    /// Writes every entity with its indexes and records each player's avatar (so frames
+    /// forward inputs that reach a region the avatar has left); idempotent, retried.
     pub async fn load<D: Database>(&self, db: &D, keys: &WorldKeys) -> FdbResult<usize> {
-        load(db, keys, self.entities.iter().cloned(), 256, |_| {}).await
+        let loaded = load(db, keys, self.entities.iter().cloned(), 256, |_| {}).await?;
+        let players = &self.players;
+        run(db, |trx, _| async move {
+            for p in players {
+                bind_avatar(&trx, keys, p.player, p.avatar);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(loaded)
     }
 }
 
