@@ -2,14 +2,15 @@
 //!
 //! Runs when `FDB_CLUSTER_FILE` names a cluster file (and `libfdb_c` ≥ 7.3 is installed);
 //! otherwise prints "skipped: FDB_CLUSTER_FILE not set". One test function runs every case
-//! in turn, each under its own key prefix, because the FDB network is booted once per process
-//! and must be stopped before the process exits.
+//! in turn, each under its own key prefix (cleared at the end), because the FDB network is
+//! booted once per process and must be stopped before the process exits.
 #![cfg(feature = "fdb")]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sekai_layer::fdb_backend::{shutdown_network, FdbDatabase};
 use sekai_layer::kv::conformance::Harness;
+use sekai_layer::kv::{run as run_trx, strinc, FdbError, Transaction};
 
 struct Fdb {
     db: FdbDatabase,
@@ -55,7 +56,19 @@ async fn conformance_on_foundationdb() {
         };
         async move { harness }
     };
-    let failures = sekai_layer::conformance_run_all!(make).await;
+    let mut failures = sekai_layer::conformance_run_all!(make).await;
+    let prefix = format!("sekai-conformance/{run}/").into_bytes();
+    let cleared = run_trx(&db, |trx, _| {
+        let (begin, end) = (prefix.clone(), strinc(&prefix).unwrap_or_default());
+        async move {
+            trx.clear_range(&begin, &end);
+            Ok::<_, FdbError>(())
+        }
+    })
+    .await;
+    if let Err(error) = cleared {
+        failures.push(format!("clean-up: {error}"));
+    }
     drop(db);
     shutdown_network();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
