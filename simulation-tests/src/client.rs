@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use rand::Rng;
 use sekai_edge::session::Outbound;
 use sekai_layer::world::model::{Change, Entity, Input};
-use sekai_schema::{Area, EntityId, PlayerId};
+use sekai_schema::{Area, EntityId, PlayerId, Vec3};
 
 use crate::bot::Bot;
 use crate::edge::ResumePoint;
@@ -78,6 +79,18 @@ impl Client {
             reorder: false,
             next_send_at: 0,
         }
+    }
+
+    /// The bot's next input, numbered with the player's next seq.
+    pub fn next_input(&mut self, rng: &mut impl Rng, resources: &[(EntityId, Vec3)]) -> Input {
+        let action = self.bot.next_action(rng, &self.mirror, resources);
+        let input = Input {
+            player: self.player,
+            seq: self.next_seq,
+            action,
+        };
+        self.next_seq += 1;
+        input
     }
 
     /// What a resumed session needs: the cursor; `None` without a snapshot.

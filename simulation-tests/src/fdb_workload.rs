@@ -27,7 +27,6 @@ use sekai_layer::kv::{run, Database, FdbError, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::lease::{acquire, Lease};
-use sekai_layer::world::model::Input;
 use sekai_layer::world::processor::{run_frame, ProcessorStats};
 use sekai_schema::{EntityId, RegionId, WorldKeys};
 
@@ -187,15 +186,7 @@ impl SekaiWorkload {
     async fn send(&mut self, db: &FdbDatabase, keys: &WorldKeys) -> Result<(), WorldError> {
         let c = self.rng.gen_range(0..self.clients.len());
         let client = &mut self.clients[c];
-        let action = client
-            .bot
-            .next_action(&mut self.rng, &client.mirror, &self.world.resources);
-        let input = Input {
-            player: client.player,
-            seq: client.next_seq,
-            action,
-        };
-        client.next_seq += 1;
+        let input = client.next_input(&mut self.rng, &self.world.resources);
         self.ledger.sent.insert(input.player, input.seq);
         route_and_submit(db, keys, client.bot.avatar, &input).await?;
         self.ledger.acked.insert((input.player, input.seq));

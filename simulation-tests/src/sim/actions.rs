@@ -273,15 +273,7 @@ impl Simulation {
         let Link::Up { edge, session } = client.link else {
             return;
         };
-        let action = client
-            .bot
-            .next_action(&mut self.rng, &client.mirror, &self.world.resources);
-        let input = Input {
-            player: client.player,
-            seq: client.next_seq,
-            action,
-        };
-        client.next_seq += 1;
+        let input = client.next_input(&mut self.rng, &self.world.resources);
         client.next_send_at = self.now + self.rng.gen_range(THINK_US);
         client.unacked.insert(input.seq, input.clone());
         let player = client.player;
