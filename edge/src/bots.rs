@@ -12,7 +12,8 @@
 //!
 //! Invariants: a bot has at most one input in flight; every latency recorded is for an input
 //! whose outcome (accepted or refused by the rules) arrived in a delta; nothing here panics on
-//! what the edge sends.
+//! what the edge sends; a bot whose connection is lost reconnects with backoff and resumes
+//! (counted in `reconnects`) instead of stopping.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,7 +32,9 @@ use sekai_layer::world::rules::{MAX_STEP, REACH, WALL_COST_STONE, WALL_COST_WOOD
 use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
-use crate::client::{client_endpoint, ClientConfig, EdgeClient, Mirror, MirrorEvent};
+use crate::client::{
+    client_endpoint, ClientConfig, EdgeClient, Mirror, MirrorEvent, ReconnectPolicy,
+};
 use crate::tls::SELF_SIGNED_NAME;
 use crate::token::{unix_now, TokenKey};
 
@@ -91,6 +94,10 @@ pub struct BotStats {
     pub rejected: AtomicU64,
     /// Sends that failed (refused by the edge or a broken connection).
     pub errors: AtomicU64,
+    /// Reconnections after a lost connection (each resumes its subscription and resends).
+    pub reconnects: AtomicU64,
+    /// Bots that stopped before the end (could not connect, or gave up reconnecting).
+    pub stopped: AtomicU64,
     /// Send → acknowledgement, in microseconds.
     pub t1: Mutex<Histogram<u64>>,
     /// Send → delta with the outcome, in microseconds.
@@ -112,6 +119,8 @@ impl Default for BotStats {
             applied: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            stopped: AtomicU64::new(0),
             t1: Mutex::new(histogram()),
             total: Mutex::new(histogram()),
             stop: AtomicBool::new(false),
@@ -186,6 +195,7 @@ fn run_thread(index: usize, threads: usize, config: BotConfig, stats: Arc<BotSta
             tasks.push(tokio::task::spawn_local(async move {
                 if let Err(error) = play(&endpoint, &config, player, &stats).await {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
+                    stats.stopped.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(player, %error, "bot stopped");
                 }
             }));
@@ -208,7 +218,7 @@ async fn play(
     player: PlayerId,
     stats: &Arc<BotStats>,
 ) -> Result<(), crate::client::ClientError> {
-    let client = EdgeClient::connect(
+    let mut client = EdgeClient::connect(
         endpoint,
         ClientConfig {
             server: config.server,
@@ -302,11 +312,17 @@ async fn play(
             }
             Err(error) => {
                 in_flight.borrow_mut().remove(&seq);
-                stats.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(player, %error, "input failed");
-                if !matches!(error, crate::client::ClientError::Refused { .. }) {
-                    return Err(error);
+                if !error.is_connection_lost() {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
+                // The edge went away (crash, restart, network): reconnect, resume, resend.
+                client
+                    .reconnect_with_backoff(ReconnectPolicy::default())
+                    .await?;
+                stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(player, "reconnected");
             }
         }
     }

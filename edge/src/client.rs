@@ -8,9 +8,10 @@
 //! - the mirror of a subscription holds exactly the entities the edge reported in the area: a
 //!   snapshot replaces it, each delta is applied in order, and a delta at or before the mirror's
 //!   cursor is ignored (never applied twice);
-//! - inputs get consecutive seqs; an input stays in `unacked` until its acknowledgement arrives,
-//!   and [`EdgeClient::reconnect`] resends the unacknowledged ones in seq order (the edge
-//!   acknowledges a seq it already has without storing it again);
+//! - inputs get consecutive seqs; an input stays in `unacked` until its acknowledgement arrives;
+//! - after a login, every seq at or below the session's `lastSeq` is durable (the protocol's
+//!   rule), so [`EdgeClient::reconnect`] forgets the unacknowledged inputs at or below it and
+//!   resends the others in order, numbered from `lastSeq + 1` (none of them is durable);
 //! - after a reconnect each subscription resumes from its mirror's cursor; after a `reset` it
 //!   starts again from a fresh snapshot.
 
@@ -18,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use capnp::message::ReaderOptions;
 use capnp_rpc::rpc_twoparty_capnp::Side;
@@ -68,6 +70,43 @@ pub enum ClientError {
         /// The edge's reason.
         reason: String,
     },
+    /// Connecting took longer than the attempt's deadline.
+    #[error("no answer from the edge within {0:?}")]
+    Timeout(Duration),
+}
+
+impl ClientError {
+    /// Whether the connection is gone (reconnecting may help), as opposed to a refusal.
+    pub fn is_connection_lost(&self) -> bool {
+        !matches!(
+            self,
+            ClientError::Refused { .. } | ClientError::Tls(_) | ClientError::Wire(_)
+        )
+    }
+}
+
+/// How [`EdgeClient::reconnect_with_backoff`] retries: exponential backoff with jitter.
+#[derive(Clone, Copy, Debug)]
+pub struct ReconnectPolicy {
+    /// The first wait after a failed attempt.
+    pub first_delay: Duration,
+    /// The longest wait between attempts.
+    pub max_delay: Duration,
+    /// How long one attempt (connect, login, resubscribe, resend) may take.
+    pub attempt_timeout: Duration,
+    /// Give up after trying for this long.
+    pub give_up_after: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(3),
+            give_up_after: Duration::from_secs(120),
+        }
+    }
 }
 
 /// Where and how to reach an edge.
@@ -242,6 +281,10 @@ struct Link {
     connection: quinn::Connection,
     session: session::Client,
     avatar: avatar::Client,
+    player: PlayerId,
+    avatar_at_login: Entity,
+    /// Every seq at or below it is durable.
+    last_seq: u64,
 }
 
 /// A logged-in client of one edge.
@@ -263,14 +306,11 @@ impl EdgeClient {
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
         let link = open(endpoint, &config).await?;
-        let info = link.session.info_request().send().promise.await?;
-        let info = info.get()?;
-        let avatar = read_entity(info.get_avatar()?)?;
         Ok(Self {
             endpoint: endpoint.clone(),
-            player: info.get_player(),
-            avatar_at_login: avatar,
-            next_seq: Cell::new(info.get_last_seq() + 1),
+            player: link.player,
+            avatar_at_login: link.avatar_at_login.clone(),
+            next_seq: Cell::new(link.last_seq + 1),
             unacked: RefCell::default(),
             subscriptions: RefCell::default(),
             config,
@@ -406,6 +446,16 @@ impl EdgeClient {
         Ok(())
     }
 
+    /// Why the connection closed (the edge's close code and reason), if it has.
+    pub fn close_reason(&self) -> Option<quinn::ConnectionError> {
+        self.link.connection.close_reason()
+    }
+
+    /// Every seq at or below this was durable when this client last logged in.
+    pub fn last_seq_at_login(&self) -> u64 {
+        self.link.last_seq
+    }
+
     /// Drops the connection (as a network failure would).
     pub fn disconnect(&self) {
         for sub in self.subscriptions.borrow().iter() {
@@ -417,10 +467,11 @@ impl EdgeClient {
     }
 
     /// Connects and logs in again, resubscribes every subscription from its mirror's cursor
-    /// (or afresh after a reset), and resends the unacknowledged inputs in seq order.
+    /// (or afresh after a reset), and resends the unacknowledged inputs that are not durable.
     pub async fn reconnect(&mut self) -> Result<(), ClientError> {
         self.disconnect();
         self.link = open(&self.endpoint, &self.config).await?;
+        let last_seq = self.link.last_seq;
         let subs: Vec<Rc<Subscribed>> = self.subscriptions.borrow().clone();
         for sub in &subs {
             let resume = if sub.needs_snapshot.get() {
@@ -430,16 +481,46 @@ impl EdgeClient {
             };
             self.start(sub, resume).await?;
         }
-        let pending: Vec<(u64, Action)> = self
-            .unacked
-            .borrow()
-            .iter()
-            .map(|(seq, action)| (*seq, action.clone()))
-            .collect();
-        for (seq, action) in pending {
+        let pending: Vec<Action> = {
+            let mut unacked = self.unacked.borrow_mut();
+            let pending = unacked.split_off(&(last_seq + 1));
+            unacked.clear();
+            pending.into_values().collect()
+        };
+        self.next_seq.set(last_seq + 1);
+        for action in pending {
+            let seq = self.next_seq.get();
+            self.next_seq.set(seq + 1);
+            self.unacked.borrow_mut().insert(seq, action.clone());
             self.send_seq(seq, &action).await?;
         }
         Ok(())
+    }
+
+    /// [`EdgeClient::reconnect`] until it succeeds, waiting with exponential backoff and jitter
+    /// between attempts; returns the attempts made, or the last error once `policy` gives up.
+    pub async fn reconnect_with_backoff(
+        &mut self,
+        policy: ReconnectPolicy,
+    ) -> Result<u32, ClientError> {
+        let started = Instant::now();
+        let mut delay = policy.first_delay;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match tokio::time::timeout(policy.attempt_timeout, self.reconnect()).await {
+                Ok(Ok(())) => return Ok(attempts),
+                Ok(Err(error)) => error,
+                Err(_) => ClientError::Timeout(policy.attempt_timeout),
+            };
+            if !error.is_connection_lost() || started.elapsed() >= policy.give_up_after {
+                return Err(error);
+            }
+            tracing::debug!(attempts, %error, "reconnect failed; retrying");
+            let jitter = rand::random::<f64>() * 0.5 + 0.75;
+            tokio::time::sleep(delay.mul_f64(jitter)).await;
+            delay = (delay * 2).min(policy.max_delay);
+        }
     }
 }
 
@@ -467,8 +548,13 @@ async fn open(endpoint: &quinn::Endpoint, config: &ClientConfig) -> Result<Link,
     login.get().set_token(config.token.as_str());
     let session = login.send().promise.await?.get()?.get_session()?;
     let avatar = session.avatar_request().send().pipeline.get_avatar();
+    let info = session.info_request().send().promise.await?;
+    let info = info.get()?;
     Ok(Link {
         connection,
+        player: info.get_player(),
+        avatar_at_login: read_entity(info.get_avatar()?)?,
+        last_seq: info.get_last_seq(),
         session,
         avatar,
     })

@@ -1,8 +1,9 @@
 //! The `sekai serve`, `sekai bots` and `sekai inspect` commands.
 //!
 //! - `serve`: the embedded engine on a data directory, the generated world (only when the
-//!   directory holds none yet), a processor per region and one edge, until Ctrl-C. It writes
-//!   the edge's certificate (DER) to `<dir>/edge-cert.der` for clients to pin;
+//!   directory holds none yet), a processor per region and one edge, until Ctrl-C. It keeps
+//!   the edge's self-signed certificate (DER) in `<dir>/edge-cert.der` for clients to pin,
+//!   reused on every start; a directory still locked by a dying process is waited for;
 //! - `bots`: N bots against a running edge, with the edge's certificate and token secret;
 //! - `inspect`: read-only views of a stopped server's directory: entities near a point, a
 //!   region's frame log, and the region heads.
@@ -29,8 +30,7 @@ use crate::world_setup::{load_world, spawn_near_resources, start_processors, Wor
 /// The world prefix the commands use.
 pub const WORLD: &str = "sekai/world";
 
-/// File name of the edge certificate `serve` writes into its data directory.
-pub const CERT_FILE: &str = "edge-cert.der";
+pub use crate::tls::CERT_FILE;
 
 /// `sekai serve`.
 #[derive(clap::Args, Debug)]
@@ -44,7 +44,8 @@ pub struct ServeArgs {
     /// Secret of the login tokens (or the SEKAI_EDGE_SECRET environment variable).
     #[arg(long, env = "SEKAI_EDGE_SECRET")]
     pub secret: String,
-    /// Certificate chain (PEM); a self-signed one is generated when absent.
+    /// Certificate chain (PEM); when absent, a self-signed one kept in `--dir` (made on first
+    /// start, reused after) names localhost, the listen address and every `--hostname`.
     #[arg(long, requires = "key")]
     pub cert: Option<PathBuf>,
     /// Private key (PEM) of `--cert`.
@@ -59,9 +60,20 @@ pub struct ServeArgs {
     /// Seed of the generated world.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Extra DNS name or IP address for the self-signed certificate (repeatable).
+    #[arg(long = "hostname")]
+    pub hostnames: Vec<String>,
     /// Threads serving connections.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Seconds without a packet before a connection is closed (the edge keeps quiet clients
+    /// alive with pings every third of it).
+    #[arg(long, default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+    /// Seconds to wait for the data directory's lock (held by another process, or by one that
+    /// was just killed) before giving up.
+    #[arg(long, default_value_t = 30)]
+    pub lock_wait_secs: u64,
     /// Run on a FoundationDB cluster (this cluster file) instead of the embedded engine; `--dir`
     /// then only receives the edge certificate. Needs a build with `--features fdb`.
     #[arg(long)]
@@ -73,10 +85,42 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     match args.fdb.clone() {
         None => {
-            let db = EmbeddedDatabase::open(&args.dir).map_err(|e| e.to_string())?;
+            let db = open_waiting(&args.dir, Duration::from_secs(args.lock_wait_secs)).await?;
             serve_on(db, args).await
         }
         Some(cluster_file) => serve_on_fdb(&cluster_file, args).await,
+    }
+}
+
+/// Opens the embedded engine at `dir`, waiting up to `wait` while another process holds its
+/// lock (a server killed a moment ago releases it once the OS reaps it).
+async fn open_waiting(dir: &std::path::Path, wait: Duration) -> Result<EmbeddedDatabase, String> {
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        match EmbeddedDatabase::open(dir) {
+            Ok(db) => return Ok(db),
+            Err(error) if error.is_locked() && started.elapsed() < wait => {
+                if !warned {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        wait_secs = wait.as_secs(),
+                        "the data directory is locked by another process; waiting for it"
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) if error.is_locked() => {
+                return Err(format!(
+                    "{error}: another process still holds {} after {} s (is a `sekai serve` \
+                     already running on it?)",
+                    dir.display(),
+                    wait.as_secs()
+                ))
+            }
+            Err(error) => return Err(error.to_string()),
+        }
     }
 }
 
@@ -125,15 +169,23 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     let mut config = EdgeConfig::new(args.listen, TokenKey::new(args.secret.into_bytes()));
     config.workers = args.workers.max(1);
     config.spawn = spawn_near_resources(&shape, &resources);
-    if let (Some(cert), Some(key)) = (args.cert, args.key) {
-        config.tls = TlsSource::Files { cert, key };
-    }
+    config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+    config.tls = match (args.cert, args.key) {
+        (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        _ => TlsSource::SelfSignedIn {
+            dir: args.dir.clone(),
+            names: args.hostnames.clone(),
+        },
+    };
+    let files = matches!(config.tls, TlsSource::Files { .. });
     let edge = EdgeServer::start(db.clone(), keys, config)
         .await
         .map_err(|e| e.to_string())?;
     let cert_path = args.dir.join(CERT_FILE);
-    std::fs::write(&cert_path, edge.certificate().as_ref())
-        .map_err(|e| format!("writing {}: {e}", cert_path.display()))?;
+    if files {
+        std::fs::write(&cert_path, edge.certificate().as_ref())
+            .map_err(|e| format!("writing {}: {e}", cert_path.display()))?;
+    }
     println!(
         "edge on quic://{}; certificate in {}; Ctrl-C stops",
         edge.local_addr().map_err(|e| e.to_string())?,
@@ -226,12 +278,15 @@ pub async fn bots(args: BotsArgs) -> Result<(), String> {
     let elapsed = started.elapsed().as_secs_f64();
     let (p50, p99, p999) = stats.total_quantiles();
     println!(
-        "inputs/s {:.0}, input-to-delta p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms, errors {}",
+        "inputs/s {:.0}, input-to-delta p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms, errors {}, \
+         reconnects {}, bots stopped {}",
         stats.applied.load(Ordering::Relaxed) as f64 / elapsed,
         p50 as f64 / 1e3,
         p99 as f64 / 1e3,
         p999 as f64 / 1e3,
-        stats.errors.load(Ordering::Relaxed)
+        stats.errors.load(Ordering::Relaxed),
+        stats.reconnects.load(Ordering::Relaxed),
+        stats.stopped.load(Ordering::Relaxed)
     );
     Ok(())
 }

@@ -4,9 +4,16 @@
 //! Trust model: a client pins the server's certificate (its DER bytes, printed or written by
 //! `sekai serve`, handed over in-process by the demo and tests) as its only root of trust. This
 //! is safe for any address, loopback or not; no verifier is ever disabled.
+//!
+//! A self-signed certificate names `localhost`, the listen address (loopback addresses when it
+//! listens on all of them) and every extra name given, so a client may connect by IP or name.
+//! `serve` keeps it in its data directory ([`CERT_FILE`], [`KEY_FILE`]) and reuses it on every
+//! start while it names the same names, so a client that pinned it keeps working.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
@@ -18,12 +25,29 @@ pub const ALPN: &[u8] = b"sekai-edge/1";
 /// The server name a self-signed certificate is issued for (and clients check).
 pub const SELF_SIGNED_NAME: &str = "localhost";
 
+/// File name of the edge certificate (DER) in a data directory: the one clients pin.
+pub const CERT_FILE: &str = "edge-cert.der";
+/// File name of the edge certificate's private key (PKCS#8 DER) in a data directory.
+pub const KEY_FILE: &str = "edge-key.der";
+/// File name of the names the kept certificate was made for, one per line.
+pub const NAMES_FILE: &str = "edge-cert.names";
+
 /// Where the server's certificate comes from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub enum TlsSource {
-    /// A fresh self-signed certificate for [`SELF_SIGNED_NAME`].
-    #[default]
-    SelfSigned,
+    /// A fresh self-signed certificate naming `localhost`, the listen address and `names`.
+    SelfSigned {
+        /// Extra DNS names or IP addresses.
+        names: Vec<String>,
+    },
+    /// A self-signed certificate kept in `dir`: made on first start, reused while it names the
+    /// same names.
+    SelfSignedIn {
+        /// The data directory.
+        dir: PathBuf,
+        /// Extra DNS names or IP addresses.
+        names: Vec<String>,
+    },
     /// PEM files: a certificate chain and its private key.
     Files {
         /// The certificate chain (PEM).
@@ -53,18 +77,103 @@ pub enum TlsError {
     /// The configuration has no cipher suite QUIC can use.
     #[error("TLS configuration unusable for QUIC: {0}")]
     Quic(String),
+    /// The kept certificate could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
-/// The server's QUIC configuration and the leaf certificate clients should pin.
+impl Default for TlsSource {
+    fn default() -> Self {
+        TlsSource::SelfSigned { names: Vec::new() }
+    }
+}
+
+/// The names a self-signed certificate for `listen` carries: `localhost`, the listen IP (the
+/// loopback addresses when it is unspecified) and `extra`, without repeats, in that order.
+pub fn certificate_names(listen: SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut names = vec![SELF_SIGNED_NAME.to_string()];
+    let ip = listen.ip();
+    if ip.is_unspecified() {
+        names.extend(["127.0.0.1".to_string(), "::1".to_string()]);
+    } else {
+        names.push(ip.to_string());
+    }
+    names.extend(extra.iter().cloned());
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
+    names
+}
+
+type KeyPair = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn generate(names: &[String]) -> Result<KeyPair, TlsError> {
+    let generated = rcgen::generate_simple_self_signed(names.to_vec())?;
+    let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
+    Ok((vec![generated.cert.der().clone()], PrivateKeyDer::from(key)))
+}
+
+/// The certificate kept in `dir` if it was made for `names`, else a new one written there.
+fn kept_in(dir: &Path, names: &[String]) -> Result<KeyPair, TlsError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TlsError::Io { path, source }
+    };
+    let (cert_path, key_path, names_path) = (
+        dir.join(CERT_FILE),
+        dir.join(KEY_FILE),
+        dir.join(NAMES_FILE),
+    );
+    let wanted = names.join("\n");
+    if let (Ok(cert), Ok(key), Ok(kept)) = (
+        std::fs::read(&cert_path),
+        std::fs::read(&key_path),
+        std::fs::read_to_string(&names_path),
+    ) {
+        if kept.trim_end() == wanted {
+            tracing::info!(path = %cert_path.display(), "reusing the kept edge certificate");
+            let key = PrivatePkcs8KeyDer::from(key);
+            return Ok((vec![CertificateDer::from(cert)], PrivateKeyDer::from(key)));
+        }
+        tracing::warn!(
+            kept = %kept.trim_end().replace('\n', ","),
+            wanted = %names.join(","),
+            "the kept edge certificate names other names: making a new one (clients must pin it)"
+        );
+    }
+    let (chain, key) = generate(names)?;
+    let cert = chain.first().map(|c| c.to_vec()).unwrap_or_default();
+    write_atomically(&key_path, key.secret_der()).map_err(io(&key_path))?;
+    write_atomically(&cert_path, &cert).map_err(io(&cert_path))?;
+    write_atomically(&names_path, format!("{wanted}\n").as_bytes()).map_err(io(&names_path))?;
+    tracing::info!(path = %cert_path.display(), names = %names.join(","), "made a new edge certificate");
+    Ok((chain, key))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves the old
+/// file or the new one, never half of one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The server's QUIC configuration for an edge on `listen`, and the leaf certificate clients
+/// should pin. The edge sends keep-alives every third of `idle_timeout`, so a quiet client
+/// stays connected whether or not it sends its own.
 pub fn server_config(
     source: &TlsSource,
+    listen: SocketAddr,
+    idle_timeout: Duration,
 ) -> Result<(quinn::ServerConfig, CertificateDer<'static>), TlsError> {
     let (chain, key) = match source {
-        TlsSource::SelfSigned => {
-            let generated = rcgen::generate_simple_self_signed(vec![SELF_SIGNED_NAME.to_string()])?;
-            let key = PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der());
-            (vec![generated.cert.der().clone()], PrivateKeyDer::from(key))
-        }
+        TlsSource::SelfSigned { names } => generate(&certificate_names(listen, names))?,
+        TlsSource::SelfSignedIn { dir, names } => kept_in(dir, &certificate_names(listen, names))?,
         TlsSource::Files { cert, key } => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -88,11 +197,24 @@ pub fn server_config(
     // One bidirectional stream per connection carries the RPC; nothing else is accepted.
     transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
+    set_idle(&mut transport, idle_timeout);
     config.transport_config(Arc::new(transport));
     Ok((config, leaf))
 }
 
-/// A client configuration that trusts only `server_cert`.
+/// The default idle timeout of both sides: a connection with no packet for this long is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sets the idle timeout and keep-alives every third of it.
+fn set_idle(transport: &mut quinn::TransportConfig, idle_timeout: Duration) {
+    let idle = quinn::IdleTimeout::try_from(idle_timeout)
+        .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000)));
+    transport.max_idle_timeout(Some(idle));
+    transport.keep_alive_interval(Some(idle_timeout / 3));
+}
+
+/// A client configuration that trusts only `server_cert`, with keep-alives every third of
+/// [`DEFAULT_IDLE_TIMEOUT`].
 pub fn client_config(server_cert: &CertificateDer<'_>) -> Result<quinn::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server_cert.clone().into_owned())?;
@@ -104,7 +226,7 @@ pub fn client_config(server_cert: &CertificateDer<'_>) -> Result<quinn::ClientCo
     let quic = QuicClientConfig::try_from(crypto).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
+    set_idle(&mut transport, DEFAULT_IDLE_TIMEOUT);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

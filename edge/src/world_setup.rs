@@ -108,12 +108,14 @@ pub fn start_processors<D: Database>(
     stats: &Arc<ProcessorStats>,
     on_frame: impl Fn(&CommittedFrame) + Send + Sync + Clone + 'static,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(shape.seed ^ 0x5eca1);
+    // Holder ids come from the OS's randomness, never from the world's seed: every process
+    // serving a world must be a distinct lease holder.
+    let holder: u128 = rand::rngs::OsRng.gen();
+    tracing::info!(holder = %format!("{holder:032x}"), "processor lease holder id");
     shape
         .regions()
         .into_iter()
         .map(|region| {
-            let holder: u128 = rng.gen();
             tokio::spawn(run_processor(
                 db.clone(),
                 keys.clone(),

@@ -3,6 +3,7 @@
 //! against a brute-force scan.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -39,22 +40,38 @@ async fn place_avatar(db: &EmbeddedDatabase, keys: &WorldKeys, player: u64, at: 
 
 /// Drains `region`'s inbox frame by frame as `holder`; returns the frames committed.
 async fn drain(db: &EmbeddedDatabase, keys: &WorldKeys, region: RegionId, holder: u128) -> u64 {
+    drain_with(db, keys, region, holder, &mut HotRegion::new(region)).await
+}
+
+/// [`drain`] with a hot tier kept across calls (as one processor keeps it).
+async fn drain_with(
+    db: &EmbeddedDatabase,
+    keys: &WorldKeys,
+    region: RegionId,
+    holder: u128,
+    hot: &mut HotRegion,
+) -> u64 {
     let lease = lease::acquire(db, keys, region, holder)
         .await
         .unwrap()
         .expect("lease free");
-    let mut hot = HotRegion::new(region);
     let mut rng = ChaCha8Rng::seed_from_u64(holder as u64);
     let mut new_id = move || EntityId::from_u128(rng.gen());
     let stats = ProcessorStats::default();
     let mut committed = 0;
     loop {
-        match run_frame(db, keys, &lease, &mut hot, &mut new_id, &stats)
+        match run_frame(db, keys, &lease, hot, &mut new_id, &stats)
             .await
             .unwrap()
         {
             Ok(_) => committed += 1,
-            Err(_idle) => return committed,
+            Err(mut watch) => {
+                // A watch that is ready at once means the scan has more to read.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if watch.as_mut().poll(&mut cx).is_pending() {
+                    return committed;
+                }
+            }
         }
     }
 }
@@ -364,6 +381,59 @@ async fn an_input_behind_a_gap_waits_for_the_missing_one() {
         .unwrap()
         .kvs
         .is_empty());
+}
+
+/// One player's inputs waiting behind a gap of thousands never delay anyone else's, and all of
+/// them apply, in order, once the gap is filled.
+#[tokio::test]
+async fn thousands_of_waiting_inputs_delay_no_other_player() {
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    let (gapped, other) = (5u64, 6u64);
+    place_avatar(&db, &keys, gapped, Vec3::new(40.0, 0.0, 40.0)).await;
+    place_avatar(&db, &keys, other, Vec3::new(60.0, 0.0, 60.0)).await;
+    let idle = |player, seq| Input {
+        player,
+        seq,
+        action: Action::Idle,
+    };
+    let waiting: Vec<(RegionId, Input)> = (2..=3_000).map(|s| (region, idle(gapped, s))).collect();
+    for chunk in waiting.chunks(500) {
+        inbox::submit_batch(&db, &keys, chunk).await.unwrap();
+    }
+    let others: Vec<(RegionId, Input)> = (1..=10).map(|s| (region, idle(other, s))).collect();
+    inbox::submit_batch(&db, &keys, &others).await.unwrap();
+    let mut hot = HotRegion::new(region);
+    drain_with(&db, &keys, region, 9, &mut hot).await;
+    let trx = db.create_trx().unwrap();
+    let world = keys.clone();
+    let applied = |trx, player| {
+        let world = world.clone();
+        async move {
+            sekai_layer::world::frame::applied_seq(trx, &world, player)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        applied(&trx, other).await,
+        10,
+        "the other player was served"
+    );
+    assert_eq!(applied(&trx, gapped).await, 0, "the gapped inputs wait");
+    assert_eq!(hot.waiting(), 2_999);
+    inbox::submit(&db, &keys, region, &idle(gapped, 1))
+        .await
+        .unwrap();
+    drain_with(&db, &keys, region, 9, &mut hot).await;
+    let trx = db.create_trx().unwrap();
+    assert_eq!(
+        applied(&trx, gapped).await,
+        3_000,
+        "the gap's owner caught up"
+    );
+    assert_eq!(hot.waiting(), 0);
 }
 
 #[tokio::test]

@@ -143,11 +143,14 @@ pub enum KeyKind {
     InboxSignal,
     /// `changelog_floor/(region)`: how far the change log was trimmed.
     ChangelogFloor,
+    /// `durable/(player)`: the highest input seq of a player that is durable (in an inbox or
+    /// applied), with a digest of that input; raised by atomic MAX in T1.
+    Durable,
 }
 
 impl KeyKind {
     /// Every kind, in the order of their subspaces' tags.
-    pub const ALL: [KeyKind; 13] = [
+    pub const ALL: [KeyKind; 14] = [
         KeyKind::Entity,
         KeyKind::Spatial,
         KeyKind::SpatialRev,
@@ -161,6 +164,7 @@ impl KeyKind {
         KeyKind::RegionVersion,
         KeyKind::InboxSignal,
         KeyKind::ChangelogFloor,
+        KeyKind::Durable,
     ];
 
     /// The tuple string that starts this kind's subspace after the prefix.
@@ -179,6 +183,7 @@ impl KeyKind {
             KeyKind::RegionVersion => "region_version",
             KeyKind::InboxSignal => "inbox_signal",
             KeyKind::ChangelogFloor => "changelog_floor",
+            KeyKind::Durable => "durable",
         }
     }
 
@@ -238,6 +243,8 @@ pub enum WorldKey {
     InboxSignal(RegionId),
     /// `changelog_floor/(region)`.
     ChangelogFloor(RegionId),
+    /// `durable/(player)`.
+    Durable(PlayerId),
 }
 
 impl WorldKey {
@@ -257,6 +264,7 @@ impl WorldKey {
             WorldKey::RegionVersion(_) => KeyKind::RegionVersion,
             WorldKey::InboxSignal(_) => KeyKind::InboxSignal,
             WorldKey::ChangelogFloor(_) => KeyKind::ChangelogFloor,
+            WorldKey::Durable(_) => KeyKind::Durable,
         }
     }
 }
@@ -359,6 +367,7 @@ impl WorldKeys {
             WorldKey::RegionVersion(region) => self.region_version(*region),
             WorldKey::InboxSignal(region) => self.inbox_signal(*region),
             WorldKey::ChangelogFloor(region) => self.changelog_floor(*region),
+            WorldKey::Durable(player) => self.durable(*player),
         }
     }
 
@@ -403,6 +412,7 @@ impl WorldKeys {
             KeyKind::RegionVersion => WorldKey::RegionVersion(self.decode_region_version(key)?),
             KeyKind::InboxSignal => WorldKey::InboxSignal(self.decode_inbox_signal(key)?),
             KeyKind::ChangelogFloor => WorldKey::ChangelogFloor(self.decode_changelog_floor(key)?),
+            KeyKind::Durable => WorldKey::Durable(self.decode_durable(key)?),
         })
     }
 
@@ -660,6 +670,19 @@ impl WorldKeys {
         let (player,): (PlayerId,) = self.subspace(KeyKind::Applied).unpack(key)?;
         Ok(player)
     }
+
+    /// `durable/(player)`: the highest durable input seq of the player and a digest of that
+    /// input (16 bytes: digest then seq, both little-endian, so atomic MAX keeps the highest
+    /// seq). Written by every T1; read at login.
+    pub fn durable(&self, player: PlayerId) -> Vec<u8> {
+        self.subspace(KeyKind::Durable).pack(&(player,))
+    }
+
+    /// Decodes a `durable/(player)` key.
+    pub fn decode_durable(&self, key: &[u8]) -> Result<PlayerId, KeyError> {
+        let (player,): (PlayerId,) = self.subspace(KeyKind::Durable).unpack(key)?;
+        Ok(player)
+    }
 }
 
 #[cfg(test)]
@@ -730,6 +753,7 @@ mod tests {
         for p in [0, 1, 12345, u64::MAX] {
             out.push(WorldKey::Player(p));
             out.push(WorldKey::Applied(p));
+            out.push(WorldKey::Durable(p));
         }
         out
     }
@@ -802,6 +826,7 @@ mod tests {
                 WorldKey::Head(r) => assert_eq!(keys.decode_head(&key).unwrap(), *r),
                 WorldKey::Player(p) => assert_eq!(keys.decode_player(&key).unwrap(), *p),
                 WorldKey::Applied(p) => assert_eq!(keys.decode_applied(&key).unwrap(), *p),
+                WorldKey::Durable(p) => assert_eq!(keys.decode_durable(&key).unwrap(), *p),
                 WorldKey::Lease(r) => assert_eq!(keys.decode_lease(&key).unwrap(), *r),
                 WorldKey::InboxSignal(r) => {
                     assert_eq!(keys.decode_inbox_signal(&key).unwrap(), *r)

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use sekai_edge::session::{Admission, InputError, InputGate, InputLimits, Subscriber};
+use sekai_layer::world::inbox::{action_digest, DurableSeq};
 use sekai_layer::world::model::{Delta, Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId};
 
@@ -71,8 +72,9 @@ pub struct Session {
     pub phase: Phase,
     /// The subscription: filter, cursor, seen set and outbox (the real session core).
     pub subscriber: Subscriber,
-    /// Input admission (the real session core).
-    pub gate: InputGate,
+    /// Input admission (the real session core); `None` until the login read the player's
+    /// durable record (the shipped `ensure_avatar`).
+    pub gate: Option<InputGate>,
     /// Inputs waiting for admission and T1, in arrival order.
     pub inputs: VecDeque<Input>,
     /// Acknowledgements not yet delivered (the answers of `Avatar.send`).
@@ -97,7 +99,7 @@ pub struct Session {
 
 impl Session {
     /// A session for `client` streaming `area`; `resume` gives the client's cursor, `None`
-    /// starts from a snapshot. `now` is the virtual time (for the input gate's rate limit).
+    /// starts from a snapshot. Inputs wait until [`Session::logged_in`] opens the gate.
     pub fn new(
         client: usize,
         player: PlayerId,
@@ -105,7 +107,6 @@ impl Session {
         area: Area,
         resume: Option<ResumePoint>,
         delivery: Delivery,
-        now: Duration,
     ) -> Self {
         let phase = match resume {
             Some(from) => Phase::Resuming(from),
@@ -117,9 +118,7 @@ impl Session {
             avatar,
             phase,
             subscriber: Subscriber::new(player, area, delivery.budget),
-            // The simulated login reads no applied seq: a resend the processor already applied
-            // is stored again and dropped by the processor's per-player applied seq.
-            gate: InputGate::new(0, InputLimits::default(), now),
+            gate: None,
             inputs: VecDeque::new(),
             acks: VecDeque::new(),
             storing: false,
@@ -189,9 +188,15 @@ impl Session {
         }
     }
 
-    /// Admits input `seq` at virtual time `now` through the gate.
-    pub fn admit(&mut self, seq: u64, now: Duration) -> Result<Admission, InputError> {
-        self.gate.admit(seq, now)
+    /// The login's answer: the player's durable record opens the gate at virtual time `now`.
+    pub fn logged_in(&mut self, durable: DurableSeq, now: Duration) {
+        self.gate = Some(InputGate::new(durable, InputLimits::default(), now));
+    }
+
+    /// Admits `input` at virtual time `now` through the gate (refused before the login).
+    pub fn admit(&mut self, input: &Input, now: Duration) -> Result<Admission, InputError> {
+        let gate = self.gate.as_mut().ok_or(InputError::Broken)?;
+        gate.admit(input.seq, action_digest(&input.action), now)
     }
 
     /// True when the client has something to receive (acknowledgements or queued messages).

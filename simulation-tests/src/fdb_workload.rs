@@ -383,6 +383,5 @@ fn new_session(i: usize, client: &Client) -> Session {
         client.area,
         None,
         delivery,
-        Duration::ZERO,
     )
 }

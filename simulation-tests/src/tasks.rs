@@ -10,12 +10,14 @@ use std::pin::Pin;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use sekai_edge::server::ensure_avatar;
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
+use sekai_layer::world::inbox::DurableSeq;
 use sekai_layer::world::lease::{acquire, Lease};
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::processor::{run_frame, CommittedFrame, ProcessorStats};
-use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
+use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
 use crate::edge_ops::{catch_up, route_and_submit, snapshot, CatchUp, Watch};
 use crate::engine::Db;
@@ -54,6 +56,8 @@ pub enum TaskOutput {
         /// The inbox region, once durable.
         result: Result<RegionId, WorldError>,
     },
+    /// A login: the player's durable record.
+    LoggedIn(Result<DurableSeq, WorldError>),
     /// A snapshot of the session's area.
     Snapshot(Result<(Vec<Entity>, [u8; 10]), WorldError>),
     /// A catch-up read.
@@ -111,6 +115,22 @@ impl Task {
         Self::new(owner, async move {
             let result = route_and_submit(&db, &keys, avatar, &input).await;
             TaskOutput::Stored { input, result }
+        })
+    }
+
+    /// The shipped login of `player` (whose avatar exists): its durable record.
+    pub fn login(
+        db: Db,
+        keys: WorldKeys,
+        owner: Owner,
+        player: PlayerId,
+        avatar: EntityId,
+    ) -> Self {
+        Self::new(owner, async move {
+            let result = ensure_avatar(&db, &keys, player, Vec3::new(0.0, 0.0, 0.0), avatar)
+                .await
+                .map(|state| state.durable);
+            TaskOutput::LoggedIn(result)
         })
     }
 

@@ -1,4 +1,4 @@
-//! What login reads and writes: the player's avatar (created on first login) and applied seq.
+//! What login reads and writes: the player's avatar (created on first login) and durable seq.
 //!
 //! Invariants:
 //! - `player/(id)` holds the 16-byte id of the player's avatar entity; it is written in the same
@@ -11,6 +11,7 @@
 use sekai_layer::kv::{run, Database};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::applied_seq;
+use sekai_layer::world::inbox::{durable_seq, DurableSeq};
 use sekai_layer::world::model::{Change, Entity, EntityKind, Inventory};
 use sekai_layer::world::players::{avatar_of, bind_avatar};
 use sekai_layer::world::store::get_entity;
@@ -20,13 +21,14 @@ use sekai_schema::{EntityId, PlayerId, Vec3, WorldKeys};
 /// Hit points of a new avatar.
 pub const AVATAR_HP: u32 = 100;
 
-/// A logged-in player's avatar and the highest seq already applied for the player.
+/// A logged-in player's avatar and the highest seq already durable for the player.
 #[derive(Clone, Debug)]
 pub struct LoginState {
     /// The avatar's current state.
     pub avatar: Entity,
-    /// The player's applied seq.
-    pub applied: u64,
+    /// The player's durable record (`Session.info.lastSeq` is its seq): every seq at or
+    /// below it is durable, applied or in an inbox.
+    pub durable: DurableSeq,
 }
 
 /// Reads `player`'s avatar, creating it at `spawn` with id `new_id` if the player has none.
@@ -38,10 +40,18 @@ pub async fn ensure_avatar<D: Database>(
     new_id: EntityId,
 ) -> Result<LoginState, WorldError> {
     run(db, |trx, _| async move {
+        let mut durable = durable_seq(&trx, keys, player, false).await?;
+        // Worlds written before the durable record existed have only the applied seq.
         let applied = applied_seq(&trx, keys, player).await?;
+        if applied > durable.seq {
+            durable = DurableSeq {
+                seq: applied,
+                digest: 0,
+            };
+        }
         if let Some(id) = avatar_of(&trx, keys, player, false).await? {
             if let Some(avatar) = get_entity(&trx, keys, id, false).await? {
-                return Ok(LoginState { avatar, applied });
+                return Ok(LoginState { avatar, durable });
             }
         }
         let avatar = Entity {
@@ -54,7 +64,7 @@ pub async fn ensure_avatar<D: Database>(
         };
         write_entities(&trx, keys, &[Change::Upsert(avatar.clone())]).await?;
         bind_avatar(&trx, keys, player, new_id);
-        Ok(LoginState { avatar, applied })
+        Ok(LoginState { avatar, durable })
     })
     .await
 }

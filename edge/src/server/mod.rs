@@ -11,6 +11,7 @@
 //!   RPC reader, which then closes the connection;
 //! - shutting down closes the endpoint, stops the fan-out and the workers.
 
+pub mod inputs;
 mod login;
 pub mod push;
 pub mod rpc;
@@ -34,6 +35,7 @@ use crate::fanout::{Fanout, FanoutConfig};
 use crate::session::InputLimits;
 use crate::tls::{server_config, TlsError, TlsSource};
 use crate::token::TokenKey;
+use inputs::{BatchStats, InputBatcher};
 
 /// Where a player's avatar appears on first login.
 pub type SpawnFn = Arc<dyn Fn(PlayerId) -> Vec3 + Send + Sync>;
@@ -49,6 +51,9 @@ pub struct EdgeLimits {
     pub push_window: usize,
     /// Largest incoming RPC message, in 8-byte words.
     pub max_message_words: usize,
+    /// A connection with no packet for this long is closed; the edge sends keep-alives every
+    /// third of it, so quiet clients stay connected.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl Default for EdgeLimits {
@@ -58,6 +63,7 @@ impl Default for EdgeLimits {
             outbox_budget: 256 * 1024,
             push_window: 16,
             max_message_words: 64 * 1024,
+            idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -89,7 +95,7 @@ impl EdgeConfig {
         Self {
             listen,
             tokens,
-            tls: TlsSource::SelfSigned,
+            tls: TlsSource::default(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             limits: EdgeLimits::default(),
             fanout: FanoutConfig::default(),
@@ -119,6 +125,8 @@ pub struct EdgeContext<D> {
     pub tokens: TokenKey,
     /// The fan-out.
     pub fanout: Fanout,
+    /// The edge's T1: every session's inputs, committed in batches.
+    pub inputs: InputBatcher,
     /// Per-client limits.
     pub limits: EdgeLimits,
     /// Where new avatars appear.
@@ -132,6 +140,7 @@ pub struct EdgeServer {
     endpoint: quinn::Endpoint,
     certificate: CertificateDer<'static>,
     fanout: Fanout,
+    input_stats: Arc<BatchStats>,
     workers: Vec<std::thread::JoinHandle<()>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -143,15 +152,19 @@ impl EdgeServer {
         keys: WorldKeys,
         config: EdgeConfig,
     ) -> Result<Self, EdgeError> {
-        let (server, certificate) = server_config(&config.tls)?;
+        let (server, certificate) =
+            server_config(&config.tls, config.listen, config.limits.idle_timeout)?;
         let endpoint = quinn::Endpoint::server(server, config.listen)?;
         let fanout = Fanout::new();
         tokio::spawn(fanout.clone().run(db.clone(), keys.clone(), config.fanout));
+        let input_stats = Arc::new(BatchStats::default());
+        let inputs = InputBatcher::start(db.clone(), keys.clone(), input_stats.clone());
         let ctx = Arc::new(EdgeContext {
             db,
             keys,
             tokens: config.tokens,
             fanout: fanout.clone(),
+            inputs,
             limits: config.limits,
             spawn: config.spawn,
             epoch: Instant::now(),
@@ -169,6 +182,7 @@ impl EdgeServer {
             endpoint,
             certificate,
             fanout,
+            input_stats,
             workers,
             accept,
         })
@@ -189,9 +203,15 @@ impl EdgeServer {
         &self.fanout
     }
 
+    /// The edge's T1 counters (batches committed, inputs stored).
+    pub fn input_stats(&self) -> &BatchStats {
+        &self.input_stats
+    }
+
     /// Closes every connection and stops the edge.
     pub async fn shutdown(self) {
-        self.endpoint.close(0u32.into(), b"edge shutting down");
+        self.endpoint
+            .close(CloseCode::Shutdown.into(), b"edge shutting down");
         self.accept.abort();
         let _ = self.accept.await;
         self.fanout.stop();
@@ -274,8 +294,40 @@ async fn serve_connection<D: Database>(incoming: quinn::Incoming, ctx: Arc<EdgeC
     let gateway: gateway::Client = capnp_rpc::new_client(rpc::Gateway::new(ctx, peer));
     let rpc = RpcSystem::new(Box::new(network), Some(gateway.client));
     match rpc.await {
-        Ok(()) => tracing::debug!(%peer, "connection closed"),
-        Err(error) => tracing::info!(%peer, %error, "connection ended with an error"),
+        Ok(()) => {
+            tracing::debug!(%peer, "connection closed");
+            connection.close(CloseCode::Normal.into(), b"rpc ended");
+        }
+        Err(error) => {
+            tracing::info!(%peer, %error, "connection ended with a protocol error");
+            let reason = format!("protocol error: {error}");
+            let cut = (0..=MAX_CLOSE_REASON.min(reason.len()))
+                .rev()
+                .find(|i| reason.is_char_boundary(*i))
+                .unwrap_or(0);
+            connection.close(CloseCode::ProtocolError.into(), &reason.as_bytes()[..cut]);
+        }
     }
-    connection.close(0u32.into(), b"rpc ended");
+}
+
+/// The longest close reason the edge sends, in bytes (it must fit one packet).
+pub const MAX_CLOSE_REASON: usize = 512;
+
+/// The QUIC application close codes of the edge protocol (docs/PROTOCOL.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// The RPC stream ended normally (the client closed it).
+    Normal = 0,
+    /// The client broke the protocol: a malformed message, one larger than the limit, or a
+    /// stream that is not Cap'n Proto RPC. The reason says which.
+    ProtocolError = 1,
+    /// The edge is shutting down; reconnect (to it or another edge) and resume.
+    Shutdown = 2,
+}
+
+impl From<CloseCode> for quinn::VarInt {
+    fn from(code: CloseCode) -> Self {
+        quinn::VarInt::from_u32(code as u32)
+    }
 }

@@ -6,8 +6,10 @@
 //!   inputs for its own avatar only (there is no player field to forge);
 //! - every refusal (bad token, bad area, bad seq, rate limit, malformed action) is an error
 //!   answer to that one call, logged with the player, and never touches other clients;
-//! - an avatar's T1s run one at a time in seq order (`turn`), so a player's inputs reach the inbox in
-//!   the order they are acknowledged;
+//! - an avatar's inputs are admitted by its `InputGate` and queued to the edge's T1 batcher in
+//!   seq order (`turn`); each is acknowledged only once its batch committed;
+//! - what the edge can check alone (a malformed or unknown action, a position that is not finite
+//!   or outside the world, a seq out of order or reused) is refused in `Ack.error`, never acked;
 //! - dropping a [`Subscription`] (or the connection) ends it in the fan-out.
 
 use std::cell::RefCell;
@@ -16,17 +18,20 @@ use std::sync::Arc;
 
 use capnp::capability::Rc;
 use sekai_layer::kv::Database;
-use sekai_layer::world::inbox;
+use sekai_layer::world::inbox::action_digest;
+use sekai_layer::world::model::Input;
+use sekai_layer::world::rules::check_action;
 use sekai_schema::edge_capnp::{avatar, gateway, session, subscription};
 use sekai_schema::{Area, PlayerId};
 
+use super::inputs::SessionMark;
 use super::login::{ensure_avatar, read_avatar};
 use super::push::push;
 use super::EdgeContext;
 use crate::fanout::{Slot, Start};
 use crate::session::{Admission, AvatarLocation, InputGate, Subscriber};
 use crate::token::unix_now;
-use crate::wire::{read_input, read_stamp, with_entity};
+use crate::wire::{read_input, read_stamp, with_entity, WireError};
 
 /// The bootstrap capability: logs players in.
 pub struct Gateway<D: Database> {
@@ -73,10 +78,11 @@ impl<D: Database> gateway::Server for Gateway<D> {
             player,
             location: location.clone(),
             gate: RefCell::new(InputGate::new(
-                state.applied,
+                state.durable,
                 self.ctx.limits.input,
                 self.ctx.epoch.elapsed(),
             )),
+            mark: Arc::new(SessionMark::default()),
             turn: tokio::sync::Mutex::new(()),
         });
         results.get().set_session(capnp_rpc::new_client(Session {
@@ -170,6 +176,7 @@ pub struct Avatar<D: Database> {
     player: PlayerId,
     location: Arc<AvatarLocation>,
     gate: RefCell<InputGate>,
+    mark: Arc<SessionMark>,
     turn: tokio::sync::Mutex<()>,
 }
 
@@ -195,35 +202,57 @@ impl<D: Database> avatar::Server for Avatar<D> {
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
         let seq = params.get_seq();
-        let input = read_input(self.player, seq, params.get_action()?).map_err(|error| {
-            tracing::warn!(player = self.player, seq, %error, "malformed input");
-            capnp::Error::from(error)
-        })?;
-        let _turn = self.turn.lock().await;
-        let admitted = self.gate.borrow_mut().admit(seq, self.ctx.epoch.elapsed());
-        let mut ack = results.get().init_ack();
-        match admitted {
-            Err(error) => {
-                tracing::debug!(player = self.player, seq, %error, "input refused");
-                ack.set_error(error.to_string());
+        let stored = match self.admit(seq, params.get_action()) {
+            Err(reason) => {
+                tracing::debug!(player = self.player, seq, %reason, "input refused");
+                results.get().init_ack().set_error(reason);
+                return Ok(());
             }
-            Ok(Admission::AlreadyDurable) => ack.set_accepted(seq),
-            Ok(Admission::Store) => {
+            Ok(None) => None,
+            Ok(Some(input)) => {
+                // The turn orders this session's inputs into the batcher's queue; the answer is
+                // awaited outside it, so a session's inputs pipeline into consecutive batches.
+                let _turn = self.turn.lock().await;
                 let region = self.region().await;
-                match inbox::submit(&self.ctx.db, &self.ctx.keys, region, &input).await {
-                    Ok(()) => {
-                        self.gate.borrow_mut().stored(seq);
-                        ack.set_accepted(seq);
-                    }
-                    Err(error) => {
-                        self.gate.borrow_mut().failed();
-                        tracing::error!(player = self.player, seq, %error, "T1 failed");
-                        return Err(capnp::Error::failed(format!("input not stored: {error}")));
-                    }
-                }
+                Some(self.ctx.inputs.store(region, input, self.mark.clone()))
             }
+        };
+        if let Some(stored) = stored {
+            if let Err(error) = stored.await {
+                self.gate.borrow_mut().failed();
+                tracing::error!(player = self.player, seq, %error, "T1 failed");
+                return Err(capnp::Error::failed(error.to_string()));
+            }
+            self.gate.borrow_mut().stored(seq);
         }
+        results.get().init_ack().set_accepted(seq);
         Ok(())
+    }
+}
+
+impl<D: Database> Avatar<D> {
+    /// Checks input `seq` with `action` and admits it through the gate: the input to store,
+    /// `None` for a durable seq to acknowledge again, or the refusal's text for `Ack.error`.
+    fn admit(
+        &self,
+        seq: u64,
+        action: capnp::Result<sekai_schema::world_capnp::action::Reader<'_>>,
+    ) -> Result<Option<Input>, String> {
+        let input = action
+            .map_err(WireError::from)
+            .and_then(|action| read_input(self.player, seq, action))
+            .map_err(|error| format!("malformed action: {error}"))?;
+        check_action(&input.action).map_err(|rejection| format!("invalid action: {rejection}"))?;
+        let digest = action_digest(&input.action);
+        let admission = self
+            .gate
+            .borrow_mut()
+            .admit(seq, digest, self.ctx.epoch.elapsed())
+            .map_err(|error| error.to_string())?;
+        Ok(match admission {
+            Admission::Store => Some(input),
+            Admission::AlreadyDurable => None,
+        })
     }
 }
 

@@ -1,22 +1,31 @@
 //! The input side of a session: sequence numbers and the rate limit, without I/O.
 //!
 //! The server calls [`InputGate::admit`] for every `Avatar.send`, runs T1 when told to
-//! [`Admission::Store`], then reports [`InputGate::stored`] or [`InputGate::failed`]. Calls for
-//! one session are serialized by the server (T1s of one player commit in seq order), so
-//! the gate sees one input at a time.
+//! [`Admission::Store`], then reports [`InputGate::stored`] or [`InputGate::failed`]. Several
+//! admitted inputs of one session may be in flight at once (an edge commits many inputs in one
+//! T1); they are stored in admission order, all or none per batch.
 //!
-//! Invariants:
-//! - `durable` is the highest seq known durable for the player: the applied seq read at login,
-//!   then every seq this session stored;
-//! - a seq at or below `durable` is acknowledged again and never stored twice by this session;
-//! - within a session seqs are stored without gaps (`durable + 1`); only the first stored input of a
-//!   session may skip ahead (inputs acknowledged by an earlier session may not be applied yet);
+//! The seq rule (docs/PROTOCOL.md, `specs/`: every acknowledged input is applied):
+//! - `durable` starts at the player's `durable/(player)` record read at login (the highest seq
+//!   in any inbox or applied; `Session.info.lastSeq`) and advances with every seq stored;
+//! - the only seq stored is `admitted + 1` (the next after the last admitted), so a player's seqs
+//!   are durable without gaps and every seq at or below `durable` is durable;
+//! - a seq at or below `durable` is acknowledged again and never stored twice, unless the gate
+//!   knows that seq's digest and the resend's differs: a different input reusing a durable seq
+//!   is refused ([`InputError::Conflict`]), never acknowledged and dropped;
+//! - a seq admitted but not yet durable is refused while in flight ([`InputError::InFlight`]);
 //! - every send, stored or not, takes a token from the bucket: a flood gets `RateLimited`;
 //! - after a failed T1 the gate refuses everything (the client must reconnect and resend).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use sekai_layer::world::inbox::DurableSeq;
+
 use super::rate::TokenBucket;
+
+/// How many recent (seq, digest) pairs a gate remembers to tell resends from conflicts.
+pub const DIGEST_WINDOW: usize = 1024;
 
 /// What the server should do with an admitted input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +42,27 @@ pub enum InputError {
     /// Sequence numbers start at 1.
     #[error("seq 0 is not a valid input sequence number")]
     ZeroSeq,
-    /// The seq skips ahead of the player's next one.
+    /// The seq is not the player's next one.
     #[error("input seq {got} is out of order: expected {expected}")]
     OutOfOrder {
         /// The seq that was sent.
         got: u64,
         /// The seq the session expects next.
         expected: u64,
+    },
+    /// A durable seq resent with a different action.
+    #[error("input seq {seq} is already durable with a different action; send {next} next")]
+    Conflict {
+        /// The seq that was sent.
+        seq: u64,
+        /// The seq the session expects next.
+        next: u64,
+    },
+    /// The seq is being stored; its acknowledgement is on its way.
+    #[error("input seq {seq} is being stored; wait for its acknowledgement")]
+    InFlight {
+        /// The seq that was sent.
+        seq: u64,
     },
     /// Too many inputs per second.
     #[error("rate limited: at most {rate_per_sec} inputs per second")]
@@ -77,24 +100,32 @@ pub struct InputGate {
     bucket: TokenBucket,
     limits: InputLimits,
     durable: u64,
-    stored_any: bool,
+    admitted: u64,
+    /// Digests of the newest admitted seqs (and the login record), oldest first.
+    digests: VecDeque<(u64, u64)>,
     broken: bool,
 }
 
 impl InputGate {
-    /// A gate for a player whose applied seq was `applied` at login, at virtual time `now`.
-    pub fn new(applied: u64, limits: InputLimits, now: Duration) -> Self {
+    /// A gate for a player whose durable record was `durable` at login, at virtual time `now`.
+    pub fn new(durable: DurableSeq, limits: InputLimits, now: Duration) -> Self {
+        let mut digests = VecDeque::new();
+        if durable.seq > 0 && durable.digest != 0 {
+            digests.push_back((durable.seq, durable.digest));
+        }
         Self {
             bucket: TokenBucket::new(f64::from(limits.rate_per_sec), limits.burst, now),
             limits,
-            durable: applied,
-            stored_any: false,
+            durable: durable.seq,
+            admitted: durable.seq,
+            digests,
             broken: false,
         }
     }
 
-    /// Decides what to do with input `seq` arriving at `now`.
-    pub fn admit(&mut self, seq: u64, now: Duration) -> Result<Admission, InputError> {
+    /// Decides what to do with input `seq`, whose action has digest `digest`, arriving at
+    /// `now`.
+    pub fn admit(&mut self, seq: u64, digest: u64, now: Duration) -> Result<Admission, InputError> {
         if self.broken {
             return Err(InputError::Broken);
         }
@@ -106,20 +137,34 @@ impl InputGate {
         if seq == 0 {
             return Err(InputError::ZeroSeq);
         }
+        let next = self.admitted + 1;
         if seq <= self.durable {
-            return Ok(Admission::AlreadyDurable);
+            return match self.digests.iter().find(|(s, _)| *s == seq) {
+                Some((_, known)) if *known != digest => Err(InputError::Conflict { seq, next }),
+                _ => Ok(Admission::AlreadyDurable),
+            };
         }
-        let expected = self.durable + 1;
-        if self.stored_any && seq != expected {
-            return Err(InputError::OutOfOrder { got: seq, expected });
+        if seq <= self.admitted {
+            return Err(InputError::InFlight { seq });
         }
+        if seq != next {
+            return Err(InputError::OutOfOrder {
+                got: seq,
+                expected: next,
+            });
+        }
+        self.admitted = seq;
+        if self.digests.len() == DIGEST_WINDOW {
+            self.digests.pop_front();
+        }
+        self.digests.push_back((seq, digest));
         Ok(Admission::Store)
     }
 
-    /// T1 for `seq` committed.
+    /// T1 for every admitted seq up to `seq` committed.
     pub fn stored(&mut self, seq: u64) {
+        debug_assert!(seq <= self.admitted, "stored a seq that was never admitted");
         self.durable = self.durable.max(seq);
-        self.stored_any = true;
     }
 
     /// T1 failed: the session refuses further inputs.
@@ -138,10 +183,14 @@ mod tests {
     use super::*;
 
     const T0: Duration = Duration::ZERO;
+    const D: u64 = 7;
 
-    fn gate(applied: u64) -> InputGate {
+    fn gate(durable: u64) -> InputGate {
         InputGate::new(
-            applied,
+            DurableSeq {
+                seq: durable,
+                digest: D,
+            },
             InputLimits {
                 rate_per_sec: 1_000,
                 burst: 1_000,
@@ -153,35 +202,52 @@ mod tests {
     #[test]
     fn seqs_are_stored_in_order_and_resends_are_re_acknowledged() {
         let mut g = gate(0);
-        assert_eq!(g.admit(0, T0), Err(InputError::ZeroSeq));
-        assert_eq!(g.admit(1, T0), Ok(Admission::Store));
+        assert_eq!(g.admit(0, D, T0), Err(InputError::ZeroSeq));
+        assert_eq!(g.admit(1, D, T0), Ok(Admission::Store));
+        assert_eq!(g.admit(1, D, T0), Err(InputError::InFlight { seq: 1 }));
         g.stored(1);
-        assert_eq!(g.admit(1, T0), Ok(Admission::AlreadyDurable));
+        assert_eq!(g.admit(1, D, T0), Ok(Admission::AlreadyDurable));
         assert_eq!(
-            g.admit(3, T0),
+            g.admit(3, D, T0),
             Err(InputError::OutOfOrder {
                 got: 3,
                 expected: 2
             })
         );
-        assert_eq!(g.admit(2, T0), Ok(Admission::Store));
-        g.stored(2);
-        assert_eq!(g.durable(), 2);
+        assert_eq!(g.admit(2, D, T0), Ok(Admission::Store));
+        assert_eq!(g.admit(3, D, T0), Ok(Admission::Store));
+        g.stored(3);
+        assert_eq!(g.durable(), 3);
     }
 
     #[test]
-    fn the_first_input_of_a_session_may_skip_ahead() {
-        // Seqs 6..=8 were acknowledged by an earlier session but only 5 is applied yet.
+    fn no_session_may_open_a_gap() {
+        // Seqs up to 5 are durable (some maybe not applied yet): the next is 6, never more.
         let mut g = gate(5);
-        assert_eq!(g.admit(4, T0), Ok(Admission::AlreadyDurable));
-        assert_eq!(g.admit(9, T0), Ok(Admission::Store));
-        g.stored(9);
+        assert_eq!(g.admit(4, D, T0), Ok(Admission::AlreadyDurable));
         assert_eq!(
-            g.admit(11, T0),
+            g.admit(9, D, T0),
             Err(InputError::OutOfOrder {
-                got: 11,
-                expected: 10
+                got: 9,
+                expected: 6
             })
+        );
+        assert_eq!(g.admit(6, D, T0), Ok(Admission::Store));
+    }
+
+    #[test]
+    fn a_durable_seq_reused_for_another_action_is_refused() {
+        let mut g = gate(5);
+        assert_eq!(
+            g.admit(5, D + 1, T0),
+            Err(InputError::Conflict { seq: 5, next: 6 })
+        );
+        assert_eq!(g.admit(5, D, T0), Ok(Admission::AlreadyDurable));
+        assert_eq!(g.admit(6, 42, T0), Ok(Admission::Store));
+        g.stored(6);
+        assert_eq!(
+            g.admit(6, 43, T0),
+            Err(InputError::Conflict { seq: 6, next: 7 })
         );
     }
 
@@ -191,23 +257,26 @@ mod tests {
             rate_per_sec: 10,
             burst: 5,
         };
-        let mut g = InputGate::new(0, limits, T0);
+        let mut g = InputGate::new(DurableSeq::default(), limits, T0);
         for seq in 1..=5 {
-            assert_eq!(g.admit(seq, T0), Ok(Admission::Store));
+            assert_eq!(g.admit(seq, D, T0), Ok(Admission::Store));
             g.stored(seq);
         }
         assert_eq!(
-            g.admit(6, T0),
+            g.admit(6, D, T0),
             Err(InputError::RateLimited { rate_per_sec: 10 })
         );
-        assert_eq!(g.admit(6, Duration::from_millis(100)), Ok(Admission::Store));
+        assert_eq!(
+            g.admit(6, D, Duration::from_millis(100)),
+            Ok(Admission::Store)
+        );
     }
 
     #[test]
     fn a_failed_store_breaks_the_session() {
         let mut g = gate(0);
-        assert_eq!(g.admit(1, T0), Ok(Admission::Store));
+        assert_eq!(g.admit(1, D, T0), Ok(Admission::Store));
         g.failed();
-        assert_eq!(g.admit(1, T0), Err(InputError::Broken));
+        assert_eq!(g.admit(1, D, T0), Err(InputError::Broken));
     }
 }

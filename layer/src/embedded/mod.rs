@@ -84,6 +84,19 @@ pub enum OpenError {
     TempDir(std::io::Error),
 }
 
+impl OpenError {
+    /// Whether another process (or a dying one) holds the store's lock.
+    pub fn is_locked(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Store {
+                source: fjall::Error::Locked,
+                ..
+            }
+        )
+    }
+}
+
 /// Commit statistics: how well group commit works.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {

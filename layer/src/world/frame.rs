@@ -8,7 +8,9 @@
 //!   seq, and inputs at or below it are dropped as duplicates (a T1 retried after
 //!   `commit_unknown_result`, or a client resend); a player's inputs apply strictly in seq
 //!   order, and an input behind a gap waits in the inbox (`specs/`: mutations `HighWaterMark`
-//!   and `ClearGapped` show both halves are needed);
+//!   and `ClearGapped` show both halves are needed); entries behind a gap are kept in the hot
+//!   tier's `waiting` set and the scan moves past them, so however many inputs wait, every
+//!   other player's inputs are read and applied;
 //! - an input whose player's avatar is in another region (the client routed it before the
 //!   avatar crossed) is forwarded to that region's inbox, keeping its seq, instead of rejected;
 //! - the inbox is read at snapshot, so T1 appends never conflict with T2 (a serializable read
@@ -21,7 +23,7 @@
 //! - the hot state is used only when the region version read inside this transaction equals the
 //!   one it was loaded at; any failed attempt discards it (it may hold uncommitted changes).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -33,10 +35,13 @@ use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
 use super::rules::{apply_frame, departs, RegionState};
 use super::{inbox, players, store};
-use crate::kv::{key_after, FdbResult, KeyValue, MutationType, RangeOption, Transaction};
+use crate::kv::{key_after, FdbResult, MutationType, RangeOption, Transaction};
 
-/// The most inputs one frame takes from the inbox.
+/// The most inbox entries one frame reads.
 pub const MAX_INPUTS_PER_FRAME: usize = 512;
+/// The most inputs one frame applies: keeps a frame's delta and record far below FDB's
+/// 100,000-byte value limit.
+pub const MAX_APPLIED_PER_FRAME: usize = 256;
 
 /// A processor's in-memory copy of its region (the hot tier).
 #[derive(Debug)]
@@ -44,10 +49,15 @@ pub struct HotRegion {
     /// The region's entities.
     pub state: RegionState,
     loaded_at: Option<u64>,
-    /// Where the next inbox scan starts: every entry before it was consumed. Scanning from the
-    /// inbox's start would walk the deletion markers of every consumed entry, a cost that
-    /// grows with the region's history in an LSM store.
+    /// Where the next inbox scan starts: every entry before it was consumed or is in
+    /// `waiting`. Scanning from the inbox's start would walk the deletion markers of every
+    /// consumed entry, a cost that grows with the region's history in an LSM store.
     inbox_from: Option<Vec<u8>>,
+    /// Inbox entries read but not applied yet (behind a seq gap, or past a frame's
+    /// [`MAX_APPLIED_PER_FRAME`]), by key: triaged again by every frame without being read
+    /// again, so entries that must wait never hold back the scan (and
+    /// never delay other players' inputs).
+    waiting: BTreeMap<Vec<u8>, Input>,
 }
 
 impl HotRegion {
@@ -60,13 +70,20 @@ impl HotRegion {
             },
             loaded_at: None,
             inbox_from: None,
+            waiting: BTreeMap::new(),
         }
     }
 
-    /// Forgets the copy; the next frame reloads it.
+    /// Forgets the copy; the next frame reloads it and scans the inbox from its start.
     pub fn invalidate(&mut self) {
         self.loaded_at = None;
         self.inbox_from = None;
+        self.waiting.clear();
+    }
+
+    /// Inbox entries waiting behind a seq gap.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 }
 
@@ -101,23 +118,47 @@ pub async fn process_frame<T: Transaction>(
     // A snapshot read, so appenders (T1) never conflict with the frame. Two frames of one
     // region cannot both consume an entry: each reads and rewrites the lease key, so the later
     // commit conflicts. New entries always sort after the ones read (versionstamps increase).
-    let pending = trx
+    let read = trx
         .get_range(
             &RangeOption::new(begin.clone(), end).limit(MAX_INPUTS_PER_FRAME),
             true,
         )
         .await?;
-    let triage = triage(trx, keys, &pending.kvs).await?;
+    let more_to_read = read.more;
+    if let Some(last) = read.kvs.last() {
+        hot.inbox_from = Some(key_after(&last.key));
+    } else {
+        hot.inbox_from = Some(begin);
+    }
+    for kv in read.kvs {
+        match decode_input(&kv.value) {
+            Ok(input) => {
+                hot.waiting.insert(kv.key, input);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "dropping an undecodable inbox entry");
+                trx.clear(&kv.key);
+            }
+        }
+    }
+    let triage = triage(trx, keys, &hot.waiting).await?;
     for key in &triage.consumed {
         trx.clear(key);
+        hot.waiting.remove(key);
     }
-    hot.inbox_from = Some(next_scan_start(&pending.kvs, &triage.consumed).unwrap_or(begin));
+    // More work without a new input: the scan stopped at its limit, or the frame took its most.
+    let more_to_do = more_to_read || triage.apply.len() == MAX_APPLIED_PER_FRAME;
     let mut inputs = triage.apply;
     if !inputs.is_empty() {
         ensure_hot(trx, keys, hot).await?;
         inputs = forward_strays(trx, keys, hot, inputs).await?;
     }
     if inputs.is_empty() {
+        if more_to_do {
+            // Nothing to apply here, but the scan has not reached the inbox's end (or more
+            // inputs wait): the processor runs the next frame at once instead of sleeping.
+            return Ok(FrameStep::Idle(Box::pin(std::future::ready(Ok(())))));
+        }
         return Ok(FrameStep::Idle(Box::pin(
             trx.watch(&keys.inbox_signal(region)),
         )));
@@ -258,59 +299,57 @@ async fn avatar_region<T: Transaction>(
         .map(|(region, _)| region))
 }
 
-/// The first pending key left in the inbox (an input behind a gap), else the key after the
-/// last one read; `None` when nothing was read.
-fn next_scan_start(pending: &[KeyValue], consumed: &[Vec<u8>]) -> Option<Vec<u8>> {
-    let consumed: BTreeSet<&[u8]> = consumed.iter().map(Vec::as_slice).collect();
-    pending
-        .iter()
-        .find(|kv| !consumed.contains(kv.key.as_slice()))
-        .map(|kv| kv.key.clone())
-        .or_else(|| pending.last().map(|kv| key_after(&kv.key)))
-}
-
 /// What a frame does with the pending inbox entries.
 struct Triage {
     /// Inputs to apply now: for each player, the consecutive run after its applied seq.
     apply: Vec<Input>,
-    /// Entries to clear: the inputs applied now, duplicates of applied ones, undecodable ones.
+    /// Entries to clear: the inputs applied now and duplicates of applied ones.
     consumed: Vec<Vec<u8>>,
 }
 
 /// Sorts the pending entries: each player's inputs apply strictly in seq order, one seq after
 /// another (`applied + 1`, `applied + 2`, …); an input behind a gap stays in the inbox until
 /// the missing one arrives (a client resends it), so no acknowledged input is ever skipped.
+/// At most [`MAX_APPLIED_PER_FRAME`] inputs apply, taken round-robin over the players (each
+/// player's first pending input, then each one's second, …) so no player starves another; the
+/// rest wait for the next frame.
 async fn triage<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
-    pending: &[KeyValue],
+    pending: &BTreeMap<Vec<u8>, Input>,
 ) -> Result<Triage, WorldError> {
+    let mut sorted: Vec<(&Vec<u8>, &Input)> = pending.iter().collect();
+    sorted.sort_by_key(|(_, input)| (input.player, input.seq));
     let mut consumed = Vec::new();
-    let mut decoded = Vec::with_capacity(pending.len());
-    for kv in pending {
-        match decode_input(&kv.value) {
-            Ok(input) => decoded.push((kv.key.clone(), input)),
-            Err(error) => {
-                tracing::warn!(%error, "dropping an undecodable inbox entry");
-                consumed.push(kv.key.clone());
-            }
-        }
-    }
-    decoded.sort_by_key(|(_, input)| (input.player, input.seq));
+    let mut runs: BTreeMap<PlayerId, Vec<(&Vec<u8>, &Input)>> = BTreeMap::new();
     let mut next: BTreeMap<PlayerId, u64> = BTreeMap::new();
-    let mut apply = Vec::new();
-    for (key, input) in decoded {
+    for (key, input) in sorted {
         let expected = match next.get(&input.player) {
             Some(seq) => *seq,
             None => applied_seq(trx, keys, input.player).await? + 1,
         };
         next.insert(input.player, expected);
         if input.seq < expected {
-            consumed.push(key);
+            consumed.push(key.clone());
         } else if input.seq == expected {
             next.insert(input.player, expected + 1);
-            consumed.push(key);
-            apply.push(input);
+            runs.entry(input.player).or_default().push((key, input));
+        }
+    }
+    let mut apply = Vec::new();
+    for round in 0.. {
+        let before = apply.len();
+        for run in runs.values() {
+            if apply.len() == MAX_APPLIED_PER_FRAME {
+                break;
+            }
+            if let Some((key, input)) = run.get(round) {
+                consumed.push((*key).clone());
+                apply.push((*input).clone());
+            }
+        }
+        if apply.len() == before || apply.len() == MAX_APPLIED_PER_FRAME {
+            break;
         }
     }
     Ok(Triage { apply, consumed })

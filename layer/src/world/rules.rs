@@ -41,6 +41,9 @@ pub const WALL_COST_WOOD: u32 = 2;
 pub const WALL_COST_STONE: u32 = 1;
 /// Hit points of a newly built wall.
 pub const WALL_HP: u32 = 100;
+/// The largest absolute coordinate of a position an input may name, in metres: past it an
+/// `f32` resolves worse than 6 cm, so the world ends there.
+pub const MAX_COORDINATE: f32 = 1_000_000.0;
 
 /// Why the rules refused an input; its `Display` is the [`Outcome::reason`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +54,9 @@ pub enum Rejection {
     /// A coordinate of the requested position is NaN or infinite.
     #[error("position is not finite")]
     NonFinite,
+    /// A coordinate of the requested position is beyond [`MAX_COORDINATE`].
+    #[error("position is outside the world (|coordinate| > 1000000 m)")]
+    OutOfWorld,
     /// The target entity does not exist in this region.
     #[error("target not found")]
     TargetMissing,
@@ -243,6 +249,7 @@ fn try_apply(
     let avatar = avatar
         .filter(|id| state.entities.contains_key(id))
         .ok_or(Rejection::NoAvatar)?;
+    check_action(&input.action)?;
     match &input.action {
         Action::Move { to } => walk(state, avatar, to),
         Action::Harvest { target } => harvest(state, avatar, *target),
@@ -252,11 +259,33 @@ fn try_apply(
     }
 }
 
+/// What can be refused from the action alone, before any state is read: positions that are
+/// not finite or outside the world, builds of anything but a wall. The edge refuses these in
+/// the acknowledgement; the rules check them again (inputs may come from other writers).
+pub fn check_action(action: &Action) -> Result<(), Rejection> {
+    let check_position = |p: &Vec3| {
+        if !p.is_finite() {
+            Err(Rejection::NonFinite)
+        } else if [p.x, p.y, p.z].iter().any(|c| c.abs() > MAX_COORDINATE) {
+            Err(Rejection::OutOfWorld)
+        } else {
+            Ok(())
+        }
+    };
+    match action {
+        Action::Move { to } => check_position(to),
+        Action::Build { at, kind } => {
+            if *kind != EntityKind::StructureWall {
+                return Err(Rejection::NotBuildable);
+            }
+            check_position(at)
+        }
+        Action::Harvest { .. } | Action::Interact { .. } | Action::Idle => Ok(()),
+    }
+}
+
 /// `Move`: step toward `to` by at most [`MAX_STEP`], keeping the avatar's height.
 fn walk(state: &mut RegionState, avatar: EntityId, to: &Vec3) -> Result<Vec<Change>, Rejection> {
-    if !to.is_finite() {
-        return Err(Rejection::NonFinite);
-    }
     let from = position(state, avatar)?;
     let next = step_toward(&from, to);
     if next == from {
@@ -335,12 +364,7 @@ fn build(
     player: PlayerId,
     new_id: &mut impl FnMut() -> EntityId,
 ) -> Result<Vec<Change>, Rejection> {
-    if kind != EntityKind::StructureWall {
-        return Err(Rejection::NotBuildable);
-    }
-    if !at.is_finite() {
-        return Err(Rejection::NonFinite);
-    }
+    debug_assert!(check_action(&Action::Build { at: *at, kind }).is_ok());
     if region_of(at) != state.region {
         return Err(Rejection::OutsideRegion);
     }
@@ -583,11 +607,20 @@ mod tests {
             avatar(&state).position,
             Vec3::new(100.0 + MAX_STEP, 0.0, 100.0)
         );
-        // Diagonal: the step length is MAX_STEP, never more.
+        // Past the world's edge: refused.
         let (outcome, _) = apply(
             &mut state,
             Action::Move {
                 to: Vec3::new(f32::MAX, 0.0, f32::MIN),
+            },
+        );
+        assert!(!outcome.accepted);
+        assert_eq!(outcome.reason, Rejection::OutOfWorld.to_string());
+        // Diagonal: the step length is MAX_STEP, never more.
+        let (outcome, _) = apply(
+            &mut state,
+            Action::Move {
+                to: Vec3::new(MAX_COORDINATE, 0.0, -MAX_COORDINATE),
             },
         );
         assert!(outcome.accepted);

@@ -93,7 +93,6 @@ impl Simulation {
                 budget: self.config.outbox_budget,
             }
         };
-        let now = Duration::from_micros(self.now);
         let client = &mut self.clients[c];
         let resume = client.resume_point();
         let resumed = resume.is_some();
@@ -104,7 +103,6 @@ impl Simulation {
             client.area,
             resume,
             delivery,
-            now,
         );
         if resumed && self.config.bug == PlantedBug::ResumeAtTail {
             session.phase = Phase::SeekingTail;
@@ -387,10 +385,22 @@ impl Simulation {
         let Some(session) = self.edges[e].sessions.get_mut(&s) else {
             return;
         };
+        if session.gate.is_none() {
+            // The first store of a session waits for its login (the shipped `ensure_avatar`),
+            // which reads the player's durable record: `Session.info.lastSeq`.
+            session.storing = true;
+            let owner = Owner::Session {
+                edge: e,
+                session: s,
+            };
+            let task = Task::login(db, self.keys.clone(), owner, session.player, session.avatar);
+            self.tasks.push(task);
+            return;
+        }
         let Some(input) = session.inputs.pop_front() else {
             return;
         };
-        match session.admit(input.seq, Duration::from_micros(self.now)) {
+        match session.admit(&input, Duration::from_micros(self.now)) {
             Ok(Admission::Store) => {}
             Ok(Admission::AlreadyDurable) => {
                 session.acks.push_back(input.seq);
@@ -406,7 +416,9 @@ impl Simulation {
             }
         }
         if skip_t1 {
-            session.gate.stored(input.seq);
+            if let Some(gate) = session.gate.as_mut() {
+                gate.stored(input.seq);
+            }
             session.acks.push_back(input.seq);
             return;
         }

@@ -85,7 +85,10 @@ impl Simulation {
                     Err(error) => self.layer_error("processor::run_frame", &error),
                 }
             }
-            TaskOutput::Stored { .. } | TaskOutput::Snapshot(_) | TaskOutput::CaughtUp(_) => {}
+            TaskOutput::Stored { .. }
+            | TaskOutput::LoggedIn(_)
+            | TaskOutput::Snapshot(_)
+            | TaskOutput::CaughtUp(_) => {}
         }
     }
 
@@ -110,16 +113,30 @@ impl Simulation {
                 session.storing = false;
                 match result {
                     Ok(_) => {
-                        session.gate.stored(input.seq);
+                        if let Some(gate) = session.gate.as_mut() {
+                            gate.stored(input.seq);
+                        }
                         if !closed {
                             session.acks.push_back(input.seq);
                         }
                         None
                     }
                     Err(error) => {
-                        session.gate.failed();
+                        if let Some(gate) = session.gate.as_mut() {
+                            gate.failed();
+                        }
                         Some(("inbox T1", error))
                     }
+                }
+            }
+            TaskOutput::LoggedIn(result) => {
+                session.storing = false;
+                match result {
+                    Ok(durable) => {
+                        session.logged_in(durable, std::time::Duration::from_micros(self.now));
+                        None
+                    }
+                    Err(error) => Some(("login", error)),
                 }
             }
             TaskOutput::Snapshot(result) => {

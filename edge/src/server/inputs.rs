@@ -1,0 +1,147 @@
+//! T1 for a whole edge: the inputs of all sessions gathered into one transaction per commit.
+//!
+//! Sessions hand admitted inputs to an [`InputBatcher`]; its task takes everything queued,
+//! commits it in one T1 (`inbox::submit_batch`), and answers each input. While one batch commits,
+//! the next gathers, so under load batches grow and their count does not (group commit).
+//!
+//! Invariants:
+//! - an input is answered `Ok` only after the transaction holding it committed (an ack means
+//!   durable);
+//! - batches commit one at a time, in the order their inputs were queued, so a session's seqs
+//!   become durable in order;
+//! - when a batch fails, every session with an input in it is marked broken, and that session's
+//!   inputs still queued are answered with the error instead of being stored: a later seq of a
+//!   player is never durable while an earlier one is not (no gap can open behind an ack);
+//! - a batch holds at most [`MAX_BATCH`] inputs (far below FDB's 10 MB transaction limit).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sekai_layer::kv::{Database, FdbError};
+use sekai_layer::world::inbox;
+use sekai_layer::world::model::Input;
+use sekai_schema::{RegionId, WorldKeys};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most inputs one T1 transaction carries.
+pub const MAX_BATCH: usize = 2048;
+
+/// Why a queued input was not stored.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The transaction failed.
+    #[error("input not stored: {0}")]
+    Database(FdbError),
+    /// An earlier input of the same session failed, so this one was not stored.
+    #[error("input not stored: an earlier input of this session failed; reconnect")]
+    SessionBroken,
+    /// The edge is shutting down.
+    #[error("input not stored: the edge is shutting down")]
+    Stopped,
+}
+
+/// One session's mark, shared with the batcher: set when one of its inputs failed.
+#[derive(Debug, Default)]
+pub struct SessionMark {
+    broken: AtomicBool,
+}
+
+impl SessionMark {
+    /// Whether an input of the session failed to store.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+}
+
+struct Queued {
+    region: RegionId,
+    input: Input,
+    session: Arc<SessionMark>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Hands inputs to the edge's T1 task.
+#[derive(Clone)]
+pub struct InputBatcher {
+    queue: mpsc::UnboundedSender<Queued>,
+}
+
+/// Counters of the batcher.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// T1 transactions committed.
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Inputs stored.
+    pub inputs: std::sync::atomic::AtomicU64,
+}
+
+impl InputBatcher {
+    /// Starts the T1 task on the current tokio runtime.
+    pub fn start<D: Database>(db: D, keys: WorldKeys, stats: Arc<BatchStats>) -> Self {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(db, keys, rx, stats));
+        Self { queue }
+    }
+
+    /// Queues `input` for `region`'s inbox now (its place in the order is taken before this
+    /// returns) and gives the future of its answer: `Ok` once it is durable.
+    pub fn store(
+        &self,
+        region: RegionId,
+        input: Input,
+        session: Arc<SessionMark>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.queue.send(Queued {
+            region,
+            input,
+            session,
+            reply,
+        });
+        async move {
+            if sent.is_err() {
+                return Err(StoreError::Stopped);
+            }
+            answer.await.unwrap_or(Err(StoreError::Stopped))
+        }
+    }
+}
+
+/// The T1 task: one batch at a time, everything queued at once.
+async fn run<D: Database>(
+    db: D,
+    keys: WorldKeys,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    stats: Arc<BatchStats>,
+) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (live, dead): (Vec<Queued>, Vec<Queued>) =
+            batch.drain(..).partition(|q| !q.session.is_broken());
+        for queued in dead {
+            let _ = queued.reply.send(Err(StoreError::SessionBroken));
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let inputs: Vec<(RegionId, Input)> =
+            live.iter().map(|q| (q.region, q.input.clone())).collect();
+        let result = inbox::submit_batch(&db, &keys, &inputs).await;
+        match result {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.inputs.fetch_add(live.len() as u64, Ordering::Relaxed);
+                for queued in live {
+                    let _ = queued.reply.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, inputs = live.len(), "T1 batch failed");
+                for queued in live {
+                    queued.session.broken.store(true, Ordering::Release);
+                    let _ = queued.reply.send(Err(StoreError::Database(error)));
+                }
+            }
+        }
+    }
+}
