@@ -5,6 +5,10 @@
 # Compatibility: only ever add methods/fields with new ordinals.
 @0xf54b6188da012343;
 
+# Generated C++ lands in namespace `sekai` (Godot has its own `godot::Input`).
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("sekai");
+
 using World = import "world.capnp";
 
 # An area of interest: a circle on the ground plane (y is ignored).

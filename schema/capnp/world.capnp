@@ -9,6 +9,10 @@
 # renumber, retype or remove a field (old records stay in the log).
 @0xa494d240e20b22e4;
 
+# Generated C++ lands in namespace `sekai` (Godot has its own `godot::Input`).
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("sekai");
+
 # A 128-bit random entity id (no global counter). `hi` holds the first 8
 # bytes big-endian, `lo` the last 8, so (hi, lo) orders like the 16 bytes.
 struct EntityId {
