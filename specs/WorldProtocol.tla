@@ -64,6 +64,9 @@ Unknown(o) == o # "committed"
 Applies(o) == o # "unknown_not_applied"
 
 InitView == [frame |-> 0, hp |-> TreeHp, ground |-> 0]
+(* A processor's belief about a region it does not hold. Whenever `loaded` *)
+(* is FALSE the cache is InitView, a placeholder: the Rust twin has no     *)
+(* cache at all there (None), so both count the same distinct states.      *)
 NoHeld == [holds |-> FALSE, epoch |-> 0, loaded |-> FALSE, cache |-> InitView]
 
 VARIABLES
@@ -209,10 +212,11 @@ RunFrame(q, r, o) ==
                             /\ harvested' = [harvested EXCEPT ![r] = @ + res.harvested]
                        ELSE UNCHANGED <<inbox, applied, dbView, frameLog, changelog, head,
                                         nextVs, inventory, history, harvested>>
-                    \* After an unknown result the cache cannot be trusted: reload first.
+                    \* After an unknown result the cache cannot be trusted: it is dropped
+                    \* (InitView is only a placeholder, as in NoHeld) and reloaded first.
                     /\ held' = [held EXCEPT ![q][r] =
                                   IF o = "committed" THEN [h EXCEPT !.cache = after]
-                                  ELSE [h EXCEPT !.loaded = FALSE]]
+                                  ELSE [h EXCEPT !.loaded = FALSE, !.cache = InitView]]
                     /\ UNCHANGED <<trimmed, lease, nextSeq, acked, retry, edge>>
 
 -----------------------------------------------------------------------------
@@ -245,7 +249,7 @@ Takeover(q, r) ==
 (* The processor loses its memory; its leases stay in the database.        *)
 Crash(q) ==
     /\ budget.crashes > 0
-    /\ \E r \in Regions : held[q][r].holds
+    /\ {r \in Regions : held[q][r].holds} # {}   \* (not \E: TLC would count one successor per r)
     /\ held' = [held EXCEPT ![q] = [r \in Regions |-> NoHeld]]
     /\ budget' = [budget EXCEPT !.crashes = @ - 1]
     /\ UNCHANGED <<db, clients, edge>>

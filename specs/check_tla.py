@@ -3,11 +3,12 @@
 
 For each spec (default: WorldProtocol.tla next to this script):
   * parse it with the `tla` package (PyPI, by johnyf), which fails on any syntax error;
-  * check that every operator its .cfg names (SPECIFICATION, INVARIANT(S), PROPERTY(IES))
-    is defined in the module, and every CONSTANT the .cfg sets is declared.
+  * check that every operator its .cfg files (WorldProtocol*.cfg) name (SPECIFICATION,
+    INVARIANT(S), PROPERTY(IES)) is defined in the module, and that each .cfg sets exactly
+    the CONSTANTS the module declares.
 
 Exits 0 when every spec passes, 1 on a check failure, 2 when the parser cannot be imported.
-This is a syntax and consistency check, not model checking: see README.md for TLC.
+This is a syntax and consistency check; ci.sh then model-checks the spec with TLC.
 """
 
 import pathlib
@@ -78,13 +79,14 @@ def check(spec: pathlib.Path, tla) -> list:
     else:
         if tree is None:
             problems.append(f"{spec.name}: the parser returned no syntax tree")
-    cfg = spec.with_suffix(".cfg")
-    if cfg.exists():
+    have = module_names(text)
+    for cfg in sorted(spec.parent.glob(spec.stem + "*.cfg")):
         wanted = cfg_names(cfg.read_text(encoding="utf-8"))
-        have = module_names(text)
         for kind in ("operator", "constant"):
             for name in sorted(wanted[kind] - have[kind]):
                 problems.append(f"{cfg.name}: {kind} {name} is not defined in {spec.name}")
+        for name in sorted(have["constant"] - wanted["constant"]):
+            problems.append(f"{cfg.name}: constant {name} of {spec.name} is not set")
     return problems
 
 
@@ -103,7 +105,7 @@ def main(argv: list) -> int:
         if problems:
             failed = True
         else:
-            print(f"check_tla: {spec.name}: ok (parsed; .cfg names resolve)")
+            print(f"check_tla: {spec.name}: ok (parsed; the names of its .cfg files resolve)")
     return 1 if failed else 0
 
 

@@ -41,6 +41,7 @@ pub mod properties;
 pub mod seqset;
 pub mod state;
 pub mod steps;
+pub mod tlc;
 
 pub use action::{Action, Outcome};
 pub use bounds::{Bounds, InputKind};
