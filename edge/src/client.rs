@@ -215,12 +215,45 @@ impl delta_sink::Server for Sink {
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
         let stamp = read_stamp(params.get_versionstamp()?)?;
-        let delta = read_delta(params.get_delta()?)?;
+        self.apply(stamp, read_delta(params.get_delta()?)?);
+        Ok(())
+    }
+
+    async fn deltas(
+        self: Rc<Self>,
+        params: delta_sink::DeltasParams,
+        _: delta_sink::DeltasResults,
+    ) -> Result<(), capnp::Error> {
+        for item in params.get()?.get_batch()? {
+            let stamp = read_stamp(item.get_versionstamp()?)?;
+            self.apply(stamp, read_delta(item.get_delta()?)?);
+        }
+        Ok(())
+    }
+
+    async fn reset(
+        self: Rc<Self>,
+        params: delta_sink::ResetParams,
+        _: delta_sink::ResetResults,
+    ) -> Result<(), capnp::Error> {
+        let reason = params.get()?.get_reason()?.to_string()?;
+        let mut mirror = self.sub.mirror.borrow_mut();
+        mirror.entities.clear();
+        mirror.cursor = None;
+        self.sub.needs_snapshot.set(true);
+        (self.sub.handler.borrow_mut())(&MirrorEvent::Reset { reason: &reason }, &mirror);
+        Ok(())
+    }
+}
+
+impl Sink {
+    /// Applies one delta to the mirror (ignored at or before its cursor) and tells the handler.
+    fn apply(&self, stamp: [u8; 10], delta: Delta) {
         let mut mirror = self.sub.mirror.borrow_mut();
         if mirror.cursor.is_some_and(|cursor| stamp <= cursor) {
             tracing::warn!("ignoring a delta at or before the mirror's cursor");
             mirror.duplicates += 1;
-            return Ok(());
+            return;
         }
         for change in &delta.changes {
             match change {
@@ -240,21 +273,6 @@ impl delta_sink::Server for Sink {
             },
             &mirror,
         );
-        Ok(())
-    }
-
-    async fn reset(
-        self: Rc<Self>,
-        params: delta_sink::ResetParams,
-        _: delta_sink::ResetResults,
-    ) -> Result<(), capnp::Error> {
-        let reason = params.get()?.get_reason()?.to_string()?;
-        let mut mirror = self.sub.mirror.borrow_mut();
-        mirror.entities.clear();
-        mirror.cursor = None;
-        self.sub.needs_snapshot.set(true);
-        (self.sub.handler.borrow_mut())(&MirrorEvent::Reset { reason: &reason }, &mirror);
-        Ok(())
     }
 }
 
@@ -441,6 +459,7 @@ impl EdgeClient {
         sub.area.write_capnp(params.reborrow().init_area());
         params.set_sink(capnp_rpc::new_client(Sink { sub: sub.clone() }));
         params.set_resume_from(resume.as_ref().map_or(&[][..], |r| &r[..]));
+        params.set_batched(true);
         let reply = request.send().promise.await?;
         *sub.live.borrow_mut() = Some(reply.get()?.get_subscription()?);
         Ok(())

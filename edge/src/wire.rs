@@ -52,6 +52,22 @@ pub fn fill_delta(
     Ok(())
 }
 
+/// Fills a `DeltaSink.deltas` request with `deltas`, oldest first.
+pub fn fill_deltas(
+    params: delta_sink::deltas_params::Builder<'_>,
+    deltas: &[([u8; 10], Delta)],
+) -> Result<(), WireError> {
+    let mut list = params.init_batch(u32::try_from(deltas.len()).unwrap_or(u32::MAX));
+    for (i, (stamp, value)) in deltas.iter().enumerate() {
+        let mut item = list.reborrow().get(u32::try_from(i).unwrap_or(u32::MAX));
+        item.set_versionstamp(stamp);
+        let bytes = encode_delta(value);
+        let message = flat_reader(&bytes)?;
+        item.set_delta(message.get_root::<delta::Reader<'_>>()?)?;
+    }
+    Ok(())
+}
+
 /// Fills a `DeltaSink.snapshot` request.
 pub fn fill_snapshot(
     mut params: delta_sink::snapshot_params::Builder<'_>,

@@ -25,6 +25,12 @@ struct Ack {
   }
 }
 
+# One change-log entry, filtered to an area, with its 10-byte versionstamp.
+struct StampedDelta {
+  versionstamp @0 :Data;
+  delta @1 :World.Delta;
+}
+
 # The bootstrap capability of an edge node.
 interface Gateway {
   # Exchange a login token for a session; fails on a bad token.
@@ -39,8 +45,10 @@ interface Session {
   # Subscribe to an area of interest. The edge calls `sink.snapshot` once
   # (or replays deltas after `resumeFrom`), then `sink.delta` in commit
   # order. `resumeFrom` is the 10-byte versionstamp of the last delta the
-  # client applied, or empty for a fresh snapshot.
-  subscribe @1 (area :Area, sink :DeltaSink, resumeFrom :Data)
+  # client applied, or empty for a fresh snapshot. With `batched` the edge
+  # calls `sink.deltas` instead of `sink.delta`: every delta waiting for the
+  # client in one call (one message per fan-out pass, not one per commit).
+  subscribe @1 (area :Area, sink :DeltaSink, resumeFrom :Data, batched :Bool)
       -> (subscription :Subscription);
 
   # Who is logged in: the player, the avatar's state at login, and the
@@ -70,6 +78,10 @@ interface DeltaSink {
   # The stream cannot continue (e.g. the client fell too far behind); the
   # client should drop its state and subscribe again.
   reset @2 (reason :Text) -> ();
+
+  # Several consecutive deltas, oldest first (only for subscriptions made
+  # with `batched`); the same as calling `delta` for each, in order.
+  deltas @3 (batch :List(StampedDelta)) -> ();
 }
 
 # A live subscription; dropping it or calling cancel ends it.

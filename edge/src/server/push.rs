@@ -3,6 +3,8 @@
 //! Invariants:
 //! - messages are sent in outbox order; each request is sent (`send()`) before the next is
 //!   built, and Cap'n Proto delivers calls on one capability in the order they were sent;
+//! - a batched subscription gets every delta waiting at the front of its outbox (at most
+//!   [`MAX_DELTAS_PER_CALL`]) in one `deltas` call: one message per pass, not one per commit;
 //! - at most `window` calls are unanswered at a time, so a slow client's backlog stays in its
 //!   outbox, where it is coalesced within the budget, never in unbounded RPC buffers;
 //! - a failed call (client gone or its sink refused) or a reset ends the subscription.
@@ -16,10 +18,14 @@ use sekai_schema::edge_capnp::delta_sink;
 
 use crate::fanout::Slot;
 use crate::session::Outbound;
-use crate::wire::{fill_delta, fill_snapshot};
+use crate::wire::{fill_delta, fill_deltas, fill_snapshot};
 
-/// Pushes a subscription's messages until it ends; then closes its slot.
-pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize) {
+/// The most deltas one `DeltaSink.deltas` call carries.
+pub const MAX_DELTAS_PER_CALL: usize = 256;
+
+/// Pushes a subscription's messages until it ends; then closes its slot. With `batched`,
+/// consecutive deltas go in one `deltas` call.
+pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize, batched: bool) {
     let mut inflight: FuturesOrdered<LocalBoxFuture<'static, Result<(), capnp::Error>>> =
         FuturesOrdered::new();
     let mut ending = false;
@@ -28,6 +34,15 @@ pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize) {
             break;
         }
         while !ending && inflight.len() < window.max(1) {
+            let deltas = if batched {
+                slot.lock().poll_deltas(MAX_DELTAS_PER_CALL)
+            } else {
+                Vec::new()
+            };
+            if !deltas.is_empty() {
+                inflight.push_back(send_deltas(&sink, &deltas));
+                continue;
+            }
             let Some(item) = slot.lock().poll_transmit() else {
                 break;
             };
@@ -54,6 +69,18 @@ pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize) {
         }
     }
     slot.close();
+}
+
+/// Sends `deltas` in one `deltas` call now; the returned future resolves with the answer.
+fn send_deltas(
+    sink: &delta_sink::Client,
+    deltas: &[([u8; 10], sekai_layer::world::model::Delta)],
+) -> LocalBoxFuture<'static, Result<(), capnp::Error>> {
+    let mut request = sink.deltas_request();
+    match fill_deltas(request.get(), deltas) {
+        Ok(()) => request.send().promise.map(|r| r.map(drop)).boxed_local(),
+        Err(error) => futures::future::ready(Err(error.into())).boxed_local(),
+    }
 }
 
 /// Sends one message now; the returned future resolves with the client's answer.

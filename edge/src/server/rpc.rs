@@ -154,10 +154,16 @@ impl<D: Database> session::Server for Session<D> {
             Start::Resume(read_stamp(resume)?)
         };
         let sink = params.get_sink()?;
+        let batched = params.get_batched();
         let subscriber = Subscriber::new(self.player, area, self.ctx.limits.outbox_budget)
             .with_avatar(self.location.clone());
         let (id, slot) = self.ctx.fanout.subscribe(subscriber, start);
-        tokio::task::spawn_local(push(slot.clone(), sink, self.ctx.limits.push_window));
+        tokio::task::spawn_local(push(
+            slot.clone(),
+            sink,
+            self.ctx.limits.push_window,
+            batched,
+        ));
         tracing::debug!(player = self.player, ?area, ?start, "subscribed");
         results
             .get()

@@ -129,6 +129,18 @@ impl Outbox {
         Some(item)
     }
 
+    /// Takes the deltas at the front of the queue, at most `max`, oldest first (none when the
+    /// front is a snapshot or a reset): what one batched `DeltaSink.deltas` call carries.
+    pub fn pop_deltas(&mut self, max: usize) -> Vec<([u8; 10], Delta)> {
+        let mut deltas = Vec::new();
+        while deltas.len() < max && matches!(self.queue.front(), Some(Outbound::Delta { .. })) {
+            if let Some(Outbound::Delta { stamp, delta }) = self.pop() {
+                deltas.push((stamp, delta));
+            }
+        }
+        deltas
+    }
+
     /// Messages queued.
     pub fn len(&self) -> usize {
         self.queue.len()

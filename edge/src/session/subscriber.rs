@@ -196,6 +196,12 @@ impl Subscriber {
         self.outbox.pop()
     }
 
+    /// The deltas at the front of the queue, at most `max`, for one batched message (none when
+    /// the next message is a snapshot or a reset: take it with [`Subscriber::poll_transmit`]).
+    pub fn poll_deltas(&mut self, max: usize) -> Vec<([u8; 10], Delta)> {
+        self.outbox.pop_deltas(max)
+    }
+
     /// True when messages are waiting.
     pub fn has_pending(&self) -> bool {
         !self.outbox.is_empty()
