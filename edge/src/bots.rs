@@ -98,6 +98,10 @@ pub struct BotStats {
     pub reconnects: AtomicU64,
     /// Bots that stopped before the end (could not connect, or gave up reconnecting).
     pub stopped: AtomicU64,
+    /// Entity updates received in deltas (all bots).
+    pub updates: AtomicU64,
+    /// UDP datagrams the bots' connections received (what the edge sent them).
+    pub datagrams: AtomicU64,
     /// Send → acknowledgement, in microseconds.
     pub t1: Mutex<Histogram<u64>>,
     /// Send → delta with the outcome, in microseconds.
@@ -121,6 +125,8 @@ impl Default for BotStats {
             errors: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             stopped: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            datagrams: AtomicU64::new(0),
             t1: Mutex::new(histogram()),
             total: Mutex::new(histogram()),
             stop: AtomicBool::new(false),
@@ -132,6 +138,18 @@ impl BotStats {
     /// Asks every bot to stop after its current input.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`BotStats::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Clears the latency histograms (the start of a measured window).
+    pub fn reset_histograms(&self) {
+        for h in [&self.t1, &self.total] {
+            h.lock().unwrap_or_else(|e| e.into_inner()).reset();
+        }
     }
 
     /// (p50, p99, p999) of send → delta, in microseconds.
@@ -234,6 +252,9 @@ async fn play(
             (in_flight.clone(), stats.clone(), config.on_applied.clone());
         move |event: &MirrorEvent<'_>, _: &Mirror| {
             if let MirrorEvent::Delta { delta, .. } = event {
+                stats
+                    .updates
+                    .fetch_add(delta.changes.len() as u64, Ordering::Relaxed);
                 let now = Instant::now();
                 for outcome in delta.outcomes.iter().filter(|o| o.player == player) {
                     let Some((sent, acked)) = in_flight.borrow_mut().remove(&outcome.seq) else {
@@ -270,9 +291,15 @@ async fn play(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
+    let mut datagrams_seen = 0;
     while !stats.stop.load(Ordering::Relaxed) {
         tick.tick().await;
         ticks += 1;
+        let datagrams = client.datagrams_received();
+        stats
+            .datagrams
+            .fetch_add(datagrams.saturating_sub(datagrams_seen), Ordering::Relaxed);
+        datagrams_seen = datagrams;
         let (me, target, item) = view.with_mirror(|m| {
             let me = m.entities.get(&avatar).cloned();
             let target = nearest(m, position, |e| {
@@ -322,6 +349,7 @@ async fn play(
                     .reconnect_with_backoff(ReconnectPolicy::default())
                     .await?;
                 stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                datagrams_seen = 0;
                 tracing::debug!(player, "reconnected");
             }
         }

@@ -70,6 +70,9 @@ pub enum ClientError {
         /// The edge's reason.
         reason: String,
     },
+    /// The edge refused the login (a bad or expired token): reconnecting will not help.
+    #[error("login refused: {0}")]
+    LoginRefused(String),
     /// Connecting took longer than the attempt's deadline.
     #[error("no answer from the edge within {0:?}")]
     Timeout(Duration),
@@ -80,7 +83,10 @@ impl ClientError {
     pub fn is_connection_lost(&self) -> bool {
         !matches!(
             self,
-            ClientError::Refused { .. } | ClientError::Tls(_) | ClientError::Wire(_)
+            ClientError::Refused { .. }
+                | ClientError::LoginRefused(_)
+                | ClientError::Tls(_)
+                | ClientError::Wire(_)
         )
     }
 }
@@ -372,10 +378,11 @@ impl EdgeClient {
         self.unacked.borrow_mut().insert(seq, action.clone());
         match self.send_seq(seq, &action).await {
             Err(ClientError::Refused { seq, reason }) => {
+                // Not stored, and no later seq can be stored before it: the edge stores only
+                // consecutive seqs, so the next input takes this seq again (inputs pipelined
+                // behind it are refused too, and each rewinds to its own seq or lower).
                 self.unacked.borrow_mut().remove(&seq);
-                if self.next_seq.get() == seq + 1 {
-                    self.next_seq.set(seq);
-                }
+                self.next_seq.set(self.next_seq.get().min(seq));
                 Err(ClientError::Refused { seq, reason })
             }
             other => other,
@@ -463,6 +470,11 @@ impl EdgeClient {
         let reply = request.send().promise.await?;
         *sub.live.borrow_mut() = Some(reply.get()?.get_subscription()?);
         Ok(())
+    }
+
+    /// UDP datagrams received on the current connection.
+    pub fn datagrams_received(&self) -> u64 {
+        self.link.connection.stats().udp_rx.datagrams
     }
 
     /// Why the connection closed (the edge's close code and reason), if it has.
@@ -565,7 +577,13 @@ async fn open(endpoint: &quinn::Endpoint, config: &ClientConfig) -> Result<Link,
     });
     let mut login = gateway.login_request();
     login.get().set_token(config.token.as_str());
-    let session = login.send().promise.await?.get()?.get_session()?;
+    let session = match login.send().promise.await {
+        Ok(reply) => reply.get()?.get_session()?,
+        Err(error) if error.kind == capnp::ErrorKind::Failed => {
+            return Err(ClientError::LoginRefused(error.extra))
+        }
+        Err(error) => return Err(error.into()),
+    };
     let avatar = session.avatar_request().send().pipeline.get_avatar();
     let info = session.info_request().send().promise.await?;
     let info = info.get()?;

@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// alive with pings every third of it).
     #[arg(long, default_value_t = 30)]
     pub idle_timeout_secs: u64,
+    /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
+    #[arg(long)]
+    pub stats: bool,
     /// Seconds to wait for the data directory's lock (held by another process, or by one that
     /// was just killed) before giving up.
     #[arg(long, default_value_t = 30)]
@@ -191,7 +194,31 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
         edge.local_addr().map_err(|e| e.to_string())?,
         cert_path.display()
     );
+    let reporter = args.stats.then(|| {
+        let (fanout, inputs, stats) = (edge.fanout().clone(), edge.input_stats(), stats.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let f = fanout.stats();
+                println!(
+                    "{{\"sessions\":{},\"t1_commits\":{},\"inputs_stored\":{},\"frames\":{},\
+                     \"inputs_applied\":{},\"passes\":{},\"coalesced\":{}}}",
+                    fanout.live_count(),
+                    inputs.commits.load(Ordering::Relaxed),
+                    inputs.inputs.load(Ordering::Relaxed),
+                    stats.frames.load(Ordering::Relaxed),
+                    stats.inputs.load(Ordering::Relaxed),
+                    f.passes.load(Ordering::Relaxed),
+                    f.coalesced.load(Ordering::Relaxed),
+                );
+            }
+        })
+    });
     let _ = tokio::signal::ctrl_c().await;
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     edge.shutdown().await;
     stop.store(true, Ordering::Relaxed);
     for processor in processors {
@@ -211,6 +238,30 @@ async fn world_is_empty<D: Database>(db: &D, keys: &WorldKeys) -> Result<bool, S
     Ok(page.kvs.is_empty())
 }
 
+/// The load a generator puts on an edge and how it measures (shared by `sekai bots` and the
+/// raw baseline's clients).
+#[derive(clap::Args, Clone, Debug)]
+pub struct LoadArgs {
+    /// Number of bots.
+    #[arg(long, default_value_t = 100)]
+    pub bots: usize,
+    /// Seconds of the measured window.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Seed of the bots' choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Threads running the bots.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Seconds to play before the measured window starts (after everyone connected).
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Seconds to wait for every bot to connect before starting anyway.
+    #[arg(long, default_value_t = 60.0)]
+    pub connect_timeout: f64,
+}
+
 /// `sekai bots`.
 #[derive(clap::Args, Debug)]
 pub struct BotsArgs {
@@ -223,21 +274,12 @@ pub struct BotsArgs {
     /// Secret of the login tokens (or the SEKAI_EDGE_SECRET environment variable).
     #[arg(long, env = "SEKAI_EDGE_SECRET")]
     pub secret: String,
-    /// Number of bots.
-    #[arg(long, default_value_t = 100)]
-    pub bots: usize,
     /// Player id of the first bot.
     #[arg(long, default_value_t = 1)]
     pub first_player: u64,
-    /// Seconds to play.
-    #[arg(long, default_value_t = 20.0)]
-    pub seconds: f64,
-    /// Seed of the bots' choices.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Threads running the bots.
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
+    /// The load.
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 /// Runs bots against a running edge and prints their latency.
@@ -250,17 +292,49 @@ pub async fn bots(args: BotsArgs) -> Result<(), String> {
             server: args.connect,
             certificate: CertificateDer::from(cert),
             tokens: TokenKey::new(args.secret.into_bytes()),
-            bots: args.bots,
+            bots: args.load.bots,
             first_player: args.first_player,
-            seed: args.seed,
-            threads: args.threads,
+            seed: args.load.seed,
+            threads: args.load.threads,
             on_applied: None,
         },
         stats.clone(),
     );
-    println!("sekai bots: {} bots, seed {}", args.bots, args.seed);
+    println!(
+        "sekai bots: {} bots, seed {}",
+        args.load.bots, args.load.seed
+    );
+    let report = measure_window(&stats, &args.load).await;
+    let _ =
+        tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+    print_load_report(&report);
+    Ok(())
+}
+
+/// Waits (bounded) for every bot to connect, warms up, measures one window (printing
+/// `window start` and `window end` on stdout), then stops the bots; returns the window's report.
+pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsReport {
     let started = Instant::now();
-    while started.elapsed().as_secs_f64() < args.seconds {
+    let deadline = Duration::from_secs_f64(load.connect_timeout);
+    while (stats.connected.load(Ordering::Relaxed) as usize) < load.bots
+        && stats.stopped.load(Ordering::Relaxed) == 0
+        && started.elapsed() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "[{:>4.1}s] {} of {} bots connected; warming up {} s",
+        started.elapsed().as_secs_f64(),
+        stats.connected.load(Ordering::Relaxed),
+        load.bots,
+        load.warmup
+    );
+    tokio::time::sleep(Duration::from_secs_f64(load.warmup)).await;
+    stats.reset_histograms();
+    let before = WindowCounters::read(stats);
+    let window = Instant::now();
+    println!("window start");
+    while window.elapsed().as_secs_f64() < load.seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (p50, p99, _) = stats.total_quantiles();
         eprintln!(
@@ -272,23 +346,145 @@ pub async fn bots(args: BotsArgs) -> Result<(), String> {
             p99 as f64 / 1e3
         );
     }
+    let after = WindowCounters::read(stats);
+    let elapsed = window.elapsed().as_secs_f64();
+    let (p50_us, p99_us, p999_us) = stats.total_quantiles();
+    println!("window end");
     stats.stop();
-    let _ =
-        tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let (p50, p99, p999) = stats.total_quantiles();
+    let rate = |f: fn(&WindowCounters) -> u64| (f(&after) - f(&before)) as f64 / elapsed;
+    BotsReport {
+        bots: load.bots,
+        connected: stats.connected.load(Ordering::Relaxed),
+        inputs_per_sec: rate(|c| c.applied),
+        updates_per_sec: rate(|c| c.updates),
+        datagrams_per_sec: rate(|c| c.datagrams),
+        p50_us,
+        p99_us,
+        p999_us,
+        bot_cores: (after.cpu_secs - before.cpu_secs) / elapsed,
+        errors: after.errors - before.errors,
+        reconnects: stats.reconnects.load(Ordering::Relaxed),
+        stopped: stats.stopped.load(Ordering::Relaxed),
+    }
+}
+
+/// Prints a load report: a human line, then the JSON line.
+pub fn print_load_report(report: &BotsReport) {
     println!(
         "inputs/s {:.0}, input-to-delta p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms, errors {}, \
          reconnects {}, bots stopped {}",
-        stats.applied.load(Ordering::Relaxed) as f64 / elapsed,
-        p50 as f64 / 1e3,
-        p99 as f64 / 1e3,
-        p999 as f64 / 1e3,
-        stats.errors.load(Ordering::Relaxed),
-        stats.reconnects.load(Ordering::Relaxed),
-        stats.stopped.load(Ordering::Relaxed)
+        report.inputs_per_sec,
+        report.p50_us as f64 / 1e3,
+        report.p99_us as f64 / 1e3,
+        report.p999_us as f64 / 1e3,
+        report.errors,
+        report.reconnects,
+        report.stopped
     );
-    Ok(())
+    println!("{}", report.to_json());
+}
+
+/// Counters read at the edges of the measured window.
+struct WindowCounters {
+    applied: u64,
+    updates: u64,
+    datagrams: u64,
+    errors: u64,
+    cpu_secs: f64,
+}
+
+impl WindowCounters {
+    fn read(stats: &BotStats) -> Self {
+        Self {
+            applied: stats.applied.load(Ordering::Relaxed),
+            updates: stats.updates.load(Ordering::Relaxed),
+            datagrams: stats.datagrams.load(Ordering::Relaxed),
+            errors: stats.errors.load(Ordering::Relaxed),
+            cpu_secs: crate::proc_stats::cpu_seconds(std::process::id()).unwrap_or(0.0),
+        }
+    }
+}
+
+/// What `sekai bots` measured in its window (its last line, as JSON).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BotsReport {
+    /// Bots started.
+    pub bots: usize,
+    /// Bots that connected and subscribed.
+    pub connected: u64,
+    /// Inputs whose outcome arrived, per second.
+    pub inputs_per_sec: f64,
+    /// Entity updates delivered to the bots, per second.
+    pub updates_per_sec: f64,
+    /// UDP datagrams the server sent the bots, per second.
+    pub datagrams_per_sec: f64,
+    /// Input → delta latency percentiles, microseconds.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// CPU cores the bot process used.
+    pub bot_cores: f64,
+    /// Failed sends in the window.
+    pub errors: u64,
+    /// Reconnections (whole run).
+    pub reconnects: u64,
+    /// Bots that stopped early.
+    pub stopped: u64,
+}
+
+impl BotsReport {
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"bots\":{},\"connected\":{},\"inputs_per_sec\":{:.1},\"updates_per_sec\":{:.1},\
+             \"datagrams_per_sec\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\
+             \"bot_cores\":{:.3},\"errors\":{},\"reconnects\":{},\"stopped\":{}}}",
+            self.bots,
+            self.connected,
+            self.inputs_per_sec,
+            self.updates_per_sec,
+            self.datagrams_per_sec,
+            self.p50_us,
+            self.p99_us,
+            self.p999_us,
+            self.bot_cores,
+            self.errors,
+            self.reconnects,
+            self.stopped
+        )
+    }
+
+    /// Parses [`BotsReport::to_json`]'s output (the fields it writes, in any order).
+    pub fn from_json(line: &str) -> Option<Self> {
+        let field = |name: &str| json_number(line, name);
+        Some(Self {
+            bots: field("bots")? as usize,
+            connected: field("connected")? as u64,
+            inputs_per_sec: field("inputs_per_sec")?,
+            updates_per_sec: field("updates_per_sec")?,
+            datagrams_per_sec: field("datagrams_per_sec")?,
+            p50_us: field("p50_us")? as u64,
+            p99_us: field("p99_us")? as u64,
+            p999_us: field("p999_us")? as u64,
+            bot_cores: field("bot_cores")?,
+            errors: field("errors")? as u64,
+            reconnects: field("reconnects")? as u64,
+            stopped: field("stopped")? as u64,
+        })
+    }
+}
+
+/// The number after `"name":` in a flat JSON object.
+pub fn json_number(line: &str, name: &str) -> Option<f64> {
+    let key = format!("\"{name}\":");
+    let start = line.find(&key)? + key.len();
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c == ',' || c == '}')
+        .unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
 }
 
 /// `sekai inspect`.

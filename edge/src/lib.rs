@@ -13,11 +13,13 @@
 
 #![warn(missing_docs)]
 
+pub mod bench_edge;
 pub mod bots;
 pub mod client;
 pub mod commands;
 pub mod demo;
 pub mod fanout;
+pub mod proc_stats;
 pub mod server;
 pub mod session;
 pub mod tls;

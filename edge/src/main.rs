@@ -62,6 +62,17 @@ struct DemoArgs {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
+    /// Players per server core: `sekai serve` pinned to core 0 and `sekai bots` to core 1 over
+    /// real QUIC, swept over bot counts, against a raw quinn baseline (no database, no RPC, one
+    /// datagram per message) carrying the same traffic; capacity at p99 <= 11 ms; an overload
+    /// run at 4x Sekai's capacity. Last line JSON.
+    Edge(sekai_edge::bench_edge::BenchEdgeArgs),
+    /// The raw baseline's server (started by `bench edge`).
+    #[command(hide = true)]
+    RawServer(sekai_edge::bench_edge::RawServerArgs),
+    /// The raw baseline's clients (started by `bench edge`).
+    #[command(hide = true)]
+    RawClients(sekai_edge::bench_edge::RawClientsArgs),
     /// Durable KV benchmarks on the embedded engine: read-modify-write at 1/16/256 tasks,
     /// keynote-2-shaped transfers at Zipf 0 and 1.5, commits per fsync.
     Kv {
@@ -134,6 +145,15 @@ async fn main() -> std::process::ExitCode {
                     seed,
                 },
         }) => bench_world(players, inputs, large, queries, seed).await,
+        Some(Command::Bench {
+            which: Bench::Edge(args),
+        }) => sekai_edge::bench_edge::bench_edge(args).await,
+        Some(Command::Bench {
+            which: Bench::RawServer(args),
+        }) => sekai_edge::bench_edge::raw_server_command(args).await,
+        Some(Command::Bench {
+            which: Bench::RawClients(args),
+        }) => sekai_edge::bench_edge::raw_clients_command(args).await,
         Some(Command::Demo(args)) => demo(args).await,
         Some(Command::Serve(args)) => sekai_edge::commands::serve(args).await,
         Some(Command::Bots(args)) => sekai_edge::commands::bots(args).await,

@@ -104,13 +104,13 @@ async fn clients_see_each_other_resume_exactly_and_bad_clients_stay_isolated() {
             // 3. A forged token is refused; A keeps working.
             let forged = TokenKey::new(b"not-the-secret".to_vec()).issue(3, unix_now() + 60);
             match EdgeClient::connect(&endpoint, world.config(forged)).await {
-                Err(ClientError::Rpc(e)) => assert!(e.to_string().contains("forged"), "{e}"),
+                Err(ClientError::LoginRefused(e)) => assert!(e.contains("forged"), "{e}"),
                 Err(other) => panic!("expected a forged-token error, got {other}"),
                 Ok(_) => panic!("a forged token logged in"),
             }
             let expired = world.tokens.issue(3, unix_now().saturating_sub(1));
             match EdgeClient::connect(&endpoint, world.config(expired)).await {
-                Err(ClientError::Rpc(e)) => assert!(e.to_string().contains("expired"), "{e}"),
+                Err(ClientError::LoginRefused(e)) => assert!(e.contains("expired"), "{e}"),
                 Err(other) => panic!("expected an expired-token error, got {other}"),
                 Ok(_) => panic!("an expired token logged in"),
             }

@@ -140,6 +140,17 @@ async fn invalid_actions_are_refused_in_the_ack() {
                     "{action:?}: {error:?}"
                 );
             }
+            // An input with no action at all is malformed, not a move to the origin.
+            let mut bare = client.avatar_capability().send_request();
+            bare.get().set_seq(1);
+            let reply = bare.send().promise.await.expect("answered");
+            match reply.get().unwrap().get_ack().unwrap().which().unwrap() {
+                ack::Error(e) => {
+                    let e = e.unwrap().to_string().unwrap();
+                    assert!(e.starts_with("malformed action"), "{e}")
+                }
+                ack::Accepted(_) => panic!("an input without an action was accepted"),
+            }
             // Nothing was stored: seq 1 is still free.
             assert_eq!(raw_send(&client, 1, &Action::Idle).await, None);
         })

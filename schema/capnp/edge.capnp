@@ -52,9 +52,10 @@ interface Session {
       -> (subscription :Subscription);
 
   # Who is logged in: the player, the avatar's state at login, and the
-  # highest input seq already durable for the player (send `lastSeq + 1`
-  # next; a client that kept its own count after a reconnect continues
-  # from it).
+  # highest input seq already durable for the player (now: it grows as this
+  # session's inputs are acknowledged). Every seq at or below `lastSeq` is
+  # durable and will be applied; send `lastSeq + 1` next, and resend only
+  # unacknowledged inputs above it, in order (see docs/PROTOCOL.md).
   info @2 () -> (player :UInt64, avatar :World.EntityState, lastSeq :UInt64);
 }
 

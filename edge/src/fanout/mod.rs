@@ -79,6 +79,8 @@ pub struct FanoutStats {
     pub commits: AtomicU64,
     /// Passes that failed and were retried.
     pub failures: AtomicU64,
+    /// Times a subscription's outbox coalesced queued deltas (a slow client).
+    pub coalesced: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -248,9 +250,11 @@ impl Fanout {
             .stats
             .commits
             .fetch_add(commits.len() as u64, Ordering::Relaxed);
-        for slot in live {
-            hand_over(slot, &commits);
-        }
+        let coalesced: u64 = live.iter().map(|slot| hand_over(slot, &commits)).sum();
+        self.shared
+            .stats
+            .coalesced
+            .fetch_add(coalesced, Ordering::Relaxed);
         for ((_, slot, _), start) in joining.iter().zip(starts) {
             start.apply(slot);
         }
@@ -354,12 +358,14 @@ impl Beginning {
     }
 }
 
-/// Hands a pass's commits to one live subscription.
-fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) {
+/// Hands a pass's commits to one live subscription; returns how many times its outbox
+/// coalesced doing so.
+fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) -> u64 {
     if slot.is_closed() {
-        return;
+        return 0;
     }
     let mut subscriber = slot.lock();
+    let coalesced_before = subscriber.coalesced();
     let mut queued = false;
     for (stamp, deltas) in commits {
         if deltas
@@ -369,8 +375,10 @@ fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) {
             queued |= subscriber.on_commit(*stamp, deltas);
         }
     }
+    let coalesced = subscriber.coalesced() - coalesced_before;
     drop(subscriber);
     if queued {
         slot.wake();
     }
+    coalesced
 }

@@ -204,8 +204,8 @@ impl EdgeServer {
     }
 
     /// The edge's T1 counters (batches committed, inputs stored).
-    pub fn input_stats(&self) -> &BatchStats {
-        &self.input_stats
+    pub fn input_stats(&self) -> Arc<BatchStats> {
+        self.input_stats.clone()
     }
 
     /// Closes every connection and stops the edge.

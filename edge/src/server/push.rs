@@ -34,16 +34,26 @@ pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize, batc
             break;
         }
         while !ending && inflight.len() < window.max(1) {
-            let deltas = if batched {
-                slot.lock().poll_deltas(MAX_DELTAS_PER_CALL)
-            } else {
-                Vec::new()
+            // One look at the queue: the deltas at its front, else its next message.
+            let (deltas, item) = {
+                let mut subscriber = slot.lock();
+                let deltas = if batched {
+                    subscriber.poll_deltas(MAX_DELTAS_PER_CALL)
+                } else {
+                    Vec::new()
+                };
+                let item = if deltas.is_empty() {
+                    subscriber.poll_transmit()
+                } else {
+                    None
+                };
+                (deltas, item)
             };
             if !deltas.is_empty() {
                 inflight.push_back(send_deltas(&sink, &deltas));
                 continue;
             }
-            let Some(item) = slot.lock().poll_transmit() else {
+            let Some(item) = item else {
                 break;
             };
             ending = matches!(item, Outbound::Reset { .. });

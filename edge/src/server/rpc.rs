@@ -69,7 +69,8 @@ impl<D: Database> gateway::Server for Gateway<D> {
         .await
         .map_err(|error| {
             tracing::error!(player, %error, "login failed");
-            capnp::Error::failed(format!("login failed: {error}"))
+            // Transient (the database): `overloaded` tells the client to retry, unlike a refused token.
+            capnp::Error::overloaded(format!("login failed: {error}"))
         })?;
         tracing::debug!(peer = %self.peer, player, "logged in");
         let location = Arc::new(AvatarLocation::new(state.avatar.id, state.avatar.region()));
@@ -208,7 +209,12 @@ impl<D: Database> avatar::Server for Avatar<D> {
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
         let seq = params.get_seq();
-        let stored = match self.admit(seq, params.get_action()) {
+        let action = if params.has_action() {
+            params.get_action()
+        } else {
+            Err(capnp::Error::failed("no action".into()))
+        };
+        let stored = match self.admit(seq, action) {
             Err(reason) => {
                 tracing::debug!(player = self.player, seq, %reason, "input refused");
                 results.get().init_ack().set_error(reason);

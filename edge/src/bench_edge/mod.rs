@@ -1,0 +1,486 @@
+//! `sekai bench edge`: players per server core, Sekai against a raw quinn baseline, measured the
+//! way a user would: the server in one process pinned to core 0, the load generator in another
+//! pinned to core 1 (`taskset`), CPU from `/proc`, latencies from hdrhistogram.
+//!
+//! For each bot count the command runs `sekai serve` (16 regions, one edge worker) with
+//! `sekai bots`, then the raw baseline (`sekai bench raw-server` with `sekai bench raw-clients`)
+//! carrying the same connections, input rate and delivered messages per input as Sekai's run,
+//! one datagram per message. **Capacity** is the largest count whose p99 input→delta latency is
+//! at most 11 ms with every client connected and the server at most one core. Then Sekai runs at
+//! four times its capacity (the overload entry). The last line is JSON.
+//!
+//! Invariants: every child is killed when its run ends (also on error); a run that cannot start
+//! or report is an error naming the command, never a made-up figure.
+
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::commands::{json_number, BotsReport};
+use crate::proc_stats::{cpu_seconds, rss_mib};
+
+/// A VR frame: the latency budget of one input, in microseconds.
+pub const FRAME_BUDGET_US: u64 = 11_100;
+
+/// `sekai bench edge` settings.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchEdgeArgs {
+    /// Bot counts to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,200,400,800")]
+    pub bots: Vec<usize>,
+    /// Seconds of each measured window.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Seconds of play before each window.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Regions per side of the world (4: 16 regions).
+    #[arg(long, default_value_t = 4)]
+    pub regions_per_side: i32,
+    /// Skip the raw baseline (Sekai only).
+    #[arg(long)]
+    pub no_raw: bool,
+    /// Skip the overload run.
+    #[arg(long)]
+    pub no_overload: bool,
+    /// Seed of the world and the bots.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// One measured run (Sekai or raw) at one bot count.
+#[derive(Clone, Debug, Default)]
+pub struct RunFigures {
+    /// What the load generator measured.
+    pub bots: BotsReport,
+    /// Server CPU cores used in the window.
+    pub server_cores: f64,
+    /// Server CPU per applied input, microseconds.
+    pub server_cpu_us_per_input: f64,
+    /// Server resident memory at the window's end, MiB.
+    pub server_rss_mb: f64,
+    /// Outbox coalescings per second (Sekai only).
+    pub coalesced_per_sec: f64,
+}
+
+impl RunFigures {
+    /// Whether this run fits the budget: all connected, p99 ≤ one frame, ≤ one server core.
+    pub fn within_budget(&self) -> bool {
+        self.bots.connected as usize == self.bots.bots
+            && self.bots.stopped == 0
+            && self.bots.p99_us <= FRAME_BUDGET_US
+            && self.server_cores <= 1.05
+    }
+
+    fn to_json(&self) -> String {
+        let b = &self.bots;
+        format!(
+            "{{\"bots\":{},\"connected\":{},\"inputs_per_sec\":{:.1},\"updates_per_sec\":{:.1},\
+             \"datagrams_per_sec\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\
+             \"server_cores\":{:.3},\"server_cpu_us_per_input\":{:.1},\"bot_cores\":{:.3}}}",
+            b.bots,
+            b.connected,
+            b.inputs_per_sec,
+            b.updates_per_sec,
+            b.datagrams_per_sec,
+            b.p50_us,
+            b.p99_us,
+            b.p999_us,
+            self.server_cores,
+            self.server_cpu_us_per_input,
+            b.bot_cores
+        )
+    }
+}
+
+/// Runs the benchmark and prints its tables and the JSON line.
+pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
+    let pin = Pinning::detect();
+    println!("{}", pin.describe());
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut runs = Vec::new();
+    let mut raw_runs = Vec::new();
+    for &bots in &args.bots {
+        let sekai = run_sekai(&exe, &pin, &args, bots).await?;
+        print_run("sekai", &sekai);
+        if !args.no_raw {
+            let per_input = sekai.bots.updates_per_sec / sekai.bots.inputs_per_sec.max(1.0);
+            let fanout = per_input.max(1.0);
+            let raw = run_raw(&exe, &pin, &args, bots, fanout).await?;
+            print_run(&format!("raw (fanout {fanout:.1})"), &raw);
+            raw_runs.push(raw);
+        }
+        runs.push(sekai);
+    }
+    let capacity = |list: &[RunFigures]| {
+        list.iter()
+            .filter(|r| r.within_budget())
+            .map(|r| r.bots.bots)
+            .max()
+            .unwrap_or(0)
+    };
+    let (sekai_capacity, raw_capacity) = (capacity(&runs), capacity(&raw_runs));
+    let overload = if args.no_overload {
+        None
+    } else {
+        let bots = 4 * sekai_capacity.max(args.bots.first().copied().unwrap_or(100));
+        let run = run_sekai(&exe, &pin, &args, bots).await?;
+        print_run("sekai overload", &run);
+        Some(run)
+    };
+    let ratio = if raw_capacity > 0 {
+        sekai_capacity as f64 / raw_capacity as f64
+    } else {
+        0.0
+    };
+    println!(
+        "capacity (p99 <= {:.1} ms, server <= 1 core): sekai {sekai_capacity}, raw {raw_capacity}, \
+         ratio {ratio:.2}",
+        FRAME_BUDGET_US as f64 / 1e3
+    );
+    let list = |runs: &[RunFigures]| runs.iter().map(RunFigures::to_json).collect::<Vec<_>>();
+    let overload = overload.map_or("null".to_string(), |o| {
+        format!(
+            "{{\"bots\":{},\"connected\":{},\"errors\":{},\"p99_us\":{},\"coalesced_per_sec\":{:.1},\
+             \"server_rss_mb\":{:.1}}}",
+            o.bots.bots,
+            o.bots.connected,
+            o.bots.errors,
+            o.bots.p99_us,
+            o.coalesced_per_sec,
+            o.server_rss_mb
+        )
+    });
+    println!(
+        "{{\"runs\":[{}],\"raw_runs\":[{}],\"capacity\":{{\"sekai\":{sekai_capacity},\"raw\":{raw_capacity},\
+         \"ratio\":{ratio:.3}}},\"overload\":{overload}}}",
+        list(&runs).join(","),
+        list(&raw_runs).join(",")
+    );
+    Ok(())
+}
+
+fn print_run(what: &str, run: &RunFigures) {
+    let b = &run.bots;
+    println!(
+        "{what:>20} bots {:>5} connected {:>5} inputs/s {:>7.0} updates/s {:>8.0} datagrams/s {:>8.0} \
+         p50 {:>6.2} ms p99 {:>7.2} ms p999 {:>7.2} ms server {:.2} cores ({:.0} us/input) bots {:.2} cores",
+        b.bots,
+        b.connected,
+        b.inputs_per_sec,
+        b.updates_per_sec,
+        b.datagrams_per_sec,
+        b.p50_us as f64 / 1e3,
+        b.p99_us as f64 / 1e3,
+        b.p999_us as f64 / 1e3,
+        run.server_cores,
+        run.server_cpu_us_per_input,
+        b.bot_cores
+    );
+}
+
+/// Where the server and the load generator run.
+pub struct Pinning {
+    taskset: bool,
+}
+
+impl Pinning {
+    fn detect() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let taskset = cores >= 2
+            && std::process::Command::new("taskset")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        Self { taskset }
+    }
+
+    fn describe(&self) -> &'static str {
+        if self.taskset {
+            "server pinned to core 0, load generator to core 1 (taskset)"
+        } else {
+            "NOT pinned: fewer than 2 cores or no taskset; server and load generator share cores"
+        }
+    }
+
+    fn command(&self, core: usize, exe: &Path) -> Command {
+        if self.taskset {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(core.to_string()).arg(exe);
+            command
+        } else {
+            Command::new(exe)
+        }
+    }
+}
+
+/// A child that is killed when dropped.
+struct Guarded(Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+/// Spawns `command` with piped stdout and waits for a stdout line starting with `ready`;
+/// returns the child, the rest of that line and the stdout reader.
+async fn spawn_until(
+    mut command: Command,
+    what: &str,
+    ready: &str,
+) -> Result<
+    (
+        Guarded,
+        String,
+        tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    ),
+    String,
+> {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = Guarded(
+        command
+            .spawn()
+            .map_err(|e| format!("starting {what}: {e}"))?,
+    );
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| format!("{what}: no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Duration::from_secs(120);
+    let found = tokio::time::timeout(deadline, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix(ready) {
+                return Some(rest.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| format!("{what} did not print `{ready}` within {deadline:?}"))?;
+    Ok((child, found, lines))
+}
+
+/// The address in a `... quic://ADDR ...` line.
+fn quic_address(line: &str) -> Result<String, String> {
+    let start = line.find("quic://").ok_or("no quic:// address")? + "quic://".len();
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| c == ';' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    Ok(rest[..end].to_string())
+}
+
+/// Runs Sekai (`serve` + `bots`) with `bots` bots.
+async fn run_sekai(
+    exe: &Path,
+    pin: &Pinning,
+    args: &BenchEdgeArgs,
+    bots: usize,
+) -> Result<RunFigures, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let mut serve = pin.command(0, exe);
+    serve
+        .arg("serve")
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["--secret", "bench-secret", "--listen", "127.0.0.1:0"])
+        .args(["--workers", "1", "--stats"])
+        .arg("--regions-per-side")
+        .arg(args.regions_per_side.to_string())
+        .arg("--seed")
+        .arg(args.seed.to_string())
+        .env("RUST_LOG", "warn");
+    let (server, line, server_out) = spawn_until(serve, "sekai serve", "edge on ").await?;
+    let address = quic_address(&line)?;
+    let cert = dir.path().join(crate::tls::CERT_FILE);
+    let mut load = pin.command(1, exe);
+    load.arg("bots")
+        .args(["--connect", &address, "--secret", "bench-secret"])
+        .arg("--cert")
+        .arg(&cert)
+        .args(common_load_args(args, bots));
+    measure(server, Some(server_out), load, "sekai bots").await
+}
+
+/// Runs the raw baseline with `bots` clients and `fanout` deltas per input.
+async fn run_raw(
+    exe: &Path,
+    pin: &Pinning,
+    args: &BenchEdgeArgs,
+    bots: usize,
+    fanout: f64,
+) -> Result<RunFigures, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let cert: PathBuf = dir.path().join("raw-cert.der");
+    let mut serve = pin.command(0, exe);
+    serve
+        .args(["bench", "raw-server", "--listen", "127.0.0.1:0"])
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--fanout")
+        .arg(format!("{fanout:.3}"))
+        .env("RUST_LOG", "warn");
+    let (server, line, _) = spawn_until(serve, "raw server", "raw edge on ").await?;
+    let address = quic_address(&line)?;
+    let mut load = pin.command(1, exe);
+    load.args(["bench", "raw-clients", "--connect", &address])
+        .arg("--cert")
+        .arg(&cert)
+        .args(common_load_args(args, bots));
+    measure(server, None, load, "raw clients").await
+}
+
+fn common_load_args(args: &BenchEdgeArgs, bots: usize) -> Vec<String> {
+    vec![
+        "--bots".into(),
+        bots.to_string(),
+        "--seconds".into(),
+        args.seconds.to_string(),
+        "--warmup".into(),
+        args.warmup.to_string(),
+        "--threads".into(),
+        "1".into(),
+        "--seed".into(),
+        args.seed.to_string(),
+    ]
+}
+
+/// Starts the load generator, samples the server's CPU at its window's edges, and gathers the
+/// figures.
+async fn measure(
+    server: Guarded,
+    server_out: Option<tokio::io::Lines<BufReader<tokio::process::ChildStdout>>>,
+    mut load: Command,
+    what: &str,
+) -> Result<RunFigures, String> {
+    let server_pid = server
+        .0
+        .id()
+        .ok_or_else(|| format!("{what}: the server exited"))?;
+    let coalesced = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = server_out.map(|mut lines| {
+        let coalesced = coalesced.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(value) = json_number(&line, "coalesced") {
+                    coalesced.store(value as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    });
+    load.env("RUST_LOG", "warn");
+    let (mut bots, _, mut lines) = spawn_until(load, what, "window start")
+        .await
+        .map_err(|e| format!("{e} (the server or the load generator failed)"))?;
+    let cpu_start = cpu_seconds(server_pid).ok_or("server CPU unreadable")?;
+    let coalesced_start = coalesced.load(std::sync::atomic::Ordering::Relaxed);
+    let window_start = std::time::Instant::now();
+    let mut report = None;
+    let mut window = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.starts_with("window end") {
+            let cpu_end = cpu_seconds(server_pid).ok_or("server CPU unreadable")?;
+            let rss = rss_mib(server_pid).unwrap_or(0.0);
+            let coalesced_end = coalesced.load(std::sync::atomic::Ordering::Relaxed);
+            window = Some((
+                cpu_end - cpu_start,
+                window_start.elapsed().as_secs_f64(),
+                rss,
+                coalesced_end.saturating_sub(coalesced_start),
+            ));
+        } else if line.starts_with('{') {
+            report = BotsReport::from_json(&line);
+        }
+    }
+    let _ = bots.0.wait().await;
+    drop(server);
+    if let Some(reader) = reader {
+        reader.abort();
+    }
+    let (cpu, elapsed, rss, coalesced) = window.ok_or_else(|| format!("{what}: no window end"))?;
+    let bots = report.ok_or_else(|| format!("{what}: no JSON report"))?;
+    Ok(RunFigures {
+        server_cores: cpu / elapsed,
+        server_cpu_us_per_input: cpu * 1e6 / (bots.inputs_per_sec * elapsed).max(1.0),
+        server_rss_mb: rss,
+        coalesced_per_sec: coalesced as f64 / elapsed,
+        bots,
+    })
+}
+
+/// `sekai bench raw-server`: the raw baseline's server.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RawServerArgs {
+    /// UDP address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Where to write the server's certificate (DER) for the clients to pin.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Deltas sent per input (mean): to the sender and the connections after it.
+    #[arg(long, default_value_t = 20.0)]
+    pub fanout: f64,
+}
+
+/// Runs the raw baseline's server until the process is killed.
+pub async fn raw_server_command(args: RawServerArgs) -> Result<(), String> {
+    raw::raw_server(args.listen, &args.cert, args.fanout.max(1.0)).await
+}
+
+/// `sekai bench raw-clients`: the raw baseline's load generator.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RawClientsArgs {
+    /// The raw server's UDP address.
+    #[arg(long)]
+    pub connect: std::net::SocketAddr,
+    /// The raw server's certificate (DER).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The load.
+    #[command(flatten)]
+    pub load: crate::commands::LoadArgs,
+}
+
+/// Runs the raw clients for one measured window and prints their report (last line JSON).
+pub async fn raw_clients_command(args: RawClientsArgs) -> Result<(), String> {
+    let cert =
+        std::fs::read(&args.cert).map_err(|e| format!("reading {}: {e}", args.cert.display()))?;
+    let certificate = rustls::pki_types::CertificateDer::from(cert);
+    let stats = std::sync::Arc::new(crate::bots::BotStats::default());
+    let runner = {
+        let (stats, load) = (stats.clone(), args.load.clone());
+        std::thread::Builder::new()
+            .name("sekai-raw-clients".into())
+            .spawn(move || -> Result<(), String> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let local = tokio::task::LocalSet::new();
+                local.block_on(
+                    &runtime,
+                    raw::raw_clients(args.connect, certificate, load.bots, load.seed, stats),
+                )
+            })
+            .map_err(|e| format!("cannot start the client thread: {e}"))?
+    };
+    let report = crate::commands::measure_window(&stats, &args.load).await;
+    let _ = tokio::task::spawn_blocking(move || runner.join()).await;
+    crate::commands::print_load_report(&report);
+    Ok(())
+}
