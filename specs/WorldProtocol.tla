@@ -5,9 +5,14 @@
 (* what the real system adds:                                              *)
 (*                                                                         *)
 (*  - regions, each with a lease (holder, epoch);                          *)
-(*  - T1 (SubmitInput): append (player, seq) to the region's inbox under a *)
-(*    versionstamp; on commit_unknown_result the client retries the same  *)
-(*    (player, seq), which may leave a duplicate inbox entry;              *)
+(*  - T1 (SubmitInput): behind the edge's input gate, which stores only    *)
+(*    the seq after the highest it knows durable, append (player, seq) to  *)
+(*    the region's inbox under a versionstamp and raise durable/(player)   *)
+(*    with atomic MAX; on commit_unknown_result the input is resent, which *)
+(*    may leave a duplicate inbox entry;                                   *)
+(*  - Reconnect: the player logs in again; login reports the durable       *)
+(*    record as lastSeq, the new session's gate starts there, and the      *)
+(*    client resends what it saw no acknowledgement for;                   *)
 (*  - T2 (RunFrame): the lease holder reads the lease, the inbox and the   *)
 (*    applied records in one transaction, applies each (player, seq) at    *)
 (*    most once and in seq order, appends a change-log delta and a frame   *)
@@ -36,14 +41,15 @@ CONSTANTS
     NumPlayers,      \* players; player p sends inputs to region Home(p)
     NumWatchers,     \* edge clients; client c watches region Watched(c)
     NumProcs,        \* region processors competing for leases
-    MaxSeq,          \* inputs per player, with seqs 1..MaxSeq
+    MaxSeq,          \* inputs per player (its script), and the highest seq
     TreeHp,          \* initial hp of each region's tree
     MaxT1Unknown,    \* T1 commits that may end in commit_unknown_result
     MaxT2Unknown,    \* T2 commits that may end in commit_unknown_result
     MaxCrashes,      \* processor crashes
     MaxTakeovers,    \* lease takeovers (expiry under a dead or partitioned holder)
     MaxDisconnects,  \* edge disconnects
-    MaxTrims         \* change-log entries trimmed
+    MaxTrims,        \* change-log entries trimmed
+    MaxReconnects    \* player re-logins (a new edge session)
 
 Regions == 0 .. (NumRegions - 1)
 Players == 0 .. (NumPlayers - 1)
@@ -56,8 +62,14 @@ Home(p) == p % NumRegions
 Watched(c) == c % NumRegions
 Owner(r) == r % NumProcs
 
+(* A player's inputs are numbered 1..MaxSeq in the order the player makes  *)
+(* them; input i does Kind(i). That number is the input's content: the seq *)
+(* it is sent under is another matter (they coincide in the correct        *)
+(* protocol, not when a client reuses a seq for a new input).              *)
 Script == <<"harvest", "build", "harvest">>
-Kind(s) == Script[((s - 1) % Len(Script)) + 1]
+Kind(i) == Script[((i - 1) % Len(Script)) + 1]
+
+Max(a, b) == IF a > b THEN a ELSE b
 
 Outcomes == {"committed", "unknown_applied", "unknown_not_applied"}
 Unknown(o) == o # "committed"
@@ -70,7 +82,7 @@ InitView == [frame |-> 0, hp |-> TreeHp, ground |-> 0]
 NoHeld == [holds |-> FALSE, epoch |-> 0, loaded |-> FALSE, cache |-> InitView]
 
 VARIABLES
-    inbox,      \* inbox[r]: pending [player, seq] in versionstamp order
+    inbox,      \* inbox[r]: pending [player, seq, input] in versionstamp order
     applied,    \* applied[r][p]: last seq of p applied in r (0 = none)
     dbView,     \* dbView[r]: [frame, hp, ground], the region's frame number and entities
     frameLog,   \* frameLog[r]: frame numbers of the frame records, in commit order
@@ -81,17 +93,20 @@ VARIABLES
     lease,      \* lease[r]: [holder, epoch]
     inventory,  \* inventory[p]: wood the player carries
     harvested,  \* ghost: harvested[r], wood ever taken from r's tree
-    nextSeq,    \* client: nextSeq[p], the next new seq p sends
-    acked,      \* client: acked[p], seqs whose T1 p saw acknowledged
-    retry,      \* client: retry[p], seqs whose T1 ended unknown, to be retried
-    history,    \* ghost: history[p], seqs of p applied by T2, in order
+    durable,    \* durable[p]: highest seq of p any T1 stored (atomic MAX; 0 = none)
+    nextSeq,    \* client: nextSeq[p], the seq p's next new input is sent under
+    nextInput,  \* client: nextInput[p], which input p makes next (1 = its first)
+    acked,      \* client: acked[p], [seq, input] pairs p saw acknowledged
+    retry,      \* client: retry[p], [seq, input] pairs sent, not acknowledged
+    gate,       \* edge: gate[p], the session's highest seq known durable
+    history,    \* ghost: history[p], [seq, input] pairs of p applied by T2, in order
     edge,       \* edge[c]: [connected, cursor, mirror]
     held,       \* held[q][r]: [holds, epoch, loaded, cache], q's belief about r's lease
     budget      \* fault budgets left
 
 db == <<inbox, applied, dbView, frameLog, changelog, trimmed, head, nextVs,
-        lease, inventory, harvested>>
-clients == <<nextSeq, acked, retry, history>>
+        lease, inventory, harvested, durable>>
+clients == <<nextSeq, nextInput, acked, retry, gate, history>>
 vars == <<db, clients, edge, held, budget>>
 
 -----------------------------------------------------------------------------
@@ -110,9 +125,12 @@ Init ==
     /\ lease = [r \in Regions |-> [holder |-> Owner(r), epoch |-> 1]]
     /\ inventory = [p \in Players |-> 0]
     /\ harvested = [r \in Regions |-> 0]
+    /\ durable = [p \in Players |-> 0]
     /\ nextSeq = [p \in Players |-> 1]
+    /\ nextInput = [p \in Players |-> 1]
     /\ acked = [p \in Players |-> {}]
     /\ retry = [p \in Players |-> {}]
+    /\ gate = [p \in Players |-> 0]
     /\ history = [p \in Players |-> <<>>]
     /\ edge = [c \in Watchers |-> [connected |-> TRUE, cursor |-> 0, mirror |-> InitView]]
     /\ held = [q \in Procs |-> [r \in Regions |->
@@ -121,30 +139,74 @@ Init ==
                  ELSE NoHeld]]
     /\ budget = [t1Unknown |-> MaxT1Unknown, t2Unknown |-> MaxT2Unknown,
                  crashes |-> MaxCrashes, takeovers |-> MaxTakeovers,
-                 disconnects |-> MaxDisconnects, trims |-> MaxTrims]
+                 disconnects |-> MaxDisconnects, trims |-> MaxTrims,
+                 reconnects |-> MaxReconnects]
 
 -----------------------------------------------------------------------------
-(* T1: sekai_layer::world::inbox::submit_input.                            *)
-(* A write-only append under a versionstamped key, so appenders never      *)
-(* conflict. Clients pipeline: a new seq may go out while an older one     *)
-(* awaits its retry.                                                       *)
+(* T1 behind the edge's input gate: sekai_edge::session::input::InputGate  *)
+(* and sekai_layer::world::inbox::submit_input.                            *)
+(*                                                                         *)
+(* The client sends its next input i = nextInput[p] under nextSeq[p], or   *)
+(* resends one it saw no acknowledgement for. The session's gate stores    *)
+(* only seq = gate + 1; a seq <= gate is acknowledged again without being  *)
+(* stored (a resend); a higher seq is refused, which changes nothing, so   *)
+(* it is no step here. T1 reads nothing: it appends under a versionstamped *)
+(* key and raises durable/(player) with atomic MAX, so appenders never     *)
+(* conflict. After an unknown result the input stays unacknowledged and is *)
+(* resent (inbox::submit's retry loop, or the client after a reconnect).   *)
 
-SubmitInput(p, s, o) ==
-    LET isNew == s = nextSeq[p] /\ s <= MaxSeq
-    IN  /\ isNew \/ s \in retry[p]
-        /\ Unknown(o) => budget.t1Unknown > 0
-        /\ budget' = IF Unknown(o) THEN [budget EXCEPT !.t1Unknown = @ - 1] ELSE budget
-        /\ inbox' = IF Applies(o)
-                    THEN [inbox EXCEPT ![Home(p)] = Append(@, [player |-> p, seq |-> s])]
-                    ELSE inbox
-        /\ nextSeq' = IF isNew THEN [nextSeq EXCEPT ![p] = s + 1] ELSE nextSeq
-        /\ IF Unknown(o)
-           THEN /\ retry' = [retry EXCEPT ![p] = @ \cup {s}]
-                /\ UNCHANGED acked
-           ELSE /\ retry' = [retry EXCEPT ![p] = @ \ {s}]
-                /\ acked' = [acked EXCEPT ![p] = @ \cup {s}]
+SubmitInput(p, i, o) ==
+    LET isNew == i = nextInput[p] /\ i <= MaxSeq
+        e == IF isNew THEN [seq |-> nextSeq[p], input |-> i]
+             ELSE CHOOSE f \in retry[p] : f.input = i
+    IN  /\ isNew \/ \E f \in retry[p] : f.input = i
+        /\ e.seq <= gate[p] + 1
+        /\ nextSeq' = IF isNew THEN [nextSeq EXCEPT ![p] = @ + 1] ELSE nextSeq
+        /\ nextInput' = IF isNew THEN [nextInput EXCEPT ![p] = @ + 1] ELSE nextInput
+        /\ IF e.seq <= gate[p]
+           THEN \* Already durable: acknowledged again, not stored.
+                /\ o = "committed"
+                /\ acked' = [acked EXCEPT ![p] = @ \cup {e}]
+                /\ retry' = [retry EXCEPT ![p] = @ \ {e}]
+                /\ UNCHANGED <<inbox, durable, gate, budget>>
+           ELSE /\ Unknown(o) => budget.t1Unknown > 0
+                /\ budget' = IF Unknown(o) THEN [budget EXCEPT !.t1Unknown = @ - 1] ELSE budget
+                /\ inbox' = IF Applies(o)
+                            THEN [inbox EXCEPT ![Home(p)] = Append(@,
+                                    [player |-> p, seq |-> e.seq, input |-> e.input])]
+                            ELSE inbox
+                /\ durable' = IF Applies(o) THEN [durable EXCEPT ![p] = Max(@, e.seq)]
+                              ELSE durable
+                /\ IF Unknown(o)
+                   THEN /\ retry' = [retry EXCEPT ![p] = @ \cup {e}]
+                        /\ UNCHANGED <<acked, gate>>
+                   ELSE /\ retry' = [retry EXCEPT ![p] = @ \ {e}]
+                        /\ acked' = [acked EXCEPT ![p] = @ \cup {e}]
+                        /\ gate' = [gate EXCEPT ![p] = e.seq]
         /\ UNCHANGED <<applied, dbView, frameLog, changelog, trimmed, head, nextVs,
                        lease, inventory, harvested, history, edge, held>>
+
+(* What login reports as Session.info.lastSeq, and where the new session's *)
+(* gate starts: the player's durable record.                               *)
+LoginSeq(p) == durable[p]
+
+(* Re-login (sekai_edge's login; the client SDK's reconnect): a new edge   *)
+(* session. The client resends every input it saw no acknowledgement for:  *)
+(* those at or below lastSeq under their seq (the gate acknowledges them   *)
+(* again), the others numbered lastSeq + 1, lastSeq + 2, ... in order, and *)
+(* its new inputs continue after them. (With the durable record as         *)
+(* lastSeq, the others already have exactly those seqs.)                   *)
+Reconnect(p) ==
+    LET last == LoginSeq(p)
+        rest == {e \in retry[p] : e.seq > last}
+        Renumber(e) == [seq |-> last + Cardinality({f \in rest : f.input <= e.input}),
+                        input |-> e.input]
+    IN  /\ budget.reconnects > 0
+        /\ budget' = [budget EXCEPT !.reconnects = @ - 1]
+        /\ gate' = [gate EXCEPT ![p] = last]
+        /\ retry' = [retry EXCEPT ![p] = (@ \ rest) \cup {Renumber(e) : e \in rest}]
+        /\ nextSeq' = [nextSeq EXCEPT ![p] = last + 1 + Cardinality(rest)]
+        /\ UNCHANGED <<db, nextInput, acked, history, edge, held>>
 
 -----------------------------------------------------------------------------
 (* T2: sekai_layer::world::processor::run_frame.                           *)
@@ -167,13 +229,14 @@ Plan(r) == PlanFrom(inbox[r], 1, [apply |-> <<>>, keep |-> <<>>, last |-> applie
 
 (* The game rules for one applied input.                                   *)
 Effect(st, e) ==
-    IF Kind(e.seq) = "harvest" /\ st.view.hp > 0
+    IF Kind(e.input) = "harvest" /\ st.view.hp > 0
     THEN [st EXCEPT !.view.hp = @ - 1, !.inv[e.player] = @ + 1, !.harvested = @ + 1]
-    ELSE IF Kind(e.seq) = "build" /\ st.inv[e.player] > 0
+    ELSE IF Kind(e.input) = "build" /\ st.inv[e.player] > 0
          THEN [st EXCEPT !.inv[e.player] = @ - 1, !.view.ground = @ + 1, !.built = @ + 1]
          ELSE st
 
-ApplyStep(st, e) == [Effect(st, e) EXCEPT !.hist[e.player] = Append(@, e.seq)]
+ApplyStep(st, e) ==
+    [Effect(st, e) EXCEPT !.hist[e.player] = Append(@, [seq |-> e.seq, input |-> e.input])]
 
 RECURSIVE ApplyFrom(_, _, _)
 ApplyFrom(es, i, st) ==
@@ -217,7 +280,8 @@ RunFrame(q, r, o) ==
                     /\ held' = [held EXCEPT ![q][r] =
                                   IF o = "committed" THEN [h EXCEPT !.cache = after]
                                   ELSE [h EXCEPT !.loaded = FALSE, !.cache = InitView]]
-                    /\ UNCHANGED <<trimmed, lease, nextSeq, acked, retry, edge>>
+                    /\ UNCHANGED <<trimmed, lease, durable, nextSeq, nextInput, acked, retry,
+                                   gate, edge>>
 
 -----------------------------------------------------------------------------
 (* Leases: sekai_layer::world::lease::acquire; crashes; cache reloads.     *)
@@ -233,7 +297,7 @@ Acquire(q, r) ==
     /\ lease[r].holder \in {NoProc, q}
     /\ Grant(q, r)
     /\ UNCHANGED <<inbox, applied, dbView, frameLog, changelog, trimmed, head, nextVs,
-                   inventory, harvested, clients, edge, budget>>
+                   inventory, harvested, durable, clients, edge, budget>>
 
 (* Another holder's lease expired (it is dead or partitioned) and q takes  *)
 (* it; the old holder may still believe it holds the lease.                *)
@@ -244,7 +308,7 @@ Takeover(q, r) ==
     /\ Grant(q, r)
     /\ budget' = [budget EXCEPT !.takeovers = @ - 1]
     /\ UNCHANGED <<inbox, applied, dbView, frameLog, changelog, trimmed, head, nextVs,
-                   inventory, harvested, clients, edge>>
+                   inventory, harvested, durable, clients, edge>>
 
 (* The processor loses its memory; its leases stay in the database.        *)
 Crash(q) ==
@@ -312,12 +376,13 @@ Trim(r) ==
     /\ changelog' = [changelog EXCEPT ![r] = Tail(@)]
     /\ budget' = [budget EXCEPT !.trims = @ - 1]
     /\ UNCHANGED <<inbox, applied, dbView, frameLog, head, nextVs, lease, inventory,
-                   harvested, clients, edge, held>>
+                   harvested, durable, clients, edge, held>>
 
 -----------------------------------------------------------------------------
 
 Next ==
-    \/ \E p \in Players, s \in Seqs, o \in Outcomes : SubmitInput(p, s, o)
+    \/ \E p \in Players, i \in Seqs, o \in Outcomes : SubmitInput(p, i, o)
+    \/ \E p \in Players : Reconnect(p)
     \/ \E q \in Procs, r \in Regions, o \in Outcomes : RunFrame(q, r, o)
     \/ \E q \in Procs, r \in Regions : Acquire(q, r) \/ Takeover(q, r) \/ Reload(q, r)
     \/ \E q \in Procs : Crash(q)
@@ -326,10 +391,11 @@ Next ==
 
 Spec == Init /\ [][Next]_vars
 
-(* Fairness for the liveness property: clients keep retrying, processors   *)
-(* keep running frames, reloading and re-acquiring their own leases.       *)
+(* Fairness for the liveness property: clients keep sending and resending, *)
+(* processors keep running frames, reloading and re-acquiring their own    *)
+(* leases.                                                                 *)
 Fairness ==
-    /\ \A p \in Players, s \in Seqs : WF_vars(SubmitInput(p, s, "committed"))
+    /\ \A p \in Players, i \in Seqs : WF_vars(SubmitInput(p, i, "committed"))
     /\ \A q \in Procs, r \in Regions :
          /\ WF_vars(RunFrame(q, r, "committed"))
          /\ WF_vars(Reload(q, r))
@@ -341,7 +407,8 @@ FairSpec == Spec /\ Fairness
 (* Invariants. The names match the stateright properties of sekai-specs.   *)
 
 View == [frame : Nat, hp : 0 .. TreeHp, ground : 0 .. (NumRegions * TreeHp)]
-Entry == [player : Players, seq : Seqs]
+Entry == [player : Players, seq : Seqs, input : Seqs]
+Numbered == [seq : Seqs, input : Seqs]   \* an input and the seq it was sent under
 Delta == [vs : Nat, harvested : Nat, built : Nat]
 
 TypeOK ==
@@ -362,10 +429,13 @@ TypeOK ==
          /\ lease[r].epoch \in Nat
          /\ harvested[r] \in Nat
     /\ \A p \in Players :
+         /\ durable[p] \in 0 .. MaxSeq
          /\ nextSeq[p] \in 1 .. (MaxSeq + 1)
-         /\ acked[p] \cup retry[p] \subseteq 1 .. (nextSeq[p] - 1)
+         /\ nextInput[p] \in 1 .. (MaxSeq + 1)
+         /\ acked[p] \cup retry[p] \subseteq [seq : Seqs, input : 1 .. (nextInput[p] - 1)]
+         /\ gate[p] \in 0 .. MaxSeq
          /\ inventory[p] \in 0 .. (NumRegions * TreeHp)
-         /\ history[p] \in Seq(Seqs)
+         /\ history[p] \in Seq(Numbered)
     /\ \A c \in Watchers :
          /\ edge[c].connected \in BOOLEAN
          /\ edge[c].cursor \in 0 .. head[Watched(c)]
@@ -375,30 +445,38 @@ TypeOK ==
 (* No (player, seq) is applied twice.                                      *)
 AtMostOnce ==
     \A p \in Players : \A i, j \in 1 .. Len(history[p]) :
-        i # j => history[p][i] # history[p][j]
+        i # j => history[p][i].seq # history[p][j].seq
 
 (* Each player's inputs are applied in seq order with no gap: 1, 2, ..., n *)
 PerPlayerOrder ==
-    \A p \in Players : \A i \in 1 .. Len(history[p]) : history[p][i] = i
+    \A p \in Players : \A i \in 1 .. Len(history[p]) : history[p][i].seq = i
 
-InInbox(p, s) == \E i \in 1 .. Len(inbox[Home(p)]) :
-                    inbox[Home(p)][i] = [player |-> p, seq |-> s]
+(* Input e = [seq, input] of player p, with that content, is pending.      *)
+InInbox(p, e) == \E i \in 1 .. Len(inbox[Home(p)]) :
+                    inbox[Home(p)][i] = [player |-> p, seq |-> e.seq, input |-> e.input]
 
-IsApplied(p, s) == \E i \in 1 .. Len(history[p]) : history[p][i] = s
+(* Input e of player p was applied, under that seq and with that content.  *)
+IsApplied(p, e) == \E i \in 1 .. Len(history[p]) : history[p][i] = e
 
-(* An acknowledged input is applied and recorded, or pending in the inbox  *)
-(* and not yet recorded, so T2 will apply it exactly once.                 *)
+(* An acknowledged input is applied, with the acknowledged content, and    *)
+(* recorded, or pending in the inbox and not yet recorded, so T2 will      *)
+(* apply it exactly once.                                                  *)
 AckedAppliedOrPending ==
-    \A p \in Players : \A s \in acked[p] :
-        IF IsApplied(p, s)
-        THEN applied[Home(p)][p] >= s
-        ELSE applied[Home(p)][p] < s /\ InInbox(p, s)
+    \A p \in Players : \A e \in acked[p] :
+        IF IsApplied(p, e)
+        THEN applied[Home(p)][p] >= e.seq
+        ELSE applied[Home(p)][p] < e.seq /\ InInbox(p, e)
 
 (* The database alone, which survives any crash, holds every acknowledged  *)
 (* input: recorded as applied, or in the inbox.                            *)
 NoAckedLost ==
-    \A p \in Players : \A s \in acked[p] :
-        applied[Home(p)][p] >= s \/ InInbox(p, s)
+    \A p \in Players : \A e \in acked[p] :
+        applied[Home(p)][p] >= e.seq \/ InInbox(p, e)
+
+(* T2 never leaves an input behind a gap: every pending input is its       *)
+(* player's next seq or a duplicate, because the gate stores only gate + 1 *)
+(* and starts at the durable record. (T2 still keeps gapped inputs.)       *)
+NoGap == \A r \in Regions : Plan(r).keep = <<>>
 
 (* A region's frame records are 0, 1, ..., frame - 1.                      *)
 ContiguousFrames ==
@@ -432,8 +510,8 @@ ViewMatchesDbWhenQuiet ==
         => edge[c].mirror = dbView[Watched(c)]
 
 (* Liveness (under FairSpec): every input of every player is applied,      *)
-(* exactly once and in order.                                              *)
+(* exactly once, in order, under its own seq.                              *)
 AllInputsEventuallyApplied ==
-    <>(\A p \in Players : history[p] = [i \in 1 .. MaxSeq |-> i])
+    <>(\A p \in Players : history[p] = [i \in 1 .. MaxSeq |-> [seq |-> i, input |-> i]])
 
 =============================================================================

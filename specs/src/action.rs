@@ -36,15 +36,22 @@ impl Outcome {
 /// One step of the system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// T1 (TLA+ `SubmitInput`): the edge appends `(player, seq)` to the home region's inbox
-    /// under a fresh versionstamp, for a new seq or a retry.
+    /// T1 behind the edge's input gate (TLA+ `SubmitInput`): the client sends its next input
+    /// or resends an unacknowledged one; the gate stores it (T1), acknowledges it again without
+    /// storing, or refuses it (not a step: nothing changes).
     SubmitInput {
         /// The sending player.
         player: u8,
-        /// The input's sequence number.
-        seq: u8,
-        /// How the commit ended.
+        /// Which of the player's inputs (its seq follows from the client's state).
+        input: u8,
+        /// How the T1 commit ended (only `Committed` when nothing is stored).
         outcome: Outcome,
+    },
+    /// TLA+ `Reconnect`: the player logs in again; a new edge session starts at the login's
+    /// `lastSeq` and the client resends what it saw no acknowledgement for.
+    Reconnect {
+        /// The player.
+        player: u8,
     },
     /// T2 (TLA+ `RunFrame`): a processor that believes it holds the region's lease runs a frame.
     RunFrame {

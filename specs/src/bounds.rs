@@ -21,12 +21,13 @@ pub enum InputKind {
     Idle,
 }
 
-/// The kinds of a player's inputs in order: the `s`-th input is `SCRIPT[(s - 1) % len]`.
+/// The kinds of a player's inputs in order: the `i`-th input is `SCRIPT[(i - 1) % len]`.
 pub const SCRIPT: [InputKind; 3] = [InputKind::Harvest, InputKind::Build, InputKind::Harvest];
 
-/// The kind of the input with sequence number `seq` (1-based), as in TLA+ `Kind(s)`.
-pub fn kind_of(seq: u8) -> InputKind {
-    let index = usize::from(seq.saturating_sub(1)) % SCRIPT.len();
+/// The kind of the player's `input`-th input (1-based), as in TLA+ `Kind(i)`. It depends on
+/// the input, not on the seq it is sent under (see [`crate::state::Numbered`]).
+pub fn kind_of(input: u8) -> InputKind {
+    let index = usize::from(input.saturating_sub(1)) % SCRIPT.len();
     SCRIPT.get(index).copied().unwrap_or(InputKind::Idle)
 }
 
@@ -42,7 +43,7 @@ pub struct Bounds {
     pub watchers: u8,
     /// Number of region processors competing for leases.
     pub processors: u8,
-    /// Inputs each player sends, with sequence numbers `1..=inputs_per_player`.
+    /// Inputs each player makes, numbered `1..=inputs_per_player`; also the highest seq.
     pub inputs_per_player: u8,
     /// Initial hp of each region's tree: the most wood a region can ever yield.
     pub tree_hp: u8,
@@ -58,6 +59,8 @@ pub struct Bounds {
     pub disconnects: u8,
     /// How many change-log entries may be trimmed.
     pub trims: u8,
+    /// How many times a player may log in again (a new edge session, `Reconnect`).
+    pub reconnects: u8,
 }
 
 impl Bounds {
@@ -78,6 +81,7 @@ impl Bounds {
             takeovers: 1,
             disconnects: 0,
             trims: 0,
+            reconnects: 1,
         }
     }
 
@@ -97,6 +101,7 @@ impl Bounds {
             takeovers: 1,
             disconnects: 1,
             trims: 1,
+            reconnects: 1,
         }
     }
 
@@ -116,6 +121,7 @@ impl Bounds {
             takeovers: 0,
             disconnects: 1,
             trims: 1,
+            reconnects: 1,
         }
     }
 
@@ -145,7 +151,8 @@ impl fmt::Display for Bounds {
         write!(
             f,
             "regions={} players={} watchers={} processors={} inputs/player={} tree_hp={} \
-             t1_unknown={} t2_unknown={} crashes={} takeovers={} disconnects={} trims={}",
+             t1_unknown={} t2_unknown={} crashes={} takeovers={} disconnects={} trims={} \
+             reconnects={}",
             self.regions,
             self.players,
             self.watchers,
@@ -157,7 +164,8 @@ impl fmt::Display for Bounds {
             self.crashes,
             self.takeovers,
             self.disconnects,
-            self.trims
+            self.trims,
+            self.reconnects
         )
     }
 }

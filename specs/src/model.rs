@@ -44,19 +44,21 @@ impl Model for WorldModel {
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
         let b = &self.bounds;
         for (player, client) in (0..b.players).zip(&state.players) {
-            let seqs = client
+            let inputs = client
                 .retry
                 .iter()
-                .chain(Some(client.next_seq).filter(|&s| s <= b.inputs_per_player));
-            for seq in seqs {
+                .map(|n| n.input)
+                .chain(Some(client.next_input).filter(|&i| i <= b.inputs_per_player));
+            for input in inputs {
                 for outcome in Outcome::ALL {
                     actions.push(Action::SubmitInput {
                         player,
-                        seq,
+                        input,
                         outcome,
                     });
                 }
             }
+            actions.push(Action::Reconnect { player });
         }
         for processor in 0..b.processors {
             for region in 0..b.regions {
@@ -87,9 +89,10 @@ impl Model for WorldModel {
         match action {
             Action::SubmitInput {
                 player,
-                seq,
+                input,
                 outcome,
-            } => inbox::submit_input(self, state, player, seq, outcome),
+            } => inbox::submit_input(self, state, player, input, outcome),
+            Action::Reconnect { player } => inbox::reconnect(self, state, player),
             Action::RunFrame {
                 processor: q,
                 region,
@@ -122,6 +125,7 @@ impl Model for WorldModel {
                 names::VIEW_MATCHES_DB_WHEN_QUIET,
                 p::view_matches_db_when_quiet,
             ),
+            Property::always(names::NO_GAP, p::no_gap),
             Property::eventually(names::ALL_INPUTS_EVENTUALLY_APPLIED, p::all_inputs_applied),
             Property::sometimes(
                 names::SOMETIMES_DUPLICATE_INBOX_ENTRY,
@@ -129,7 +133,7 @@ impl Model for WorldModel {
             ),
             Property::sometimes(names::SOMETIMES_STALE_HOLDER, p::stale_holder),
             Property::sometimes(names::SOMETIMES_CURSOR_BEHIND_TRIM, p::cursor_behind_trim),
-            Property::sometimes(names::SOMETIMES_GAPPED_INPUT, p::gapped_input),
+            Property::sometimes(names::SOMETIMES_DURABLE_RESEND, p::durable_resend),
         ]
     }
 }

@@ -5,18 +5,19 @@
 //! | `TypeOK` | every variable is in its domain (hp in `0..=tree_hp`, seqs in range, cursors ≤ head …) |
 //! | `AtMostOnce` | no `(player, seq)` is applied twice |
 //! | `PerPlayerOrder` | each player's inputs are applied in seq order with no gap: `1, 2, …, n` |
-//! | `AckedAppliedOrPending` | an acknowledged input is applied (and recorded), or pending in the inbox and not yet recorded, so it will be applied exactly once |
+//! | `AckedAppliedOrPending` | an acknowledged input is applied with the acknowledged content (and recorded), or pending in the inbox and not yet recorded, so it will be applied exactly once |
 //! | `NoAckedLost` | the database alone (what survives any crash) still holds every acknowledged input: recorded as applied, or in the inbox |
 //! | `ContiguousFrames` | a region's frame records are `0, 1, …, frame - 1` |
 //! | `Conservation` | tree hp + wood harvested = initial hp per region; wood in inventories + on the ground = wood harvested |
 //! | `HolderCacheCoherent` | a processor holding the current lease epoch with a loaded cache has the database's view |
 //! | `ViewMatchesDbWhenQuiet` | a connected client whose cursor is its region's log head mirrors the database |
+//! | `NoGap` | T2 never has to keep an input behind a gap: each pending input is its player's next seq or a duplicate |
 //!
 //! Liveness: `AllInputsEventuallyApplied` (every path ends with every input applied once),
 //! checked with stateright's `eventually`, which assumes the checked paths are acyclic (they
 //! are: every action consumes a budget or advances a counter).
 
-use crate::state::State;
+use crate::state::{Numbered, State};
 use crate::WorldModel;
 
 /// Property names, shared with the TLA+ spec's invariant names.
@@ -39,6 +40,8 @@ pub mod names {
     pub const HOLDER_CACHE_COHERENT: &str = "HolderCacheCoherent";
     /// See [`super::view_matches_db_when_quiet`].
     pub const VIEW_MATCHES_DB_WHEN_QUIET: &str = "ViewMatchesDbWhenQuiet";
+    /// See [`super::no_gap`].
+    pub const NO_GAP: &str = "NoGap";
     /// See [`super::all_inputs_applied`].
     pub const ALL_INPUTS_EVENTUALLY_APPLIED: &str = "AllInputsEventuallyApplied";
     /// Reachability check: a retried T1 left two inbox entries for one input.
@@ -47,8 +50,9 @@ pub mod names {
     pub const SOMETIMES_STALE_HOLDER: &str = "Sometimes: stale lease holder";
     /// Reachability check: a client's cursor points before a trimmed part of the log.
     pub const SOMETIMES_CURSOR_BEHIND_TRIM: &str = "Sometimes: cursor behind trimmed log";
-    /// Reachability check: an input waits in the inbox behind a missing earlier seq.
-    pub const SOMETIMES_GAPPED_INPUT: &str = "Sometimes: input pending behind a gap";
+    /// Reachability check: after a re-login, the client holds an unacknowledged input that the
+    /// login reported durable, so the gate will acknowledge its resend without storing it.
+    pub const SOMETIMES_DURABLE_RESEND: &str = "Sometimes: resend of a durable input";
 }
 
 /// `TypeOK`: every variable is within its domain.
@@ -71,6 +75,7 @@ pub fn type_ok(model: &WorldModel, s: &State) -> bool {
             && db.inbox.iter().all(|e| {
                 e.player < b.players
                     && (1..=max_seq).contains(&e.seq)
+                    && (1..=max_seq).contains(&e.input)
                     && usize::from(b.home(e.player)) == r
             })
             && db.changelog.windows(2).all(|w| w[0].vs < w[1].vs)
@@ -82,11 +87,18 @@ pub fn type_ok(model: &WorldModel, s: &State) -> bool {
             && db.head < db.next_vs
             && db.lease.holder.is_none_or(|h| h < b.processors)
     });
+    let numbered = |n: &Numbered| (1..=max_seq).contains(&n.seq) && n.input >= 1;
     let players = s.players.iter().all(|p| {
-        (1..=max_seq + 1).contains(&p.next_seq)
-            && p.acked.iter().chain(p.retry.iter()).all(|q| q < p.next_seq)
+        p.durable <= max_seq
+            && (1..=max_seq + 1).contains(&p.next_seq)
+            && (1..=max_seq + 1).contains(&p.next_input)
+            && p.acked
+                .iter()
+                .chain(p.retry.iter())
+                .all(|n| numbered(&n) && n.input < p.next_input)
+            && p.gate <= max_seq
             && u16::from(p.inventory) <= max_wood
-            && p.history.iter().all(|q| (1..=max_seq).contains(q))
+            && p.history.iter().all(|n| numbered(n) && n.input <= max_seq)
     });
     let edges = s.edges.iter().enumerate().all(|(c, e)| {
         u8::try_from(c)
@@ -109,7 +121,7 @@ pub fn at_most_once(_model: &WorldModel, s: &State) -> bool {
         p.history
             .iter()
             .enumerate()
-            .all(|(i, q)| !p.history[..i].contains(q))
+            .all(|(i, q)| p.history[..i].iter().all(|o| o.seq != q.seq))
     })
 }
 
@@ -119,7 +131,7 @@ pub fn per_player_order(_model: &WorldModel, s: &State) -> bool {
         p.history
             .iter()
             .enumerate()
-            .all(|(i, &q)| usize::from(q) == i + 1)
+            .all(|(i, q)| usize::from(q.seq) == i + 1)
     })
 }
 
@@ -131,34 +143,55 @@ fn applied_record(model: &WorldModel, s: &State, player: u8) -> u8 {
         .unwrap_or(0)
 }
 
-/// Every acknowledged `(player, seq)`, as pairs.
-fn acked_inputs(s: &State) -> impl Iterator<Item = (u8, u8, bool)> + '_ {
+/// Every acknowledged input, with its player and whether T2 applied it (that seq with that
+/// content: TLA+ `IsApplied`).
+fn acked_inputs(s: &State) -> impl Iterator<Item = (u8, Numbered, bool)> + '_ {
     s.players.iter().enumerate().flat_map(|(i, p)| {
         let player = u8::try_from(i).unwrap_or(u8::MAX);
         p.acked
             .iter()
-            .map(move |seq| (player, seq, p.history.contains(&seq)))
+            .map(move |n| (player, n, p.history.contains(&n)))
     })
 }
 
-/// `AckedAppliedOrPending`: each acknowledged input is applied and recorded, or still pending
-/// in the inbox and not yet recorded (so T2 will apply it exactly once).
+/// `AckedAppliedOrPending`: each acknowledged input is applied with the acknowledged content
+/// and recorded, or still pending in the inbox and not yet recorded (so T2 will apply it
+/// exactly once).
 pub fn acked_applied_or_pending(model: &WorldModel, s: &State) -> bool {
-    acked_inputs(s).all(|(player, seq, applied)| {
+    acked_inputs(s).all(|(player, n, applied)| {
         let record = applied_record(model, s, player);
         if applied {
-            record >= seq
+            record >= n.seq
         } else {
-            record < seq && s.in_inbox(model.bounds.home(player), player, seq)
+            record < n.seq && s.in_inbox(model.bounds.home(player), player, n)
         }
     })
 }
 
 /// `NoAckedLost`: the database still holds every acknowledged input, as recorded or pending.
 pub fn no_acked_lost(model: &WorldModel, s: &State) -> bool {
-    acked_inputs(s).all(|(player, seq, _)| {
-        applied_record(model, s, player) >= seq
-            || s.in_inbox(model.bounds.home(player), player, seq)
+    acked_inputs(s).all(|(player, n, _)| {
+        applied_record(model, s, player) >= n.seq
+            || s.in_inbox(model.bounds.home(player), player, n)
+    })
+}
+
+/// `NoGap`: in every region, T2 would keep no pending input for a later frame (TLA+
+/// `Plan(r).keep = <<>>`): in versionstamp order each is its player's next seq or a duplicate,
+/// because the gate stores only `gate + 1` and starts at the durable record.
+pub fn no_gap(_model: &WorldModel, s: &State) -> bool {
+    s.regions.iter().all(|db| {
+        let mut last = db.applied.clone();
+        db.inbox
+            .iter()
+            .all(|e| match last.get_mut(usize::from(e.player)) {
+                Some(l) if e.seq == l.saturating_add(1) => {
+                    *l = e.seq;
+                    true
+                }
+                Some(l) => e.seq <= *l,
+                None => false,
+            })
     })
 }
 
@@ -212,12 +245,16 @@ pub fn view_matches_db_when_quiet(model: &WorldModel, s: &State) -> bool {
     })
 }
 
-/// `AllInputsEventuallyApplied` (checked with `eventually`): every input of every player applied.
+/// `AllInputsEventuallyApplied` (checked with `eventually`): every input of every player
+/// applied, in order, under its own seq.
 pub fn all_inputs_applied(model: &WorldModel, s: &State) -> bool {
-    s.players
-        .iter()
-        .all(|p| p.history.len() == usize::from(model.bounds.inputs_per_player))
-        && per_player_order(model, s)
+    s.players.iter().all(|p| {
+        p.history.len() == usize::from(model.bounds.inputs_per_player)
+            && p.history
+                .iter()
+                .enumerate()
+                .all(|(i, n)| usize::from(n.seq) == i + 1 && n.input == n.seq)
+    })
 }
 
 /// Reachability: some inbox holds two entries for one `(player, seq)`.
@@ -253,12 +290,11 @@ pub fn cursor_behind_trim(model: &WorldModel, s: &State) -> bool {
     })
 }
 
-/// Reachability: some pending input has a gap before it (an earlier seq is missing).
-pub fn gapped_input(_model: &WorldModel, s: &State) -> bool {
-    s.regions.iter().any(|db| {
-        db.inbox.iter().any(|e| {
-            let last = db.applied.get(usize::from(e.player)).copied().unwrap_or(0);
-            u16::from(e.seq) > u16::from(last) + 1
-        })
-    })
+/// Reachability: some client holds an unacknowledged input at or below its session's gate
+/// (after a re-login that reported it durable), whose resend the gate acknowledges again
+/// without storing it.
+pub fn durable_resend(_model: &WorldModel, s: &State) -> bool {
+    s.players
+        .iter()
+        .any(|p| p.retry.iter().any(|n| n.seq <= p.gate))
 }

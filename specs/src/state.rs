@@ -10,7 +10,7 @@
 //! every comparison the protocol makes while keeping states small.
 
 use crate::bounds::Bounds;
-use crate::seqset::SeqSet;
+use crate::inputset::InputSet;
 
 /// One pending input in `inbox/(region, versionstamp)`.
 ///
@@ -22,6 +22,33 @@ pub struct InboxEntry {
     pub player: u8,
     /// The player's sequence number for this input.
     pub seq: u8,
+    /// Which of the player's inputs this is (its content; see [`Numbered`]).
+    pub input: u8,
+}
+
+impl InboxEntry {
+    /// The input without its player.
+    pub fn numbered(self) -> Numbered {
+        Numbered {
+            seq: self.seq,
+            input: self.input,
+        }
+    }
+}
+
+/// One input of a player together with the seq it was sent under (TLA+ `Numbered`).
+///
+/// `input` numbers the player's inputs `1, 2, …` in the order the player makes them and stands
+/// for the input's content: input `i` does [`crate::bounds::kind_of`]`(i)`. In the correct
+/// protocol an input is always sent under its own number as seq; a client that reuses a seq
+/// for a new input (mutation [`crate::Mutation::LastSeqIsApplied`]) breaks that, and the pair
+/// lets the invariants tell the two inputs apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Numbered {
+    /// The seq the input was sent under.
+    pub seq: u8,
+    /// Which of the player's inputs it is.
+    pub input: u8,
 }
 
 /// What one frame changed, as stored in `changelog/(region, versionstamp)`.
@@ -93,19 +120,26 @@ pub struct RegionDb {
     pub harvested: u8,
 }
 
-/// One player: its inventory in the database, its client's submit state, and ghost history.
+/// One player: its keys in the database, its client, its edge session, and ghost history.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Player {
     /// `player/(id)`: wood in the inventory.
     pub inventory: u8,
-    /// The next new seq the client will send.
+    /// `durable/(player)`: the highest seq of the player any T1 stored (atomic MAX; 0 = none).
+    pub durable: u8,
+    /// Client: the seq the next new input is sent under.
     pub next_seq: u8,
-    /// Seqs whose T1 the client saw acknowledged.
-    pub acked: SeqSet,
-    /// Seqs whose T1 ended in `commit_unknown_result` and must be retried.
-    pub retry: SeqSet,
-    /// Ghost: the seqs applied by T2, in the order applied.
-    pub history: Vec<u8>,
+    /// Client: which input the player makes next (1 = its first).
+    pub next_input: u8,
+    /// Client: the inputs it saw acknowledged.
+    pub acked: InputSet,
+    /// Client: the inputs it sent but saw no acknowledgement for (a T1 ended in
+    /// `commit_unknown_result`), to be resent.
+    pub retry: InputSet,
+    /// Edge session: the highest seq its input gate knows durable (`InputGate::durable`).
+    pub gate: u8,
+    /// Ghost: the inputs applied by T2, in the order applied.
+    pub history: Vec<Numbered>,
 }
 
 /// One edge subscription: a client watching one region through an edge.
@@ -143,6 +177,8 @@ pub struct Budget {
     pub disconnects: u8,
     /// Change-log trims left.
     pub trims: u8,
+    /// Player re-logins left.
+    pub reconnects: u8,
 }
 
 /// The whole system state.
@@ -201,9 +237,12 @@ impl State {
             .collect();
         let player = Player {
             inventory: 0,
+            durable: 0,
             next_seq: 1,
-            acked: SeqSet::default(),
-            retry: SeqSet::default(),
+            next_input: 1,
+            acked: InputSet::default(),
+            retry: InputSet::default(),
+            gate: 0,
             history: Vec::new(),
         };
         let edge = Edge {
@@ -223,14 +262,18 @@ impl State {
                 takeovers: bounds.takeovers,
                 disconnects: bounds.disconnects,
                 trims: bounds.trims,
+                reconnects: bounds.reconnects,
             },
         }
     }
 
-    /// Whether `(player, seq)` has an entry in the inbox of `region`.
-    pub fn in_inbox(&self, region: u8, player: u8, seq: u8) -> bool {
-        self.regions
-            .get(usize::from(region))
-            .is_some_and(|r| r.inbox.iter().any(|e| e.player == player && e.seq == seq))
+    /// Whether `player`'s input `input` (under its seq, with its content) is pending in the
+    /// inbox of `region` (TLA+ `InInbox`).
+    pub fn in_inbox(&self, region: u8, player: u8, input: Numbered) -> bool {
+        self.regions.get(usize::from(region)).is_some_and(|r| {
+            r.inbox
+                .iter()
+                .any(|e| e.player == player && e.numbered() == input)
+        })
     }
 }

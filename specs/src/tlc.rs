@@ -10,7 +10,7 @@ use crate::bounds::Bounds;
 type Field = fn(&mut Bounds) -> &mut u8;
 
 /// The TLA+ constant names, in `.cfg` order, with the [`Bounds`] field each one sets.
-const CONSTANTS: [(&str, Field); 12] = [
+const CONSTANTS: [(&str, Field); 13] = [
     ("NumRegions", |b| &mut b.regions),
     ("NumPlayers", |b| &mut b.players),
     ("NumWatchers", |b| &mut b.watchers),
@@ -23,6 +23,7 @@ const CONSTANTS: [(&str, Field); 12] = [
     ("MaxTakeovers", |b| &mut b.takeovers),
     ("MaxDisconnects", |b| &mut b.disconnects),
     ("MaxTrims", |b| &mut b.trims),
+    ("MaxReconnects", |b| &mut b.reconnects),
 ];
 
 impl Bounds {
@@ -42,6 +43,7 @@ impl Bounds {
             takeovers: 0,
             disconnects: 0,
             trims: 0,
+            reconnects: 0,
         };
         let mut seen = Vec::new();
         for line in cfg.lines() {

@@ -2,7 +2,8 @@
 //!
 //! Each test prints its bounds and the number of states explored, asserts that no `always`
 //! or `eventually` property has a counterexample, and that every `sometimes` property was
-//! reached (so the bounds really exercise duplicates, stale holders, gaps and trims).
+//! reached (so the bounds really exercise duplicates, stale holders, trims and resends of
+//! inputs a re-login reported durable).
 
 use sekai_specs::check::property_names;
 use sekai_specs::{check, Bounds, WorldModel};
@@ -35,12 +36,12 @@ fn check_protocol(label: &str, bounds: Bounds, expected: &[&str]) {
 
 use sekai_specs::properties::names::{
     SOMETIMES_CURSOR_BEHIND_TRIM as TRIM, SOMETIMES_DUPLICATE_INBOX_ENTRY as DUP,
-    SOMETIMES_GAPPED_INPUT as GAP, SOMETIMES_STALE_HOLDER as STALE,
+    SOMETIMES_DURABLE_RESEND as RESEND, SOMETIMES_STALE_HOLDER as STALE,
 };
 
 #[test]
 fn two_regions_with_crash_takeover_and_unknown_results() {
-    check_protocol("small", Bounds::small(), &[DUP, GAP, STALE]);
+    check_protocol("small", Bounds::small(), &[DUP, RESEND, STALE]);
 }
 
 #[test]
@@ -48,17 +49,17 @@ fn one_region_with_every_fault_including_edge_faults() {
     check_protocol(
         "edge_faults",
         Bounds::edge_faults(),
-        &[DUP, GAP, STALE, TRIM],
+        &[DUP, RESEND, STALE, TRIM],
     );
 }
 
 #[test]
 fn two_players_racing_for_one_wood() {
-    check_protocol("shared_tree", Bounds::shared_tree(), &[DUP, GAP, TRIM]);
+    check_protocol("shared_tree", Bounds::shared_tree(), &[DUP, RESEND, TRIM]);
 }
 
 /// The largest bounds (about a minute in a debug build): every fault, two regions.
 #[test]
 fn two_regions_with_every_fault() {
-    check_protocol("large", Bounds::large(), &[DUP, GAP, STALE, TRIM]);
+    check_protocol("large", Bounds::large(), &[DUP, RESEND, STALE, TRIM]);
 }

@@ -1,7 +1,7 @@
 //! The transitions, one module per actor: clients (T1), processors (T2 and leases), edges.
 //!
 //! Every step function returns `None` when its action is not enabled in the given state, so
-//! [`crate::WorldModel::next_state`] can hand guards and effects to one place.
+//! `next_state` of [`crate::WorldModel`] can hand guards and effects to one place.
 
 pub mod edge;
 pub mod inbox;

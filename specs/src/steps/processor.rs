@@ -4,9 +4,10 @@
 //! the inventories of the players it touches; it takes the region's entities from its
 //! in-memory cache (valid only while its lease epoch is current). It applies each pending
 //! `(player, seq)` in versionstamp order if `seq = applied + 1`, drops entries with
-//! `seq <= applied` (duplicates of a retried T1), and leaves entries with a gap before them
-//! for a later frame. It then writes the entities, the `applied` records, one change-log
-//! delta, one frame record and the head, clears what it consumed, and bumps the frame number.
+//! `seq <= applied` (duplicates of a resent input), and leaves entries with a gap before them
+//! for a later frame (the edge's gate never lets a gap open: invariant `NoGap`). It then
+//! writes the entities, the `applied` records, one change-log delta, one frame record and the
+//! head, clears what it consumed, and bumps the frame number.
 //! A processor whose lease epoch is no longer current writes nothing and gives the region up.
 
 use crate::action::Outcome;
@@ -117,7 +118,7 @@ fn commit_frame(
     };
     for entry in &plan.apply {
         let player = next.players.get_mut(usize::from(entry.player))?;
-        match kind_of(entry.seq) {
+        match kind_of(entry.input) {
             InputKind::Harvest => {
                 if view.tree_hp > 0 || model.mutation == Mutation::HarvestDeadTree {
                     view.tree_hp = view.tree_hp.checked_sub(1)?;
@@ -134,7 +135,7 @@ fn commit_frame(
             }
             InputKind::Idle => {}
         }
-        player.history.push(entry.seq);
+        player.history.push(entry.numbered());
     }
     view.frame = cache.frame.checked_add(1)?;
     let db = super::region_mut(next, region)?;
