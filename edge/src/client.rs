@@ -32,6 +32,10 @@ use sekai_schema::{Area, EntityId, PlayerId};
 use crate::tls::{client_config, TlsError};
 use crate::wire::{fill_send, read_delta, read_entity, read_stamp, WireError};
 
+/// How long the client waits for an input's acknowledgement before it counts the connection
+/// as lost.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Largest message the client reads, in words (snapshots of big areas can be large).
 pub const CLIENT_MAX_MESSAGE_WORDS: usize = 8 * 1024 * 1024;
 
@@ -393,7 +397,11 @@ impl EdgeClient {
     async fn send_seq(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
         let mut request = self.link.avatar.send_request();
         fill_send(request.get(), seq, action)?;
-        let reply = request.send().promise.await?;
+        // An edge that died without closing answers nothing: past the timeout the connection
+        // counts as lost (the input stays unacknowledged, for the reconnect to resend).
+        let reply = tokio::time::timeout(ACK_TIMEOUT, request.send().promise)
+            .await
+            .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))??;
         match reply.get()?.get_ack()?.which()? {
             ack::Accepted(acked) => {
                 self.unacked.borrow_mut().remove(&acked);

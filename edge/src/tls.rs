@@ -163,14 +163,26 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The server's QUIC configuration for an edge on `listen`, and the leaf certificate clients
-/// should pin. The edge sends keep-alives every third of `idle_timeout`, so a quiet client
-/// stays connected whether or not it sends its own.
+/// What an edge's QUIC endpoint needs from its TLS identity.
+pub struct ServerTls {
+    /// The QUIC server configuration.
+    pub config: quinn::ServerConfig,
+    /// The leaf certificate clients pin.
+    pub certificate: CertificateDer<'static>,
+    /// The endpoint configuration, with a stateless-reset key derived from the private key: an
+    /// edge restarted with the same identity answers packets of connections it lost in a crash
+    /// with a stateless reset, so clients learn at once that they must reconnect (instead of
+    /// waiting out the idle timeout).
+    pub endpoint: quinn::EndpointConfig,
+}
+
+/// The server's QUIC configuration for an edge on `listen`. The edge sends keep-alives every
+/// third of `idle_timeout`, so a quiet client stays connected whether or not it sends its own.
 pub fn server_config(
     source: &TlsSource,
     listen: SocketAddr,
     idle_timeout: Duration,
-) -> Result<(quinn::ServerConfig, CertificateDer<'static>), TlsError> {
+) -> Result<ServerTls, TlsError> {
     let (chain, key) = match source {
         TlsSource::SelfSigned { names } => generate(&certificate_names(listen, names))?,
         TlsSource::SelfSignedIn { dir, names } => kept_in(dir, &certificate_names(listen, names))?,
@@ -182,6 +194,24 @@ pub fn server_config(
             (chain, key)
         }
     };
+    let reset_seed: [u8; 32] = {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"sekai-edge stateless reset key\0");
+        hash.update(key.secret_der());
+        hash.finalize().into()
+    };
+    let mut endpoint = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &reset_seed,
+    )));
+    // Connection ids validated by a key from the same seed, so a restarted edge recognises the
+    // ids it issued before the crash as its own and answers them with a stateless reset.
+    let cid_key = u64::from_le_bytes(reset_seed[..8].try_into().unwrap_or([0; 8]));
+    endpoint.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+            as Box<dyn quinn::ConnectionIdGenerator>
+    });
     let leaf = chain.first().cloned().ok_or_else(|| TlsError::Pem {
         path: PathBuf::new(),
         reason: "the certificate file holds no certificate".into(),
@@ -199,7 +229,19 @@ pub fn server_config(
     transport.max_concurrent_uni_streams(0u32.into());
     set_idle(&mut transport, idle_timeout);
     config.transport_config(Arc::new(transport));
-    Ok((config, leaf))
+    Ok(ServerTls {
+        config,
+        certificate: leaf,
+        endpoint,
+    })
+}
+
+/// A QUIC server endpoint on `listen` with `tls` (its stateless-reset key included).
+pub fn server_endpoint(tls: ServerTls, listen: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(listen)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    quinn::Endpoint::new(tls.endpoint, Some(tls.config), socket, runtime)
 }
 
 /// The default idle timeout of both sides: a connection with no packet for this long is closed.

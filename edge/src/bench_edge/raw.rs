@@ -23,7 +23,9 @@ use rustls::pki_types::CertificateDer;
 
 use crate::bots::BotStats;
 use crate::client::client_endpoint;
-use crate::tls::{server_config, TlsSource, DEFAULT_IDLE_TIMEOUT, SELF_SIGNED_NAME};
+use crate::tls::{
+    server_config, server_endpoint, TlsSource, DEFAULT_IDLE_TIMEOUT, SELF_SIGNED_NAME,
+};
 
 /// Bytes of every raw message (about a small input or entity update).
 pub const MESSAGE_BYTES: usize = 48;
@@ -52,10 +54,10 @@ fn parse(bytes: &[u8]) -> Option<(u8, u32, u64)> {
 /// and prints `raw edge on quic://ADDR`.
 pub async fn raw_server(listen: SocketAddr, cert: &Path, fanout: f64) -> Result<(), String> {
     let tls = TlsSource::default();
-    let (config, certificate) =
-        server_config(&tls, listen, DEFAULT_IDLE_TIMEOUT).map_err(|e| e.to_string())?;
-    let endpoint = quinn::Endpoint::server(config, listen).map_err(|e| e.to_string())?;
-    std::fs::write(cert, certificate.as_ref()).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let tls = server_config(&tls, listen, DEFAULT_IDLE_TIMEOUT).map_err(|e| e.to_string())?;
+    std::fs::write(cert, tls.certificate.as_ref())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let endpoint = server_endpoint(tls, listen).map_err(|e| e.to_string())?;
     println!(
         "raw edge on quic://{}",
         endpoint.local_addr().map_err(|e| e.to_string())?

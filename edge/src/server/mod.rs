@@ -33,7 +33,7 @@ pub use login::{ensure_avatar, LoginState};
 
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::session::InputLimits;
-use crate::tls::{server_config, TlsError, TlsSource};
+use crate::tls::{server_config, server_endpoint, TlsError, TlsSource};
 use crate::token::TokenKey;
 use inputs::{BatchStats, InputBatcher};
 
@@ -152,9 +152,9 @@ impl EdgeServer {
         keys: WorldKeys,
         config: EdgeConfig,
     ) -> Result<Self, EdgeError> {
-        let (server, certificate) =
-            server_config(&config.tls, config.listen, config.limits.idle_timeout)?;
-        let endpoint = quinn::Endpoint::server(server, config.listen)?;
+        let tls = server_config(&config.tls, config.listen, config.limits.idle_timeout)?;
+        let certificate = tls.certificate.clone();
+        let endpoint = server_endpoint(tls, config.listen)?;
         let fanout = Fanout::new();
         tokio::spawn(fanout.clone().run(db.clone(), keys.clone(), config.fanout));
         let input_stats = Arc::new(BatchStats::default());
