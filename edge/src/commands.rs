@@ -481,9 +481,7 @@ pub fn json_number(line: &str, name: &str) -> Option<f64> {
     let key = format!("\"{name}\":");
     let start = line.find(&key)? + key.len();
     let rest = &line[start..];
-    let end = rest
-        .find(|c: char| c == ',' || c == '}')
-        .unwrap_or(rest.len());
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim().parse().ok()
 }
 

@@ -3,7 +3,6 @@
 //! against a brute-force scan.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -54,6 +54,9 @@ pub struct SimConfig {
     pub client_restart: f64,
     /// Probability that a client sends an input twice.
     pub duplicate_input: f64,
+    /// Probability that a client also sends an input far past its next seq (trying to open a
+    /// gap of thousands); the edge must refuse it.
+    pub gap_probe: f64,
     /// Probability, per step, of an engine crash and reopen.
     pub engine_crash: f64,
     /// Bytes of deltas a session's outbox holds before coalescing (a client that keeps up).
@@ -90,6 +93,7 @@ impl Default for SimConfig {
             client_disconnect: 0.001,
             client_restart: 0.0004,
             duplicate_input: 0.03,
+            gap_probe: 0.01,
             engine_crash: 0.0002,
             outbox_budget: 64 * 1024,
             slow_session: 0.25,

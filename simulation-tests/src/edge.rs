@@ -21,7 +21,7 @@
 //!   `settle`s with the area's entities read at the same version, as the real fan-out does;
 //! - acknowledgements are queued only after T1 committed (or for seqs the gate knows durable).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use sekai_edge::session::{Admission, InputError, InputGate, InputLimits, Subscriber};
@@ -77,6 +77,8 @@ pub struct Session {
     pub gate: Option<InputGate>,
     /// Inputs waiting for admission and T1, in arrival order.
     pub inputs: VecDeque<Input>,
+    /// Seqs of queued gap probes: inputs the gate must refuse.
+    pub probes: BTreeSet<u64>,
     /// Acknowledgements not yet delivered (the answers of `Avatar.send`).
     pub acks: VecDeque<u64>,
     /// True while a T1 of this session runs (T1s of one player run one at a time, in order).
@@ -120,6 +122,7 @@ impl Session {
             subscriber: Subscriber::new(player, area, delivery.budget),
             gate: None,
             inputs: VecDeque::new(),
+            probes: BTreeSet::new(),
             acks: VecDeque::new(),
             storing: false,
             reading: false,

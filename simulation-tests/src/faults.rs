@@ -46,11 +46,13 @@ pub enum FaultKind {
     OutboxCoalesced,
     /// A slow client's outbox gave up: reset, the client resubscribes from a snapshot.
     OutboxReset,
+    /// A client sent a seq thousands past its next one; the edge refused it.
+    GapProbe,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 18] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -68,6 +70,7 @@ impl FaultKind {
         FaultKind::EngineCrash,
         FaultKind::OutboxCoalesced,
         FaultKind::OutboxReset,
+        FaultKind::GapProbe,
     ];
 
     /// The name used in reports.
@@ -90,6 +93,7 @@ impl FaultKind {
             FaultKind::EngineCrash => "engine crash + reopen",
             FaultKind::OutboxCoalesced => "outbox coalesced (slow client)",
             FaultKind::OutboxReset => "outbox reset (slow client)",
+            FaultKind::GapProbe => "seq gap attempt (refused)",
         }
     }
 }

@@ -285,6 +285,14 @@ impl Simulation {
             s.inputs.push_back(input.clone());
             self.tally.add(FaultKind::DuplicateInput, 1);
         }
+        if self.rng.gen_bool(self.config.gap_probe) {
+            let probe = Input {
+                seq: input.seq + 100_000 + self.rng.gen_range(0..5_000),
+                ..input.clone()
+            };
+            s.probes.insert(probe.seq);
+            s.inputs.push_back(probe);
+        }
         for resend in [false, true].into_iter().take(1 + usize::from(duplicate)) {
             self.record(Event::InputSent {
                 client: c,
@@ -400,7 +408,18 @@ impl Simulation {
         let Some(input) = session.inputs.pop_front() else {
             return;
         };
-        match session.admit(&input, Duration::from_micros(self.now)) {
+        let admitted = session.admit(&input, Duration::from_micros(self.now));
+        if session.probes.remove(&input.seq) {
+            match admitted {
+                Err(_) => self.tally.add(FaultKind::GapProbe, 1),
+                Ok(_) => {
+                    let detail = format!("player {} seq {}", input.player, input.seq);
+                    self.fail(Violation::new("no client can open a seq gap", detail));
+                }
+            }
+            return;
+        }
+        match admitted {
             Ok(Admission::Store) => {}
             Ok(Admission::AlreadyDurable) => {
                 session.acks.push_back(input.seq);
