@@ -1,9 +1,10 @@
 //! T2, `ProcessInputsAndUpdateWorld`: one frame of one region in one transaction.
 //!
 //! Invariants:
-//! - the frame reads the lease and renews it, reads the pending inputs, the region version and
-//!   the last frame number serializably, so a concurrent takeover, external write or second
-//!   processor fails it with a conflict;
+//! - the frame reads the lease (and renews it when it applies inputs, or when the lease is due),
+//!   reads the pending inputs, the region version and the last frame number serializably, so a
+//!   concurrent takeover, external write or second processor fails it with a conflict; an idle
+//!   frame that clears nothing and renews nothing is read-only and costs no fsync;
 //! - each (player, seq) applies at most once: `applied/(player)` holds the player's last applied
 //!   seq, and inputs at or below it are dropped as duplicates (a T1 retried after
 //!   `commit_unknown_result`, or a client resend); a player's inputs apply strictly in seq
@@ -112,7 +113,7 @@ pub async fn process_frame<T: Transaction>(
     new_id: &mut impl FnMut() -> EntityId,
 ) -> Result<FrameStep, WorldError> {
     let region = hot.state.region;
-    lease::renew(trx, keys, region, lease.holder, lease.epoch).await?;
+    let checked = lease::check(trx, keys, region, lease.holder, lease.epoch).await?;
     let (inbox_begin, end) = keys.inbox_range(region);
     let begin = hot.inbox_from.clone().unwrap_or(inbox_begin);
     // A snapshot read, so appenders (T1) never conflict with the frame. Two frames of one
@@ -154,6 +155,9 @@ pub async fn process_frame<T: Transaction>(
         inputs = forward_strays(trx, keys, hot, inputs).await?;
     }
     if inputs.is_empty() {
+        if checked.is_due() {
+            checked.renew(trx, keys, region);
+        }
         if more_to_do {
             // Nothing to apply here, but the scan has not reached the inbox's end (or more
             // inputs wait): the processor runs the next frame at once instead of sleeping.
@@ -163,6 +167,7 @@ pub async fn process_frame<T: Transaction>(
             trx.watch(&keys.inbox_signal(region)),
         )));
     }
+    checked.renew(trx, keys, region);
     let frame = last_frame(trx, keys, region).await? + 1;
     let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;

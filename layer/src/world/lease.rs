@@ -5,9 +5,10 @@
 //! - a processor acquires a lease that is free, expired (by the database's read version, so
 //!   every process agrees on time) or already its own; taking it from another holder bumps the
 //!   epoch;
-//! - every T2 reads the lease serializably and renews it, so a processor whose lease was taken
-//!   over fails its next frame with a conflict or `LeaseLost`: two processors never both commit
-//!   a frame of one region under the same lease read.
+//! - every T2 reads the lease serializably, and every T2 that applies inputs renews it, so a
+//!   processor whose lease was taken over fails its next frame with a conflict or `LeaseLost`:
+//!   two processors never both commit a frame of one region under the same lease read. An idle
+//!   T2 renews only when the lease is due ([`Checked::is_due`]), so idling costs no writes.
 
 use sekai_schema::{RegionId, WorldKeys};
 
@@ -70,16 +71,47 @@ pub async fn renew<T: Transaction>(
     holder: u128,
     epoch: u64,
 ) -> Result<Lease, WorldError> {
+    let held = check(trx, keys, region, holder, epoch).await?;
+    Ok(held.renew(trx, keys, region))
+}
+
+/// A lease checked in a transaction: still `holder`'s at `epoch`, as of the read version `now`.
+#[derive(Clone, Copy, Debug)]
+pub struct Checked {
+    lease: Lease,
+    now: i64,
+}
+
+impl Checked {
+    /// Rewrites the lease with a fresh expiry in `trx` (a write: a concurrent takeover or second
+    /// frame of the region then conflicts with this transaction).
+    pub fn renew<T: Transaction>(&self, trx: &T, keys: &WorldKeys, region: RegionId) -> Lease {
+        let renewed = Lease {
+            expires: self.now + LEASE_VERSIONS,
+            ..self.lease
+        };
+        trx.set(&keys.lease(region), &renewed.encode());
+        renewed
+    }
+
+    /// True when a quarter of the lease's lifetime has passed since it was last renewed: an idle
+    /// processor renews only then, so an idle frame is usually read-only (no fsync).
+    pub fn is_due(&self) -> bool {
+        self.lease.expires - self.now < LEASE_VERSIONS * 3 / 4
+    }
+}
+
+/// Checks, with a serializable read, that `holder` still holds `region` at `epoch`.
+pub async fn check<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    holder: u128,
+    epoch: u64,
+) -> Result<Checked, WorldError> {
     let (current, now) = read_lease(trx, keys, region).await?;
     match current {
-        Some(lease) if lease.holder == holder && lease.epoch == epoch => {
-            let renewed = Lease {
-                expires: now + LEASE_VERSIONS,
-                ..lease
-            };
-            trx.set(&keys.lease(region), &renewed.encode());
-            Ok(renewed)
-        }
+        Some(lease) if lease.holder == holder && lease.epoch == epoch => Ok(Checked { lease, now }),
         _ => Err(WorldError::LeaseLost(region)),
     }
 }
