@@ -1,11 +1,16 @@
 //! Watch-driven fan-out: one watch per region head for the whole edge (not one per client).
 //!
 //! Each pass runs one read-only transaction at one read version `rv`:
-//! 1. for every region some subscription needs, read the change log after the edge's cursor for
-//!    that region (new regions start at their newest commit);
+//! 1. for every region some subscription needs, read its head; if the head moved since the last
+//!    full read of that region, read the change log after the edge's cursor for it (new regions
+//!    start at their newest commit). The head is bumped in every transaction that appends to the
+//!    log, so an unchanged head means no new entry as of `rv`: a quiet region costs one point
+//!    read, not a range read;
 //! 2. give joining subscriptions a snapshot of their area (`at` = the newest commit in their
 //!    regions visible at `rv`), or replay the log after their resume point;
-//! 3. arm one watch per region head and commit (the watches fire on any change after `rv`).
+//! 3. arm a watch on the head of every region whose head moved (or whose watch fired), and
+//!    commit; a watch that has not fired stays armed across passes (it still holds the value it
+//!    saw, which is the head's value now), so every wanted region always has one.
 //!
 //! Only after the commit are the commits handed to the live subscriptions, in versionstamp
 //! order, and the joiners made live. Then the task sleeps until a watch fires, a subscription
@@ -32,12 +37,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::future::{select, select_all};
+use futures::future::select;
 use futures::FutureExt;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::model::Delta;
 use sekai_layer::world::query::{changelog_floor, entities_in_area};
+use sekai_layer::world::store::region_head;
 use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::Notify;
 
@@ -140,15 +146,15 @@ impl Fanout {
 
     /// Runs passes until [`Fanout::stop`].
     pub async fn run<D: Database>(self, db: D, keys: WorldKeys, config: FanoutConfig) {
-        let mut cursors: BTreeMap<RegionId, Option<Stamp>> = BTreeMap::new();
+        let mut regions: BTreeMap<RegionId, RegionCursor> = BTreeMap::new();
         while !self.shared.stopped.load(Ordering::Acquire) {
             let joining = self.registry().take_joining();
             let live = self.registry().live();
             match self
-                .pass(&db, &keys, &config, &mut cursors, &live, &joining)
+                .pass(&db, &keys, &config, &mut regions, &live, &joining)
                 .await
             {
-                Ok(watches) => {
+                Ok(()) => {
                     self.shared.stats.passes.fetch_add(1, Ordering::Relaxed);
                     {
                         let mut registry = self.registry();
@@ -156,7 +162,7 @@ impl Fanout {
                             registry.go_live(id, slot);
                         }
                     }
-                    self.wait(watches).await;
+                    self.wait(&mut regions).await;
                 }
                 Err(error) => {
                     self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -168,55 +174,83 @@ impl Fanout {
         }
     }
 
-    /// Sleeps until a watch fires, a subscription joins, [`IDLE_PASS`] passes or a stop.
-    async fn wait(&self, watches: Vec<WatchFuture>) {
+    /// Sleeps until a region's watch fires (that region's watch is then disarmed), a
+    /// subscription joins, [`IDLE_PASS`] passes or a stop.
+    async fn wait(&self, regions: &mut BTreeMap<RegionId, RegionCursor>) {
         let woken = Box::pin(self.shared.wake.notified());
         let idle = Box::pin(tokio::time::sleep(IDLE_PASS));
-        let wake = select(woken, idle);
-        if watches.is_empty() {
-            wake.await;
-        } else {
-            let _ = select(select_all(watches), wake).await;
+        if regions.values().any(|cursor| cursor.head.is_none()) {
+            return; // a region was cut short: its remaining entries are already committed
         }
+        let fired = futures::future::poll_fn(|cx| {
+            let mut any = false;
+            for cursor in regions.values_mut() {
+                if let Some(watch) = cursor.watch.as_mut() {
+                    if watch.as_mut().poll(cx).is_ready() {
+                        cursor.watch = None;
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        });
+        let _ = select(Box::pin(fired), select(woken, idle)).await;
     }
 
-    /// One pass (see the module docs); returns the armed watches.
+    /// One pass (see the module docs); leaves a watch armed on every wanted region's head.
     async fn pass<D: Database>(
         &self,
         db: &D,
         keys: &WorldKeys,
         config: &FanoutConfig,
-        cursors: &mut BTreeMap<RegionId, Option<Stamp>>,
+        regions: &mut BTreeMap<RegionId, RegionCursor>,
         live: &[Arc<Slot>],
         joining: &[(u64, Arc<Slot>, Start)],
-    ) -> Result<Vec<WatchFuture>, WorldError> {
+    ) -> Result<(), WorldError> {
         let trx = db.create_trx()?;
         let wanted: BTreeSet<RegionId> = live
             .iter()
             .chain(joining.iter().map(|(_, slot, _)| slot))
             .flat_map(|slot| slot.lock().regions().clone())
             .collect();
-        let mut next_cursors: BTreeMap<RegionId, Option<Stamp>> = BTreeMap::new();
+        let mut next: BTreeMap<RegionId, RegionCursor> = BTreeMap::new();
         let mut read: Vec<(RegionId, Entries, bool)> = Vec::new();
         for region in &wanted {
-            match cursors.get(region) {
-                Some(cursor) => {
-                    let (entries, complete) = read_log(
-                        &trx,
-                        keys,
-                        *region,
-                        *cursor,
-                        config.page,
-                        config.max_per_pass,
-                    )
-                    .await?;
-                    next_cursors.insert(*region, *cursor);
-                    read.push((*region, entries, complete));
-                }
-                None => {
-                    next_cursors.insert(*region, last_stamp(&trx, keys, *region).await?);
-                }
+            // The head moves with every append to the log: an unchanged head means nothing new
+            // in this region as of this pass's read version, so its log is not read.
+            let head = region_head(&trx, keys, *region).await?;
+            let old = regions.get(region);
+            let mut cursor = RegionCursor {
+                known: old.is_some_and(|c| c.known),
+                stamp: old.and_then(|c| c.stamp),
+                head: old.and_then(|c| c.head),
+                watch: None,
+            };
+            let armed = old.is_some_and(|c| c.watch.is_some());
+            if !cursor.known {
+                cursor.stamp = last_stamp(&trx, keys, *region).await?;
+                cursor.known = true;
+            } else if cursor.head != Some(head) {
+                let (entries, complete) = read_log(
+                    &trx,
+                    keys,
+                    *region,
+                    cursor.stamp,
+                    config.page,
+                    config.max_per_pass,
+                )
+                .await?;
+                read.push((*region, entries, complete));
             }
+            if cursor.head != Some(head) || !armed {
+                cursor.watch = Some(trx.watch(&keys.head(*region)).map(|_| ()).boxed());
+            }
+            cursor.head = Some(head);
+            next.insert(*region, cursor);
         }
         let cut = read
             .iter()
@@ -224,13 +258,19 @@ impl Fanout {
             .filter_map(|(_, entries, _)| entries.last().map(|(stamp, _)| *stamp))
             .min();
         let mut entries = Vec::new();
-        for (region, region_entries, _) in read {
+        for (region, region_entries, complete) in read {
             let kept: Vec<(Stamp, Delta)> = region_entries
                 .into_iter()
                 .filter(|(stamp, _)| cut.is_none_or(|cut| *stamp <= cut))
                 .collect();
-            if let Some((stamp, _)) = kept.last() {
-                next_cursors.insert(region, Some(*stamp));
+            if let Some(cursor) = next.get_mut(&region) {
+                if let Some((stamp, _)) = kept.last() {
+                    cursor.stamp = Some(*stamp);
+                }
+                if !complete || cut.is_some() {
+                    // Cut short: read this region again in the next pass.
+                    cursor.head = None;
+                }
             }
             entries.extend(kept);
         }
@@ -239,13 +279,15 @@ impl Fanout {
         for (_, slot, start) in joining {
             starts.push(self.start(&trx, keys, config, slot, *start).await?);
         }
-        let watches: Vec<WatchFuture> = wanted
-            .iter()
-            .map(|region| trx.watch(&keys.head(*region)).map(|_| ()).boxed())
-            .collect();
         trx.commit().await?;
 
-        *cursors = next_cursors;
+        // Only now, after the pass succeeded: keep the watches that are still armed.
+        for (region, cursor) in next.iter_mut() {
+            if cursor.watch.is_none() {
+                cursor.watch = regions.remove(region).and_then(|old| old.watch);
+            }
+        }
+        *regions = next;
         self.shared
             .stats
             .commits
@@ -258,7 +300,7 @@ impl Fanout {
         for ((_, slot, _), start) in joining.iter().zip(starts) {
             start.apply(slot);
         }
-        Ok(watches)
+        Ok(())
     }
 
     /// Reads what a joining subscription starts with.
@@ -322,6 +364,19 @@ type Entries = Vec<(Stamp, Delta)>;
 
 /// A watch on a region head, type-erased.
 type WatchFuture = futures::future::BoxFuture<'static, ()>;
+
+/// What the fan-out knows of one region between passes.
+#[derive(Default)]
+struct RegionCursor {
+    /// Whether `stamp` was read (a region new to the fan-out starts at its newest commit).
+    known: bool,
+    /// The newest commit handed over (`None`: the log was empty).
+    stamp: Option<Stamp>,
+    /// The head read by the pass that last read this region's log in full; `None` forces a read.
+    head: Option<u64>,
+    /// The armed watch on the region's head; `None` once it fired.
+    watch: Option<WatchFuture>,
+}
 
 /// What a joining subscription starts with.
 enum Beginning {
