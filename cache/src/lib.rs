@@ -8,6 +8,8 @@
 //!   read version; anything else is a miss and is re-read in that transaction;
 //! - the cache is bounded (moka evicts by count), so memory never grows without bound.
 
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 pub mod area;
 
 pub use area::{AreaCache, CacheStats};

@@ -63,7 +63,9 @@ pub struct ServeArgs {
     /// Extra DNS name or IP address for the self-signed certificate (repeatable).
     #[arg(long = "hostname")]
     pub hostnames: Vec<String>,
-    /// Threads serving connections.
+    /// Threads serving connections; 0 runs the whole server (connections, processors, fan-out)
+    /// on one thread, with only the store's committer apart: the fewest hand-offs between
+    /// threads, best when the server has one core.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Seconds without a packet before a connection is closed (the edge keeps quiet clients
@@ -170,7 +172,7 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     let stats = Arc::new(ProcessorStats::default());
     let processors = start_processors(&db, &keys, &shape, &stop, &stats, |_| {});
     let mut config = EdgeConfig::new(args.listen, TokenKey::new(args.secret.into_bytes()));
-    config.workers = args.workers.max(1);
+    config.workers = args.workers;
     config.spawn = spawn_near_resources(&shape, &resources);
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.tls = match (args.cert, args.key) {

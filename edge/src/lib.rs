@@ -11,6 +11,7 @@
 //! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
 //! - [`demo`]: `sekai demo`, everything above in one process.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod bench_edge;

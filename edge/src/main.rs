@@ -110,14 +110,38 @@ enum Bench {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    // `serve --workers 0` runs on one thread; everything else on tokio's multi-thread runtime.
+    // Both inside a `LocalSet`, so a server may serve connections on the main thread.
+    let single_thread = matches!(&cli.command, Some(Command::Serve(args)) if args.workers == 0);
+    let runtime = if single_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build();
+    let result = match runtime {
+        Ok(runtime) => tokio::task::LocalSet::new().block_on(&runtime, run(cli)),
+        Err(error) => Err(format!("cannot start the async runtime: {error}")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sekai: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen command.
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
         Some(Command::Bench {
             which:
                 Bench::Kv {
@@ -159,13 +183,6 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Bots(args)) => sekai_edge::commands::bots(args).await,
         Some(Command::Inspect(args)) => sekai_edge::commands::inspect(args).await,
         None => demo(DemoArgs::parse_from(["demo"])).await,
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("sekai: {message}");
-            std::process::ExitCode::FAILURE
-        }
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`world`]: the world model, rules, T1 and T2;
 //! - [`kv_bench`], [`world_bench`]: durable benchmarks behind `sekai bench kv` / `sekai bench world`.
 
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 pub mod embedded;
 #[cfg(any(feature = "fdb", feature = "fdb-7_4"))]
 pub mod fdb_backend;

@@ -17,6 +17,7 @@
 //! `tests/generated_up_to_date.rs` fails when the checked-in code is stale
 //! (and is skipped where `capnp`/`capnpc-rust` are not installed).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod geometry;
@@ -27,6 +28,7 @@ pub mod keys;
 #[allow(
     clippy::all,
     clippy::pedantic,
+    clippy::unwrap_used,
     missing_docs,
     unused_qualifications,
     unused_parens,
@@ -40,6 +42,7 @@ pub mod world_capnp;
 #[allow(
     clippy::all,
     clippy::pedantic,
+    clippy::unwrap_used,
     missing_docs,
     unused_qualifications,
     unused_parens,

@@ -17,6 +17,8 @@
 //! - [`runner`]: many seeds on all cores, and the report;
 //! - `fdb_workload` (feature `fdb-sim`): the same workload inside FoundationDB's simulator.
 
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 pub mod bot;
 pub mod checks;
 pub mod client;

@@ -38,6 +38,7 @@
 //! `specs/ci.sh` runs TLC on `WorldProtocol.tla` and requires it to count exactly the states
 //! this model counts at the same constants ([`tlc`], `examples/states.rs`).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod action;

@@ -299,7 +299,7 @@ async fn run_sekai(
         .arg("--dir")
         .arg(dir.path())
         .args(["--secret", "bench-secret", "--listen", "127.0.0.1:0"])
-        .args(["--workers", "1", "--stats"])
+        .args(["--workers", "0", "--stats"])
         .arg("--regions-per-side")
         .arg(args.regions_per_side.to_string())
         .arg("--seed")

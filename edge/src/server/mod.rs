@@ -77,7 +77,9 @@ pub struct EdgeConfig {
     pub tokens: TokenKey,
     /// The server certificate.
     pub tls: TlsSource,
-    /// Threads serving connections.
+    /// Threads serving connections; 0 serves them on the thread that starts the edge, which
+    /// must then run a `tokio::task::LocalSet` (fewest thread hand-offs: the choice for a server
+    /// pinned to one core).
     pub workers: usize,
     /// Per-client limits.
     pub limits: EdgeLimits,
@@ -171,12 +173,17 @@ impl EdgeServer {
         });
         let mut senders = Vec::new();
         let mut workers = Vec::new();
-        for index in 0..config.workers.max(1) {
+        for index in 0..config.workers {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
             workers.push(spawn_worker(index, ctx.clone(), rx)?);
         }
-        let accept = tokio::spawn(accept_loop(endpoint.clone(), senders));
+        let accept = if config.workers == 0 {
+            // Connections on the caller's thread: no hand-offs between threads per message.
+            tokio::task::spawn_local(local_accept_loop(endpoint.clone(), ctx.clone()))
+        } else {
+            tokio::spawn(accept_loop(endpoint.clone(), senders))
+        };
         tracing::info!(addr = %endpoint.local_addr()?, workers = workers.len(), "edge listening");
         Ok(Self {
             endpoint,
@@ -241,6 +248,13 @@ async fn accept_loop(
             tracing::error!("an edge worker stopped; refusing connections");
             return;
         }
+    }
+}
+
+/// Accepts connections and serves them on the current thread's `LocalSet`.
+async fn local_accept_loop<D: Database>(endpoint: quinn::Endpoint, ctx: Arc<EdgeContext<D>>) {
+    while let Some(incoming) = endpoint.accept().await {
+        tokio::task::spawn_local(serve_connection(incoming, ctx.clone()));
     }
 }
 

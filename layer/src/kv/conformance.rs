@@ -5,6 +5,8 @@
 //! keys under the harness's prefix, so they can share a real cluster. Every rule of the
 //! contract has a case here, including the ones that must fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test suite: a failed step is a failed check
+
 use std::future::Future;
 
 use super::{
