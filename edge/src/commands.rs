@@ -440,9 +440,21 @@ impl BotsReport {
     /// The report as one JSON object.
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"bots\":{},\"connected\":{},\"inputs_per_sec\":{:.1},\"updates_per_sec\":{:.1},\
-             \"datagrams_per_sec\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\
-             \"bot_cores\":{:.3},\"errors\":{},\"reconnects\":{},\"stopped\":{}}}",
+            "{{{},\"bot_cores\":{:.3},\"errors\":{},\"reconnects\":{},\"stopped\":{}}}",
+            self.traffic_json(),
+            self.bot_cores,
+            self.errors,
+            self.reconnects,
+            self.stopped
+        )
+    }
+
+    /// The traffic and latency fields as JSON members (`"bots":..` to `"p999_us":..`), shared by
+    /// every report that carries them.
+    pub fn traffic_json(&self) -> String {
+        format!(
+            "\"bots\":{},\"connected\":{},\"inputs_per_sec\":{:.1},\"updates_per_sec\":{:.1},\
+             \"datagrams_per_sec\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{}",
             self.bots,
             self.connected,
             self.inputs_per_sec,
@@ -450,11 +462,7 @@ impl BotsReport {
             self.datagrams_per_sec,
             self.p50_us,
             self.p99_us,
-            self.p999_us,
-            self.bot_cores,
-            self.errors,
-            self.reconnects,
-            self.stopped
+            self.p999_us
         )
     }
 

@@ -101,10 +101,7 @@ async fn invalid_actions_are_refused_in_the_ack() {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            let endpoint = world.endpoint();
-            let client = EdgeClient::connect(&endpoint, world.config(world.token(1)))
-                .await
-                .expect("logs in");
+            let client = world.connect(1).await;
             let cases = [
                 (
                     Action::Move {
@@ -198,10 +195,7 @@ async fn an_oversized_message_closes_with_a_code_and_reason() {
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {
-            let endpoint = world.endpoint();
-            let client = EdgeClient::connect(&endpoint, world.config(world.token(1)))
-                .await
-                .expect("logs in");
+            let client = world.connect(1).await;
             let mut huge = client.session_capability().subscribe_request();
             area().write_capnp(huge.get().init_area());
             huge.get().set_sink(capnp_rpc::new_client(NoSink));

@@ -78,22 +78,12 @@ impl RunFigures {
     }
 
     fn to_json(&self) -> String {
-        let b = &self.bots;
         format!(
-            "{{\"bots\":{},\"connected\":{},\"inputs_per_sec\":{:.1},\"updates_per_sec\":{:.1},\
-             \"datagrams_per_sec\":{:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\
-             \"server_cores\":{:.3},\"server_cpu_us_per_input\":{:.1},\"bot_cores\":{:.3}}}",
-            b.bots,
-            b.connected,
-            b.inputs_per_sec,
-            b.updates_per_sec,
-            b.datagrams_per_sec,
-            b.p50_us,
-            b.p99_us,
-            b.p999_us,
+            "{{{},\"server_cores\":{:.3},\"server_cpu_us_per_input\":{:.1},\"bot_cores\":{:.3}}}",
+            self.bots.traffic_json(),
             self.server_cores,
             self.server_cpu_us_per_input,
-            b.bot_cores
+            self.bots.bot_cores
         )
     }
 }

@@ -102,6 +102,13 @@ impl World {
         self.tokens.issue(player, unix_now() + 3_600)
     }
 
+    /// Connects player `player` through a new endpoint (kept alive by the client).
+    pub async fn connect(&self, player: PlayerId) -> sekai_edge::client::EdgeClient {
+        sekai_edge::client::EdgeClient::connect(&self.endpoint(), self.config(self.token(player)))
+            .await
+            .expect("logs in")
+    }
+
     pub fn endpoint(&self) -> quinn::Endpoint {
         let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
         client_endpoint(bind, self.edge.certificate()).expect("client endpoint")
