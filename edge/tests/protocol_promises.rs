@@ -94,6 +94,32 @@ async fn acked_inputs_are_never_dropped_by_a_relogin() {
     world.edge.shutdown().await;
 }
 
+/// A second login of a player replaces the first session on the edge: the older one can no
+/// longer store inputs, so two sessions never number inputs from the same `lastSeq` side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_login_of_a_player_wins() {
+    let world = World::start(false).await;
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let first = world.connect(1).await;
+            first.send(move_to(9.0)).await.expect("acked");
+            let second = world.connect(1).await;
+            assert_eq!(second.last_seq_at_login(), 1);
+            let refused = raw_send(&first, 2, &Action::Idle).await;
+            assert!(
+                refused.as_deref().is_some_and(|e| e.contains("replaced")),
+                "{refused:?}"
+            );
+            second
+                .send(move_to(10.0))
+                .await
+                .expect("the newest session works");
+        })
+        .await;
+    world.edge.shutdown().await;
+}
+
 /// (4) What the edge can check alone is refused in the Ack, not acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_actions_are_refused_in_the_ack() {

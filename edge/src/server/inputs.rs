@@ -40,16 +40,61 @@ pub enum StoreError {
     Stopped,
 }
 
-/// One session's mark, shared with the batcher: set when one of its inputs failed.
+/// One session's mark, shared with the batcher and the edge's session table: broken when one
+/// of its inputs failed, replaced when the same player logged in again on this edge.
 #[derive(Debug, Default)]
 pub struct SessionMark {
     broken: AtomicBool,
+    replaced: AtomicBool,
 }
 
 impl SessionMark {
     /// Whether an input of the session failed to store.
     pub fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
+    }
+
+    /// Whether a newer login of the same player replaced this session.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+}
+
+/// The live session of each player on this edge: the newest login wins, so two sessions of one
+/// player never admit inputs side by side on one edge (each would number its inputs from the
+/// same `lastSeq`).
+#[derive(Debug, Default)]
+pub struct SessionTable {
+    live: std::sync::Mutex<std::collections::HashMap<sekai_schema::PlayerId, Arc<SessionMark>>>,
+}
+
+impl SessionTable {
+    /// Starts a session of `player`, replacing the one it had on this edge.
+    pub fn begin(&self, player: sekai_schema::PlayerId) -> Arc<SessionMark> {
+        let mark = Arc::new(SessionMark::default());
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = live.insert(player, mark.clone()) {
+            old.replaced.store(true, Ordering::Release);
+        }
+        mark
+    }
+
+    /// Ends `mark`'s session of `player` (a no-op when a newer session replaced it).
+    pub fn end(&self, player: sekai_schema::PlayerId, mark: &Arc<SessionMark>) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.get(&player).is_some_and(|m| Arc::ptr_eq(m, mark)) {
+            live.remove(&player);
+        }
+    }
+
+    /// Players with a live session on this edge.
+    pub fn len(&self) -> usize {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// True when no player has a session here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

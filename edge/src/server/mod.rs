@@ -129,6 +129,8 @@ pub struct EdgeContext<D> {
     pub fanout: Fanout,
     /// The edge's T1: every session's inputs, committed in batches.
     pub inputs: InputBatcher,
+    /// The live session of each player on this edge.
+    pub sessions: inputs::SessionTable,
     /// Per-client limits.
     pub limits: EdgeLimits,
     /// Where new avatars appear.
@@ -167,6 +169,7 @@ impl EdgeServer {
             tokens: config.tokens,
             fanout: fanout.clone(),
             inputs,
+            sessions: inputs::SessionTable::default(),
             limits: config.limits,
             spawn: config.spawn,
             epoch: Instant::now(),

@@ -83,7 +83,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
                 self.ctx.limits.input,
                 self.ctx.epoch.elapsed(),
             )),
-            mark: Arc::new(SessionMark::default()),
+            mark: self.ctx.sessions.begin(player),
             turn: tokio::sync::Mutex::new(()),
         });
         results.get().set_session(capnp_rpc::new_client(Session {
@@ -255,6 +255,12 @@ impl<D: Database> Avatar<D> {
             .and_then(|action| read_input(self.player, seq, action))
             .map_err(|error| format!("malformed action: {error}"))?;
         check_action(&input.action).map_err(|rejection| format!("invalid action: {rejection}"))?;
+        if self.mark.is_replaced() {
+            return Err(format!(
+                "session replaced by a newer login of player {} on this edge",
+                self.player
+            ));
+        }
         let digest = action_digest(&input.action);
         let admission = self
             .gate
@@ -265,6 +271,12 @@ impl<D: Database> Avatar<D> {
             Admission::Store => Some(input),
             Admission::AlreadyDurable => None,
         })
+    }
+}
+
+impl<D: Database> Drop for Avatar<D> {
+    fn drop(&mut self) {
+        self.ctx.sessions.end(self.player, &self.mark);
     }
 }
 
