@@ -208,6 +208,10 @@ pub fn server_config(
     // Connection ids validated by a key from the same seed, so a restarted edge recognises the
     // ids it issued before the crash as its own and answers them with a stateless reset.
     let cid_key = u64::from_le_bytes(reset_seed[..8].try_into().unwrap_or([0; 8]));
+    // One reset per client that knocks, not one per 20 ms for the whole endpoint (quinn's
+    // default): after a crash every client learns at once. A reset is always smaller than the
+    // packet that caused it, so this amplifies nothing.
+    endpoint.min_reset_interval(Duration::from_millis(1));
     endpoint.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
             as Box<dyn quinn::ConnectionIdGenerator>
