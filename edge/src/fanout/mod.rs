@@ -215,7 +215,7 @@ impl Fanout {
         let wanted: BTreeSet<RegionId> = live
             .iter()
             .chain(joining.iter().map(|(_, slot, _)| slot))
-            .flat_map(|slot| slot.lock().regions().clone())
+            .flat_map(|slot| slot.regions().iter().copied())
             .collect();
         let mut next: BTreeMap<RegionId, RegionCursor> = BTreeMap::new();
         let mut read: Vec<(RegionId, Entries, bool)> = Vec::new();
@@ -292,7 +292,15 @@ impl Fanout {
             .stats
             .commits
             .fetch_add(commits.len() as u64, Ordering::Relaxed);
-        let coalesced: u64 = live.iter().map(|slot| hand_over(slot, &commits)).sum();
+        let touched: BTreeSet<RegionId> = commits
+            .values()
+            .flat_map(|deltas| deltas.iter().map(|d| d.region))
+            .collect();
+        let coalesced: u64 = live
+            .iter()
+            .filter(|slot| !slot.regions().is_disjoint(&touched))
+            .map(|slot| hand_over(slot, &commits))
+            .sum();
         self.shared
             .stats
             .coalesced
@@ -423,10 +431,7 @@ fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) -> u64 {
     let coalesced_before = subscriber.coalesced();
     let mut queued = false;
     for (stamp, deltas) in commits {
-        if deltas
-            .iter()
-            .any(|d| subscriber.regions().contains(&d.region))
-        {
+        if deltas.iter().any(|d| slot.regions().contains(&d.region)) {
             queued |= subscriber.on_commit(*stamp, deltas);
         }
     }

@@ -4,10 +4,11 @@
 //! a replay in its next pass) or live (taking commits), never both; a closed slot takes nothing
 //! more and is dropped by the next pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use sekai_schema::RegionId;
 use tokio::sync::Notify;
 
 use super::log::Stamp;
@@ -17,6 +18,9 @@ use crate::session::Subscriber;
 #[derive(Debug)]
 pub struct Slot {
     state: Mutex<Subscriber>,
+    /// The regions the subscriber's area touches (fixed for its life: an area never changes), so
+    /// the fan-out can tell which slots a pass concerns without locking them.
+    regions: BTreeSet<RegionId>,
     ready: Notify,
     closed: AtomicBool,
 }
@@ -24,10 +28,16 @@ pub struct Slot {
 impl Slot {
     fn new(subscriber: Subscriber) -> Self {
         Self {
+            regions: subscriber.regions().clone(),
             state: Mutex::new(subscriber),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// The regions the subscription's area touches.
+    pub fn regions(&self) -> &BTreeSet<RegionId> {
+        &self.regions
     }
 
     /// The subscriber (a poisoned lock is recovered: the state machine has no invariants that a
