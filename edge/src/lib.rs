@@ -9,6 +9,7 @@
 //! - [`bots`]: simulated VR clients that measure input-to-delta latency;
 //! - [`world_setup`]: a generated world with processors and spawn points;
 //! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
+//! - [`observe`]: Prometheus metrics and the live map over HTTP; [`plot`]: latency CDFs as SVG;
 //! - [`demo`]: `sekai demo`, everything above in one process.
 
 #![warn(missing_docs)]
@@ -19,6 +20,8 @@ pub mod client;
 pub mod commands;
 pub mod demo;
 pub mod fanout;
+pub mod observe;
+pub mod plot;
 pub mod proc_stats;
 pub mod server;
 pub mod session;
