@@ -14,6 +14,11 @@ use sekai_schema::{Area, CellId, RegionId, WorldKeys};
 
 type CellKey = (RegionId, CellId);
 
+/// Cells served from an area cache (a `metrics` counter; see [`CacheStats`]).
+pub const CACHE_HITS: &str = "sekai_cache_hits_total";
+/// Cells an area cache read from the database.
+pub const CACHE_MISSES: &str = "sekai_cache_misses_total";
+
 /// A cell's entities as of one region head.
 #[derive(Debug)]
 struct CellSnapshot {
@@ -86,10 +91,12 @@ impl AreaCache {
             let snapshot = match self.cells.get(&(region, cell)) {
                 Some(cached) if cached.head == head => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(CACHE_HITS).increment(1);
                     cached
                 }
                 _ => {
                     self.misses.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(CACHE_MISSES).increment(1);
                     let fresh = Arc::new(CellSnapshot {
                         head,
                         entities: entities_in_cell(trx, keys, region, cell, true).await?,

@@ -1,7 +1,8 @@
 //! The `sekai serve`, `sekai bots` and `sekai inspect` commands.
 //!
 //! - `serve`: the embedded engine on a data directory, the generated world (only when the
-//!   directory holds none yet), a processor per region and one edge, until Ctrl-C. It keeps
+//!   directory holds none yet), a processor per region and one edge, until Ctrl-C; with
+//!   `--http` the live map and with `--metrics` Prometheus metrics (see `observe`). It keeps
 //!   the edge's self-signed certificate (DER) in `<dir>/edge-cert.der` for clients to pin,
 //!   reused on every start; a directory still locked by a dying process is waited for;
 //! - `bots`: N bots against a running edge, with the edge's certificate and token secret;
@@ -22,6 +23,8 @@ use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
 
 use crate::bots::{start_bots, BotConfig, BotStats};
+use crate::observe::{ObserveConfig, Observer};
+use crate::plot::Cdf;
 use crate::server::{EdgeConfig, EdgeServer};
 use crate::tls::TlsSource;
 use crate::token::TokenKey;
@@ -83,6 +86,14 @@ pub struct ServeArgs {
     /// then only receives the edge certificate. Needs a build with `--features fdb`.
     #[arg(long)]
     pub fdb: Option<PathBuf>,
+    /// Serve the live world map (and `/metrics`) over HTTP on this address, e.g.
+    /// 127.0.0.1:8080 (off by default).
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Serve Prometheus metrics (`/metrics`) on this address, e.g. 127.0.0.1:9100 (off by
+    /// default).
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Runs an edge with its processors until Ctrl-C, on the embedded engine or (`--fdb`) on
@@ -183,9 +194,14 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
         },
     };
     let files = matches!(config.tls, TlsSource::Files { .. });
-    let edge = EdgeServer::start(db.clone(), keys, config)
+    let edge = EdgeServer::start(db.clone(), keys.clone(), config)
         .await
         .map_err(|e| e.to_string())?;
+    let observe = ObserveConfig {
+        http: args.http,
+        metrics: args.metrics,
+    };
+    let observer = Observer::start(observe, &db, &keys, edge.fanout(), shape.regions()).await?;
     let cert_path = args.dir.join(CERT_FILE);
     if files {
         std::fs::write(&cert_path, edge.certificate().as_ref())
@@ -196,6 +212,12 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
         edge.local_addr().map_err(|e| e.to_string())?,
         cert_path.display()
     );
+    if let Some(url) = observer.map_url() {
+        println!("map on {url}");
+    }
+    if let Some(url) = observer.metrics_url() {
+        println!("metrics on {url}");
+    }
     let reporter = args.stats.then(|| {
         let (fanout, inputs, stats) = (edge.fanout().clone(), edge.input_stats(), stats.clone());
         tokio::spawn(async move {
@@ -221,6 +243,7 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     if let Some(reporter) = reporter {
         reporter.abort();
     }
+    observer.shutdown().await;
     edge.shutdown().await;
     stop.store(true, Ordering::Relaxed);
     for processor in processors {
@@ -351,6 +374,10 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
     let after = WindowCounters::read(stats);
     let elapsed = window.elapsed().as_secs_f64();
     let (p50_us, p99_us, p999_us) = stats.total_quantiles();
+    let cdf = {
+        let total = stats.total.lock().unwrap_or_else(|e| e.into_inner());
+        Cdf::of("input -> delta", &total).points
+    };
     println!("window end");
     stats.stop();
     let rate = |f: fn(&WindowCounters) -> u64| (f(&after) - f(&before)) as f64 / elapsed;
@@ -367,10 +394,14 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
         errors: after.errors - before.errors,
         reconnects: stats.reconnects.load(Ordering::Relaxed),
         stopped: stats.stopped.load(Ordering::Relaxed),
+        cdf,
     }
 }
 
-/// Prints a load report: a human line, then the JSON line.
+/// The start of the line [`print_load_report`] writes the latency CDF on.
+pub const CDF_LINE: &str = "cdf ";
+
+/// Prints a load report: a human line, the latency CDF (a [`CDF_LINE`]), then the JSON line.
 pub fn print_load_report(report: &BotsReport) {
     println!(
         "inputs/s {:.0}, input-to-delta p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms, errors {}, \
@@ -383,6 +414,11 @@ pub fn print_load_report(report: &BotsReport) {
         report.reconnects,
         report.stopped
     );
+    let cdf = Cdf {
+        label: String::new(),
+        points: report.cdf.clone(),
+    };
+    println!("{CDF_LINE}{}", cdf.points_json());
     println!("{}", report.to_json());
 }
 
@@ -434,6 +470,9 @@ pub struct BotsReport {
     pub reconnects: u64,
     /// Bots that stopped early.
     pub stopped: u64,
+    /// Input → delta latency CDF: (microseconds, fraction at or below); not part of the JSON
+    /// (see [`print_load_report`]).
+    pub cdf: Vec<(u64, f64)>,
 }
 
 impl BotsReport {
@@ -482,6 +521,7 @@ impl BotsReport {
             errors: field("errors")? as u64,
             reconnects: field("reconnects")? as u64,
             stopped: field("stopped")? as u64,
+            cdf: Vec::new(),
         })
     }
 }

@@ -6,8 +6,12 @@
 //! its outcome reaches the bot, split into stages: T1 commit (send → ack), ack → frame committed
 //! (waiting for the frame and T2 itself), frame committed → delta at the client (watch, change-log
 //! read, filter, push). The measurement starts once every bot is connected.
+//!
+//! With `http` set the live map (and `/metrics`) is served while the demo runs; the caller
+//! writes the report's JSON and the stages' latency CDFs (SVG) with `plot::write_report`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +23,8 @@ use sekai_layer::world::processor::{CommittedFrame, ProcessorStats};
 use sekai_schema::{PlayerId, WorldKeys};
 
 use crate::bots::{histogram, start_bots, BotConfig, BotStats, InputTimeline};
+use crate::observe::{ObserveConfig, Observer};
+use crate::plot::Cdf;
 use crate::server::{EdgeConfig, EdgeServer};
 use crate::token::TokenKey;
 use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
@@ -42,6 +48,10 @@ pub struct DemoConfig {
     pub edge_workers: usize,
     /// Threads running the bots.
     pub bot_threads: usize,
+    /// Address of the live map (and `/metrics`); `None` for none.
+    pub http: Option<SocketAddr>,
+    /// Address of a separate Prometheus endpoint; `None` for none.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One stage's percentiles, in microseconds.
@@ -81,6 +91,8 @@ pub struct DemoReport {
     /// Median latency of one durable single-key commit on the same engine, measured before the
     /// bots start: the run's own baseline (one fsync round trip), since machines are noisy.
     pub commit_baseline_us: u64,
+    /// Each stage's latency CDF, in the order of `stages`.
+    pub cdfs: Vec<Cdf>,
 }
 
 /// The median of `samples` sequential single-key durable commits, in microseconds.
@@ -185,6 +197,17 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         "edge: quic://{addr}, {} workers",
         config.edge_workers.max(1)
     );
+    let observe = ObserveConfig {
+        http: config.http,
+        metrics: config.metrics,
+    };
+    let observer = Observer::start(observe, &db, &keys, edge.fanout(), shape.regions()).await?;
+    if let Some(url) = observer.map_url() {
+        println!("map: {url}");
+    }
+    if let Some(url) = observer.metrics_url() {
+        println!("metrics: {url}");
+    }
 
     let stages = Arc::new(Mutex::new(StageHistograms::new()));
     let hook = {
@@ -282,6 +305,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         }
     })
     .await;
+    observer.shutdown().await;
     edge.shutdown().await;
     stop.store(true, Ordering::Relaxed);
     for processor in processors {
@@ -291,6 +315,12 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
     let h = stages
         .lock()
         .map_err(|_| "stage histograms poisoned".to_string())?;
+    let cdfs = vec![
+        Cdf::of("T1 commit (send -> ack)", &h.t1),
+        Cdf::of("ack -> frame committed", &h.to_frame),
+        Cdf::of("frame -> delta at client", &h.push),
+        Cdf::of("input -> delta (total)", &h.total),
+    ];
     let stage = |name, h: &Histogram<u64>| Stage {
         name,
         count: h.len(),
@@ -313,6 +343,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         errors: end.errors - base.errors,
         connected,
         commit_baseline_us,
+        cdfs,
     })
 }
 
@@ -349,6 +380,12 @@ fn progress_bar(seconds: f64) -> ProgressBar {
 
 /// Prints the report as text and JSON.
 pub fn print_report(config: &DemoConfig, report: &DemoReport) {
+    print_text(config, report);
+    println!("{}", report_json(config, report));
+}
+
+/// The report as text.
+fn print_text(config: &DemoConfig, report: &DemoReport) {
     println!(
         "\nsekai demo: {} bots ({} connected) over QUIC, {} regions, {:.0} s measured, seed {}",
         config.bots,
@@ -381,6 +418,10 @@ pub fn print_report(config: &DemoConfig, report: &DemoReport) {
         "baseline (one durable single-key commit, same engine, before the run): {:.2} ms",
         baseline / 1e3
     );
+}
+
+/// The report as one JSON object.
+pub fn report_json(config: &DemoConfig, report: &DemoReport) -> String {
     let stages: Vec<String> = report
         .stages
         .iter()
@@ -391,8 +432,8 @@ pub fn print_report(config: &DemoConfig, report: &DemoReport) {
             )
         })
         .collect();
-    println!(
+    format!(
         "{{\"bots\":{},\"connected\":{},\"seconds\":{:.1},\"seed\":{},\"commit_baseline_us\":{},\"inputs_per_sec\":{:.1},\"processed_per_sec\":{:.1},\"frames_per_sec\":{:.1},\"rejected\":{},\"errors\":{},\"stages\":[{}]}}",
         config.bots, report.connected, report.seconds, config.seed, report.commit_baseline_us, report.inputs_per_sec, report.processed_per_sec, report.frames_per_sec, report.rejected, report.errors, stages.join(",")
-    );
+    )
 }

@@ -9,6 +9,7 @@
 //! - [`bots`]: simulated VR clients that measure input-to-delta latency;
 //! - [`world_setup`]: a generated world with processors and spawn points;
 //! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
+//! - [`observe`]: Prometheus metrics and the live map over HTTP; [`plot`]: latency CDFs as SVG;
 //! - [`demo`]: `sekai demo`, everything above in one process.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -20,6 +21,8 @@ pub mod client;
 pub mod commands;
 pub mod demo;
 pub mod fanout;
+pub mod observe;
+pub mod plot;
 pub mod proc_stats;
 pub mod server;
 pub mod session;

@@ -1,7 +1,7 @@
 //! `sekai`: run the demo, benchmarks and tools of the Sekai game backend.
 
 use clap::{Parser, Subcommand};
-use sekai_edge::demo::{print_report, run_demo, DemoConfig};
+use sekai_edge::demo::{print_report, report_json, run_demo, DemoConfig};
 use sekai_layer::kv_bench::{self, BenchConfig};
 use tracing_subscriber::EnvFilter;
 
@@ -58,6 +58,18 @@ struct DemoArgs {
     /// Threads running the bots.
     #[arg(long, default_value_t = 1)]
     bot_threads: usize,
+    /// Address of the live world map (which also serves `/metrics`); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    http: std::net::SocketAddr,
+    /// Do not serve the map.
+    #[arg(long)]
+    no_http: bool,
+    /// Also serve Prometheus metrics (`/metrics`) on this address, e.g. 127.0.0.1:9100.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+    /// Directory the JSON report and the latency CDF plot (SVG) are written to.
+    #[arg(long, default_value = sekai_edge::plot::REPORT_DIR)]
+    out: std::path::PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,9 +122,16 @@ enum Bench {
     },
 }
 
+/// The log filter when `RUST_LOG` is not set: Sekai's own INFO lines, only warnings and errors
+/// of the dependencies (fjall, lsm_tree, quinn, ...).
+const DEFAULT_LOG_FILTER: &str =
+    "warn,sekai=info,sekai_edge=info,sekai_layer=info,sekai_cache=info";
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -196,9 +215,20 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         dir: args.dir,
         edge_workers: args.edge_workers,
         bot_threads: args.bot_threads,
+        http: (!args.no_http).then_some(args.http),
+        metrics: args.metrics,
     };
     let report = run_demo(config.clone()).await?;
     print_report(&config, &report);
+    let (json, svg) = sekai_edge::plot::write_report(
+        &args.out,
+        "demo",
+        &report_json(&config, &report),
+        "sekai demo: latency CDF per stage",
+        &report.cdfs,
+    )?;
+    println!("report: {}", json.display());
+    println!("latency CDF plot: {}", svg.display());
     Ok(())
 }
 

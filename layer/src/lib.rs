@@ -4,6 +4,7 @@
 //! - [`embedded`]: the default backend, an embedded engine that reproduces those semantics;
 //! - `fdb_backend` (feature `fdb`): the FoundationDB backend;
 //! - [`world`]: the world model, rules, T1 and T2;
+//! - [`telemetry`]: the `sekai_*` metrics the layer records at the source (`metrics` facade);
 //! - [`kv_bench`], [`world_bench`]: durable benchmarks behind `sekai bench kv` / `sekai bench world`.
 
 #![warn(missing_docs)]
@@ -14,5 +15,6 @@ pub mod fdb_backend;
 pub mod kv;
 
 pub mod kv_bench;
+pub mod telemetry;
 pub mod world;
 pub mod world_bench;

@@ -7,7 +7,8 @@
 //! carrying the same connections, input rate and delivered messages per input as Sekai's run,
 //! one datagram per message. **Capacity** is the largest count whose p99 input→delta latency is
 //! at most 11 ms with every client connected and the server at most one core. Then Sekai runs at
-//! four times its capacity (the overload entry). The last line is JSON.
+//! four times its capacity (the overload entry). The last line is JSON; the same JSON goes to
+//! `<out>/bench-edge.json` and every run's latency CDF to `<out>/bench-edge-latency-cdf.svg`.
 //!
 //! Invariants: every child is killed when its run ends (also on error); a run that cannot start
 //! or report is an error naming the command, never a made-up figure.
@@ -21,7 +22,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::commands::{json_number, BotsReport};
+use crate::commands::{json_number, BotsReport, CDF_LINE};
+use crate::plot::Cdf;
 use crate::proc_stats::{cpu_seconds, rss_mib};
 
 /// A VR frame: the latency budget of one input, in microseconds.
@@ -51,6 +53,9 @@ pub struct BenchEdgeArgs {
     /// Seed of the world and the bots.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Directory the JSON report and the latency CDF plot (SVG) are written to.
+    #[arg(long, default_value = crate::plot::REPORT_DIR)]
+    pub out: PathBuf,
 }
 
 /// One measured run (Sekai or raw) at one bot count.
@@ -134,7 +139,7 @@ pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
         FRAME_BUDGET_US as f64 / 1e3
     );
     let list = |runs: &[RunFigures]| runs.iter().map(RunFigures::to_json).collect::<Vec<_>>();
-    let overload = overload.map_or("null".to_string(), |o| {
+    let overload_json = overload.as_ref().map_or("null".to_string(), |o| {
         format!(
             "{{\"bots\":{},\"connected\":{},\"errors\":{},\"p99_us\":{},\"coalesced_per_sec\":{:.1},\
              \"server_rss_mb\":{:.1}}}",
@@ -146,13 +151,43 @@ pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
             o.server_rss_mb
         )
     });
-    println!(
+    let json = format!(
         "{{\"runs\":[{}],\"raw_runs\":[{}],\"capacity\":{{\"sekai\":{sekai_capacity},\"raw\":{raw_capacity},\
-         \"ratio\":{ratio:.3}}},\"overload\":{overload}}}",
+         \"ratio\":{ratio:.3}}},\"overload\":{overload_json}}}",
         list(&runs).join(","),
         list(&raw_runs).join(",")
     );
+    let mut series: Vec<Cdf> = Vec::new();
+    for (what, list) in [("sekai", &runs), ("raw", &raw_runs)] {
+        for run in list {
+            series.push(run_cdf(&format!("{what} {} bots", run.bots.bots), run));
+        }
+    }
+    if let Some(run) = &overload {
+        series.push(run_cdf(
+            &format!("sekai overload {} bots", run.bots.bots),
+            run,
+        ));
+    }
+    let (json_path, svg_path) = crate::plot::write_report(
+        &args.out,
+        "bench-edge",
+        &json,
+        "sekai bench edge: input -> delta latency CDF",
+        &series,
+    )?;
+    println!("report: {}", json_path.display());
+    println!("latency CDF plot: {}", svg_path.display());
+    println!("{json}");
     Ok(())
+}
+
+/// A run's latency CDF under `label`.
+fn run_cdf(label: &str, run: &RunFigures) -> Cdf {
+    Cdf {
+        label: label.to_string(),
+        points: run.bots.cdf.clone(),
+    }
 }
 
 fn print_run(what: &str, run: &RunFigures) {
@@ -380,7 +415,8 @@ async fn measure(
     let cpu_start = cpu_seconds(server_pid).ok_or("server CPU unreadable")?;
     let coalesced_start = coalesced.load(std::sync::atomic::Ordering::Relaxed);
     let window_start = std::time::Instant::now();
-    let mut report = None;
+    let mut report: Option<BotsReport> = None;
+    let mut cdf = Vec::new();
     let mut window = None;
     while let Ok(Some(line)) = lines.next_line().await {
         if line.starts_with("window end") {
@@ -393,8 +429,12 @@ async fn measure(
                 rss,
                 coalesced_end.saturating_sub(coalesced_start),
             ));
+        } else if let Some(points) = line.strip_prefix(CDF_LINE) {
+            cdf = Cdf::from_points_json("", points).map_or_else(Vec::new, |c| c.points);
         } else if line.starts_with('{') {
-            report = BotsReport::from_json(&line);
+            if let Some(parsed) = BotsReport::from_json(&line) {
+                report = Some(parsed);
+            }
         }
     }
     let _ = bots.0.wait().await;
@@ -403,7 +443,8 @@ async fn measure(
         reader.abort();
     }
     let (cpu, elapsed, rss, coalesced) = window.ok_or_else(|| format!("{what}: no window end"))?;
-    let bots = report.ok_or_else(|| format!("{what}: no JSON report"))?;
+    let mut bots = report.ok_or_else(|| format!("{what}: no JSON report"))?;
+    bots.cdf = cdf;
     Ok(RunFigures {
         server_cores: cpu / elapsed,
         server_cpu_us_per_input: cpu * 1e6 / (bots.inputs_per_sec * elapsed).max(1.0),

@@ -16,6 +16,9 @@
 //! order, and the joiners made live. Then the task sleeps until a watch fires, a subscription
 //! joins, or [`IDLE_PASS`] passes.
 //!
+//! Metrics (`sekai_fanout_*`): passes, commits handed over, failures, coalescings, the outboxes'
+//! queued bytes, and each commit's age when handed over (its lag).
+//!
 //! Invariants:
 //! - **commit order across regions**: every commit visible at `rv` has a versionstamp at most
 //!   `rv` and every later one a greater one, so handing over all commits up to `rv`, sorted,
@@ -35,10 +38,11 @@ pub mod registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::select;
 use futures::FutureExt;
+use metrics::{counter, gauge, histogram};
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::model::Delta;
@@ -47,10 +51,15 @@ use sekai_layer::world::store::region_head;
 use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::Notify;
 
+use crate::observe::metrics as names;
 use crate::session::Subscriber;
 use log::{last_stamp, merge, read_log, Stamp};
 use registry::Registry;
 pub use registry::{Slot, Start};
+
+/// Database versions per second: FoundationDB's versions, and the embedded engine's, advance at
+/// about this rate, so a version difference is an age.
+const VERSIONS_PER_SECOND: f64 = 1e6;
 
 /// The longest the fan-out sleeps without a wake (a safety net; watches normally wake it).
 pub const IDLE_PASS: Duration = Duration::from_secs(1);
@@ -76,7 +85,7 @@ impl Default for FanoutConfig {
     }
 }
 
-/// Counters of one fan-out.
+/// Counters of one fan-out (also recorded as `sekai_fanout_*` metrics).
 #[derive(Debug, Default)]
 pub struct FanoutStats {
     /// Passes completed.
@@ -156,6 +165,7 @@ impl Fanout {
             {
                 Ok(()) => {
                     self.shared.stats.passes.fetch_add(1, Ordering::Relaxed);
+                    counter!(names::FANOUT_PASSES).increment(1);
                     {
                         let mut registry = self.registry();
                         for (id, slot, _) in joining {
@@ -166,6 +176,7 @@ impl Fanout {
                 }
                 Err(error) => {
                     self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    counter!(names::FANOUT_FAILURES).increment(1);
                     tracing::warn!(%error, "fan-out pass failed; retrying");
                     self.registry().requeue(joining);
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -212,6 +223,8 @@ impl Fanout {
         joining: &[(u64, Arc<Slot>, Start)],
     ) -> Result<(), WorldError> {
         let trx = db.create_trx()?;
+        let read_version = trx.get_read_version().await?;
+        let read_at = Instant::now();
         let wanted: BTreeSet<RegionId> = live
             .iter()
             .chain(joining.iter().map(|(_, slot, _)| slot))
@@ -296,15 +309,22 @@ impl Fanout {
             .values()
             .flat_map(|deltas| deltas.iter().map(|d| d.region))
             .collect();
-        let coalesced: u64 = live
+        let (mut coalesced, mut queued_bytes) = (0u64, 0usize);
+        for slot in live
             .iter()
             .filter(|slot| !slot.regions().is_disjoint(&touched))
-            .map(|slot| hand_over(slot, &commits))
-            .sum();
+        {
+            let (c, bytes) = hand_over(slot, &commits);
+            coalesced += c;
+            queued_bytes += bytes;
+        }
         self.shared
             .stats
             .coalesced
             .fetch_add(coalesced, Ordering::Relaxed);
+        record_pass(&commits, read_version, read_at, coalesced, queued_bytes);
+        gauge!(names::FANOUT_SUBSCRIPTIONS).set(live.len() as f64);
+        gauge!(names::FANOUT_REGIONS).set(wanted.len() as f64);
         for ((_, slot, _), start) in joining.iter().zip(starts) {
             start.apply(slot);
         }
@@ -421,11 +441,36 @@ impl Beginning {
     }
 }
 
+/// Records a pass's metrics: the commits handed over and the age of each (its commit version
+/// to the pass's read version, plus the time since the read version was taken), the outboxes'
+/// coalescings and their queued bytes.
+fn record_pass(
+    commits: &BTreeMap<Stamp, Vec<Delta>>,
+    read_version: i64,
+    read_at: Instant,
+    coalesced: u64,
+    queued_bytes: usize,
+) {
+    counter!(names::FANOUT_COMMITS).increment(commits.len() as u64);
+    counter!(names::FANOUT_COALESCED).increment(coalesced);
+    gauge!(names::FANOUT_OUTBOX_BYTES).set(queued_bytes as f64);
+    let since_read = read_at.elapsed().as_secs_f64();
+    let lag = histogram!(names::FANOUT_LAG_SECONDS);
+    for stamp in commits.keys() {
+        let mut version = [0u8; 8];
+        version.copy_from_slice(&stamp[..8]);
+        let behind = read_version
+            .saturating_sub(i64::from_be_bytes(version))
+            .max(0);
+        lag.record(behind as f64 / VERSIONS_PER_SECOND + since_read);
+    }
+}
+
 /// Hands a pass's commits to one live subscription; returns how many times its outbox
-/// coalesced doing so.
-fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) -> u64 {
+/// coalesced doing so and the bytes it holds queued after.
+fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) -> (u64, usize) {
     if slot.is_closed() {
-        return 0;
+        return (0, 0);
     }
     let mut subscriber = slot.lock();
     let coalesced_before = subscriber.coalesced();
@@ -436,9 +481,10 @@ fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) -> u64 {
         }
     }
     let coalesced = subscriber.coalesced() - coalesced_before;
+    let bytes = subscriber.queued_bytes();
     drop(subscriber);
     if queued {
         slot.wake();
     }
-    coalesced
+    (coalesced, bytes)
 }

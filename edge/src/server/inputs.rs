@@ -17,11 +17,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use metrics::{counter, histogram};
 use sekai_layer::kv::{Database, FdbError};
 use sekai_layer::world::inbox;
 use sekai_layer::world::model::Input;
 use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::observe::metrics as names;
 
 /// The most inputs one T1 transaction carries.
 pub const MAX_BATCH: usize = 2048;
@@ -111,7 +114,7 @@ pub struct InputBatcher {
     queue: mpsc::UnboundedSender<Queued>,
 }
 
-/// Counters of the batcher.
+/// Counters of the batcher (also recorded as `sekai_edge_t1_*` metrics).
 #[derive(Debug, Default)]
 pub struct BatchStats {
     /// T1 transactions committed.
@@ -171,17 +174,23 @@ async fn run<D: Database>(
         }
         let inputs: Vec<(RegionId, Input)> =
             live.iter().map(|q| (q.region, q.input.clone())).collect();
+        let started = std::time::Instant::now();
         let result = inbox::submit_batch(&db, &keys, &inputs).await;
         match result {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.inputs.fetch_add(live.len() as u64, Ordering::Relaxed);
+                counter!(names::T1_COMMITS).increment(1);
+                counter!(names::T1_INPUTS).increment(live.len() as u64);
+                histogram!(names::T1_SECONDS).record(started.elapsed().as_secs_f64());
+                histogram!(names::T1_BATCH_INPUTS).record(live.len() as f64);
                 for queued in live {
                     let _ = queued.reply.send(Ok(()));
                 }
             }
             Err(error) => {
                 tracing::error!(%error, inputs = live.len(), "T1 batch failed");
+                counter!(names::T1_FAILURES).increment(1);
                 for queued in live {
                     queued.session.broken.store(true, Ordering::Release);
                     let _ = queued.reply.send(Err(StoreError::Database(error)));

@@ -292,6 +292,7 @@ async fn serve_connection<D: Database>(incoming: quinn::Incoming, ctx: Arc<EdgeC
             return;
         }
     };
+    let _open = GaugeGuard::new(crate::observe::metrics::CONNECTIONS);
     let (send, recv) = match connection.accept_bi().await {
         Ok(streams) => streams,
         Err(error) => {
@@ -324,6 +325,23 @@ async fn serve_connection<D: Database>(incoming: quinn::Incoming, ctx: Arc<EdgeC
                 .unwrap_or(0);
             connection.close(CloseCode::ProtocolError.into(), &reason.as_bytes()[..cut]);
         }
+    }
+}
+
+/// Counts one open thing in a gauge for as long as it lives.
+pub(crate) struct GaugeGuard(&'static str);
+
+impl GaugeGuard {
+    /// Adds one to gauge `name`; dropping the guard takes it away.
+    pub(crate) fn new(name: &'static str) -> Self {
+        metrics::gauge!(name).increment(1.0);
+        Self(name)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
     }
 }
 

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use capnp::capability::Rc;
+use metrics::counter;
 use sekai_layer::kv::Database;
 use sekai_layer::world::inbox::action_digest;
 use sekai_layer::world::model::Input;
@@ -27,8 +28,9 @@ use sekai_schema::{Area, PlayerId};
 use super::inputs::SessionMark;
 use super::login::{ensure_avatar, read_avatar};
 use super::push::push;
-use super::EdgeContext;
+use super::{EdgeContext, GaugeGuard};
 use crate::fanout::{Slot, Start};
+use crate::observe::metrics as names;
 use crate::session::{Admission, AvatarLocation, InputGate, Subscriber};
 use crate::token::unix_now;
 use crate::wire::{read_input, read_stamp, with_entity, WireError};
@@ -55,6 +57,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
         let token = params.get()?.get_token()?.to_str()?;
         let claims = self.ctx.tokens.verify(token, unix_now()).map_err(|error| {
             tracing::warn!(peer = %self.peer, %error, "login refused");
+            counter!(names::LOGINS, "outcome" => "refused").increment(1);
             capnp::Error::failed(error.to_string())
         })?;
         let player = claims.player;
@@ -69,10 +72,12 @@ impl<D: Database> gateway::Server for Gateway<D> {
         .await
         .map_err(|error| {
             tracing::error!(player, %error, "login failed");
+            counter!(names::LOGINS, "outcome" => "failed").increment(1);
             // Transient (the database): `overloaded` tells the client to retry, unlike a refused token.
             capnp::Error::overloaded(format!("login failed: {error}"))
         })?;
         tracing::debug!(peer = %self.peer, player, "logged in");
+        counter!(names::LOGINS, "outcome" => "ok").increment(1);
         let location = Arc::new(AvatarLocation::new(state.avatar.id, state.avatar.region()));
         let avatar = std::rc::Rc::new(Avatar {
             ctx: self.ctx.clone(),
@@ -93,6 +98,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
             client: capnp_rpc::new_client_from_rc(avatar.clone()),
             avatar,
             login_avatar: state.avatar,
+            _live: GaugeGuard::new(names::SESSIONS),
         }));
         Ok(())
     }
@@ -106,6 +112,7 @@ pub struct Session<D: Database> {
     avatar: std::rc::Rc<Avatar<D>>,
     client: avatar::Client,
     login_avatar: sekai_layer::world::model::Entity,
+    _live: GaugeGuard,
 }
 
 impl<D: Database> session::Server for Session<D> {
@@ -207,6 +214,7 @@ impl<D: Database> avatar::Server for Avatar<D> {
         params: avatar::SendParams,
         mut results: avatar::SendResults,
     ) -> Result<(), capnp::Error> {
+        counter!(names::INPUTS_RECEIVED).increment(1);
         let params = params.get()?;
         let seq = params.get_seq();
         let action = if params.has_action() {
@@ -215,7 +223,8 @@ impl<D: Database> avatar::Server for Avatar<D> {
             Err(capnp::Error::failed("no action".into()))
         };
         let stored = match self.admit(seq, action) {
-            Err(reason) => {
+            Err((label, reason)) => {
+                counter!(names::INPUTS_REFUSED, "reason" => label).increment(1);
                 tracing::debug!(player = self.player, seq, %reason, "input refused");
                 results.get().init_ack().set_error(reason);
                 return Ok(());
@@ -237,6 +246,7 @@ impl<D: Database> avatar::Server for Avatar<D> {
             }
             self.gate.borrow_mut().stored(seq);
         }
+        counter!(names::INPUTS_ACKED).increment(1);
         results.get().init_ack().set_accepted(seq);
         Ok(())
     }
@@ -244,21 +254,26 @@ impl<D: Database> avatar::Server for Avatar<D> {
 
 impl<D: Database> Avatar<D> {
     /// Checks input `seq` with `action` and admits it through the gate: the input to store,
-    /// `None` for a durable seq to acknowledge again, or the refusal's text for `Ack.error`.
+    /// `None` for a durable seq to acknowledge again, or the refusal's label (a metric label)
+    /// and text (for `Ack.error`).
     fn admit(
         &self,
         seq: u64,
         action: capnp::Result<sekai_schema::world_capnp::action::Reader<'_>>,
-    ) -> Result<Option<Input>, String> {
+    ) -> Result<Option<Input>, (&'static str, String)> {
         let input = action
             .map_err(WireError::from)
             .and_then(|action| read_input(self.player, seq, action))
-            .map_err(|error| format!("malformed action: {error}"))?;
-        check_action(&input.action).map_err(|rejection| format!("invalid action: {rejection}"))?;
+            .map_err(|error| ("malformed", format!("malformed action: {error}")))?;
+        check_action(&input.action)
+            .map_err(|rejection| ("invalid_action", format!("invalid action: {rejection}")))?;
         if self.mark.is_replaced() {
-            return Err(format!(
-                "session replaced by a newer login of player {} on this edge",
-                self.player
+            return Err((
+                "replaced",
+                format!(
+                    "session replaced by a newer login of player {} on this edge",
+                    self.player
+                ),
             ));
         }
         let digest = action_digest(&input.action);
@@ -266,7 +281,7 @@ impl<D: Database> Avatar<D> {
             .gate
             .borrow_mut()
             .admit(seq, digest, self.ctx.epoch.elapsed())
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| (error.label(), error.to_string()))?;
         Ok(match admission {
             Admission::Store => Some(input),
             Admission::AlreadyDurable => None,

@@ -75,6 +75,20 @@ pub enum InputError {
     Broken,
 }
 
+impl InputError {
+    /// A short fixed name of the refusal (a metric label).
+    pub fn label(&self) -> &'static str {
+        match self {
+            InputError::ZeroSeq => "zero_seq",
+            InputError::OutOfOrder { .. } => "out_of_order",
+            InputError::Conflict { .. } => "conflict",
+            InputError::InFlight { .. } => "in_flight",
+            InputError::RateLimited { .. } => "rate_limited",
+            InputError::Broken => "broken",
+        }
+    }
+}
+
 /// Rate limit settings of one session.
 #[derive(Clone, Copy, Debug)]
 pub struct InputLimits {

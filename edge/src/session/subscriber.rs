@@ -212,6 +212,11 @@ impl Subscriber {
         self.outbox.is_reset()
     }
 
+    /// Bytes (estimated) of the deltas queued for the client.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.delta_bytes()
+    }
+
     /// How many times the queue was coalesced.
     pub fn coalesced(&self) -> u64 {
         self.outbox.coalesced()

@@ -154,6 +154,7 @@ impl Committer {
             }
             self.publish(version, overlay.changes);
             self.shared.stats.record_group(u64::from(accepted));
+            crate::telemetry::group_written(u64::from(accepted));
         } else {
             self.shared.publish(None);
         }

@@ -82,6 +82,16 @@ pub enum CommitFault {
     UnknownAfterApply,
 }
 
+/// The metric label of each fault kind, in the order of `FaultInjector::counts`.
+const FAULT_KINDS: [&str; 6] = [
+    "not_committed",
+    "transaction_too_old",
+    "unknown_not_applied",
+    "unknown_applied",
+    "spurious_watch",
+    "delayed_watch",
+];
+
 /// The seeded source of faults.
 #[derive(Debug)]
 pub struct FaultInjector {
@@ -111,6 +121,7 @@ impl FaultInjector {
 
     fn count(&self, index: usize) {
         self.counts[index].fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::fault_injected(FAULT_KINDS[index]);
     }
 
     /// Decides the fault for one commit with writes.

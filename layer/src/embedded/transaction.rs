@@ -539,7 +539,12 @@ impl Transaction for EmbeddedTransaction {
 
     async fn commit(&self) -> FdbResult<()> {
         let (request, reply, watches, stamps, unknown_after_apply) = match self.prepare_commit() {
-            Prepared::Done(result) => return result,
+            Prepared::Done(result) => {
+                if let Err(error) = result {
+                    crate::telemetry::commit_failed(error);
+                }
+                return result;
+            }
             Prepared::Send {
                 request,
                 reply,
@@ -548,6 +553,7 @@ impl Transaction for EmbeddedTransaction {
                 unknown_after_apply,
             } => (request, reply, watches, stamps, unknown_after_apply),
         };
+        let started = std::time::Instant::now();
         let outcome = match self.engine.submit(request) {
             Ok(()) => reply
                 .await
@@ -558,6 +564,7 @@ impl Transaction for EmbeddedTransaction {
             Ok(_) if unknown_after_apply => Err(err(codes::COMMIT_UNKNOWN_RESULT)),
             other => other,
         };
+        crate::telemetry::commit_finished(started.elapsed(), outcome.map(drop));
         match outcome {
             Ok(committed) => {
                 self.register_watches(watches);
@@ -583,6 +590,7 @@ impl Transaction for EmbeddedTransaction {
         if !error.is_retryable() {
             return Err(error);
         }
+        crate::telemetry::retried(error);
         let delay = {
             let mut state = self.lock();
             let delay = state.backoff.advance_jittered(self.engine.shared.jitter());

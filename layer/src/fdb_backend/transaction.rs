@@ -449,6 +449,9 @@ impl Transaction for FdbTransaction {
     }
 
     async fn on_error(&self, error: FdbError) -> FdbResult<()> {
+        if error.is_retryable() {
+            crate::telemetry::retried(error);
+        }
         let fdb_error = to_fdb(error);
         let (retry, generation): (BoxedRetry, u64) = {
             let mut state = self.lock();

@@ -24,6 +24,7 @@ use super::lease::{self, Lease};
 use super::model::{Delta, FrameRecord};
 use super::trim::trim_keeping;
 use crate::kv::{Database, Transaction};
+use crate::telemetry;
 
 /// How long an idle processor waits before renewing its lease.
 pub const IDLE_RENEW: Duration = Duration::from_millis(500);
@@ -35,7 +36,8 @@ pub const CHANGELOG_KEEP: usize = 100_000;
 /// Frames between two trims of the change log.
 pub const TRIM_EVERY_FRAMES: u64 = 1_024;
 
-/// Counters a processor keeps (read by the demo and benchmarks).
+/// Counters a processor keeps (read by the demo and benchmarks); each update is also recorded as
+/// a `sekai_frame*` metric (see [`crate::telemetry`]).
 #[derive(Debug, Default)]
 pub struct ProcessorStats {
     /// Frames committed.
@@ -83,6 +85,12 @@ pub async fn run_frame<D: Database>(
                             stats
                                 .inputs
                                 .fetch_add(record.inputs.len() as u64, Ordering::Relaxed);
+                            telemetry::frame_committed(
+                                &telemetry::region_label(record.region),
+                                record.inputs.len() as u64,
+                                u64::from(record.rejected),
+                                attempt_started.elapsed(),
+                            );
                             Ok(CommittedFrame {
                                 record,
                                 delta,
@@ -98,6 +106,7 @@ pub async fn run_frame<D: Database>(
         };
         hot.invalidate();
         stats.retries.fetch_add(1, Ordering::Relaxed);
+        telemetry::frame_retried(&telemetry::region_label(hot.state.region));
         match error {
             WorldError::Fdb(fdb) if fdb.is_retryable() => trx.on_error(fdb).await?,
             other => return Err(other),
