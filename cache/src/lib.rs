@@ -11,5 +11,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 pub mod area;
+pub mod region;
 
 pub use area::{AreaCache, CacheStats};
+pub use region::{RegionCache, RegionCacheStats, RegionSnapshot};

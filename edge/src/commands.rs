@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// alive with pings every third of it).
     #[arg(long, default_value_t = 30)]
     pub idle_timeout_secs: u64,
+    /// MiB of whole-region snapshots the edge keeps current from the change log, so subscribe
+    /// and resume snapshots cost no range read; 0 turns the cache off.
+    #[arg(long, default_value_t = 64)]
+    pub cache_mb: u64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
     #[arg(long)]
     pub stats: bool,
@@ -186,6 +190,7 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     config.workers = args.workers;
     config.spawn = spawn_near_resources(&shape, &resources);
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+    config.region_cache_bytes = args.cache_mb << 20;
     config.tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::SelfSignedIn {

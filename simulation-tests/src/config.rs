@@ -19,6 +19,9 @@ pub enum PlantedBug {
     ResumeAtTail,
     /// The client applies a delta's changes in reverse order.
     ReorderDelta,
+    /// The edge serves a cached region at the head it was cached at, not the head read in the
+    /// snapshot's own transaction (a stale cache).
+    StaleCache,
 }
 
 /// Sizes and fault rates of one run.

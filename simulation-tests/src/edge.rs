@@ -29,7 +29,7 @@ use sekai_layer::world::inbox::{action_digest, DurableSeq};
 use sekai_layer::world::model::{Delta, Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId};
 
-use crate::edge_ops::{LogEntry, Watch};
+use crate::edge_ops::{EdgeCache, LogEntry, Watch};
 
 /// Where a resumed session starts: the versionstamp the client received up to.
 pub type ResumePoint = [u8; 10];
@@ -217,8 +217,19 @@ impl Session {
 }
 
 /// An edge node: its live sessions, by session id.
-#[derive(Default)]
 pub struct Edge {
     /// Sessions by id (ids are unique across the run).
     pub sessions: BTreeMap<u64, Session>,
+    /// The edge's region cache (lost when the edge crashes).
+    pub cache: EdgeCache,
+}
+
+impl Edge {
+    /// An edge with no session and an empty cache (`serve_stale`: the planted bug).
+    pub fn new(serve_stale: bool) -> Self {
+        Self {
+            sessions: BTreeMap::new(),
+            cache: EdgeCache::new(serve_stale),
+        }
+    }
 }

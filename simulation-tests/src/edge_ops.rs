@@ -9,22 +9,30 @@
 //!   applied before seq n in the old one, which the per-player applied seq would then drop
 //!   silently. A planted variant of that was not caught in 400 seeds: the window is narrow.)
 //! - a snapshot is read at one read version; its cursor is `(read version, 0xFFFF)`, so the
-//!   change log after it holds exactly the commits the snapshot does not show;
+//!   change log after it holds exactly the commits the snapshot does not show; the simulated
+//!   edge takes it through the shipped region cache, which serves a region only at the head read
+//!   in that same transaction;
 //! - a catch-up reads every region of a session after one cursor (the session's subscriber
 //!   keeps one versionstamp for all its regions) at one read version and arms a watch on each
 //!   region's head in the same transaction, so a frame committed after the read fires a watch;
 //!   the catch-up of a resumed session also reads the area's entities at that version (what the
 //!   subscriber settles on after the replay).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sekai_cache::RegionCache;
 
 use sekai_layer::kv::{run, Database, FdbError, FdbResult, Transaction};
 use sekai_layer::world::error::WorldError;
+use sekai_layer::world::frame::load_region;
 use sekai_layer::world::inbox::submit_input;
 use sekai_layer::world::model::{Delta, Entity, Input};
 use sekai_layer::world::query::{changelog_after, entities_in_area};
-use sekai_layer::world::store::get_entity;
+use sekai_layer::world::store::{get_entity, region_head};
 use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
 
 /// A pending watch (fires, or fails, once its key changes).
@@ -77,6 +85,91 @@ pub async fn snapshot<D: Database>(
         let version = trx.get_read_version().await?;
         let entities = entities_in_area(&trx, keys, area, true).await?;
         Ok::<_, WorldError>((entities, snapshot_cursor(version)))
+    })
+    .await
+}
+
+/// An edge's region cache in the simulation: the shipped [`RegionCache`], and the head each
+/// region was last cached at (what the planted stale-cache bug misuses).
+#[derive(Clone)]
+pub struct EdgeCache {
+    /// The shipped cache.
+    pub cache: RegionCache,
+    cached_at: Arc<Mutex<BTreeMap<RegionId, u64>>>,
+    stale_refused: Arc<AtomicU64>,
+    /// The planted bug: serve a cached region at the head it was cached at, not the head read
+    /// in the snapshot's own transaction.
+    pub serve_stale: bool,
+}
+
+impl EdgeCache {
+    /// An empty cache (small, so eviction happens too).
+    pub fn new(serve_stale: bool) -> Self {
+        Self {
+            cache: RegionCache::new(256 * 1024),
+            cached_at: Arc::default(),
+            stale_refused: Arc::default(),
+            serve_stale,
+        }
+    }
+
+    /// Snapshots that found their region cached at an older head and read it again (the
+    /// stale snapshot was not served), since the last call.
+    pub fn take_stale_refused(&self) -> u64 {
+        self.stale_refused.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The entities in `area` and the cursor after them, through the edge's region cache (as the
+/// shipped fan-out does): a region is served from the cache only when the head read in this
+/// transaction equals the cached one, else read whole and cached.
+pub async fn snapshot_cached<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    area: &Area,
+    edge_cache: &EdgeCache,
+) -> Result<(Vec<Entity>, [u8; 10]), WorldError> {
+    run(db, |trx, _| async move {
+        let version = trx.get_read_version().await?;
+        let regions: BTreeSet<RegionId> = area.cells().into_iter().map(|(r, _)| r).collect();
+        let mut found = Vec::new();
+        for region in regions {
+            let head = region_head(&trx, keys, region).await?;
+            let known = edge_cache
+                .cached_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&region)
+                .copied();
+            let cached = match edge_cache.cache.lookup(region, head) {
+                Some(hit) => Some(hit),
+                None => match known.filter(|at| *at != head) {
+                    Some(at) if edge_cache.serve_stale => edge_cache.cache.lookup(region, at),
+                    Some(_) => {
+                        edge_cache.stale_refused.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    None => None,
+                },
+            };
+            let snapshot = match cached {
+                Some(snapshot) => snapshot,
+                None => {
+                    let entities = load_region(&trx, keys, region).await?;
+                    edge_cache
+                        .cached_at
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(region, head);
+                    edge_cache
+                        .cache
+                        .insert(region, head, entities.into_values())
+                }
+            };
+            let snapshot = snapshot.read().unwrap_or_else(|e| e.into_inner());
+            found.extend(snapshot.in_area(area).cloned());
+        }
+        Ok::<_, WorldError>((found, snapshot_cursor(version)))
     })
     .await
 }

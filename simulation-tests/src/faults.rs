@@ -48,11 +48,13 @@ pub enum FaultKind {
     OutboxReset,
     /// A client sent a seq thousands past its next one; the edge refused it.
     GapProbe,
+    /// A snapshot found its region cached at an older head and read it again (never served).
+    StaleCacheRefused,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 18] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -71,6 +73,7 @@ impl FaultKind {
         FaultKind::OutboxCoalesced,
         FaultKind::OutboxReset,
         FaultKind::GapProbe,
+        FaultKind::StaleCacheRefused,
     ];
 
     /// The name used in reports.
@@ -94,6 +97,7 @@ impl FaultKind {
             FaultKind::OutboxCoalesced => "outbox coalesced (slow client)",
             FaultKind::OutboxReset => "outbox reset (slow client)",
             FaultKind::GapProbe => "seq gap attempt (refused)",
+            FaultKind::StaleCacheRefused => "stale cached region (refused)",
         }
     }
 }

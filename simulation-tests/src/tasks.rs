@@ -19,7 +19,7 @@ use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::processor::{run_frame, CommittedFrame, ProcessorStats};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
-use crate::edge_ops::{catch_up, route_and_submit, snapshot, CatchUp, Watch};
+use crate::edge_ops::{catch_up, route_and_submit, snapshot_cached, CatchUp, EdgeCache, Watch};
 use crate::engine::Db;
 
 /// Who a task works for.
@@ -134,10 +134,10 @@ impl Task {
         })
     }
 
-    /// A snapshot of `area`.
-    pub fn snapshot(db: Db, keys: WorldKeys, owner: Owner, area: Area) -> Self {
+    /// A snapshot of `area`, through the edge's region cache.
+    pub fn snapshot(db: Db, keys: WorldKeys, owner: Owner, area: Area, cache: EdgeCache) -> Self {
         Self::new(owner, async move {
-            TaskOutput::Snapshot(snapshot(&db, &keys, &area).await)
+            TaskOutput::Snapshot(snapshot_cached(&db, &keys, &area, &cache).await)
         })
     }
 

@@ -43,11 +43,17 @@ use std::time::{Duration, Instant};
 use futures::future::select;
 use futures::FutureExt;
 use metrics::{counter, gauge, histogram};
+use sekai_cache::RegionCache;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
+use sekai_layer::world::frame::load_region;
 use sekai_layer::world::model::Delta;
+use sekai_layer::world::model::Entity;
 use sekai_layer::world::query::{changelog_floor, entities_in_area};
 use sekai_layer::world::store::region_head;
+use sekai_schema::Area;
+
+use crate::session::outbox::entity_size;
 use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::Notify;
 
@@ -96,6 +102,10 @@ pub struct FanoutStats {
     pub failures: AtomicU64,
     /// Times a subscription's outbox coalesced queued deltas (a slow client).
     pub coalesced: AtomicU64,
+    /// Store range reads made for snapshots (of a cell, or of a whole region for the cache).
+    pub snapshot_reads: AtomicU64,
+    /// Estimated bytes of the entities those reads returned.
+    pub snapshot_bytes: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +114,9 @@ struct Shared {
     wake: Notify,
     stopped: AtomicBool,
     stats: FanoutStats,
+    /// Whole regions kept current from the log; snapshots come from here when it is on.
+    cache: Option<RegionCache>,
+    cache_on: AtomicBool,
 }
 
 /// A handle to an edge's fan-out (cheap to clone, shared by all connections).
@@ -116,6 +129,35 @@ impl Fanout {
     /// A fan-out with no subscriptions; [`Fanout::run`] drives it.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fan-out that serves snapshots from `cache` (kept current from the change log).
+    pub fn with_cache(cache: RegionCache) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                cache: Some(cache),
+                cache_on: AtomicBool::new(true),
+                ..Shared::default()
+            }),
+        }
+    }
+
+    /// Turns the region cache on or off (a benchmark compares both in one run).
+    pub fn set_cache_enabled(&self, on: bool) {
+        self.shared.cache_on.store(on, Ordering::Release);
+    }
+
+    /// The region cache, if this fan-out has one.
+    pub fn cache(&self) -> Option<&RegionCache> {
+        self.shared.cache.as_ref()
+    }
+
+    /// The cache when it is on.
+    fn live_cache(&self) -> Option<&RegionCache> {
+        self.shared
+            .cache
+            .as_ref()
+            .filter(|_| self.shared.cache_on.load(Ordering::Acquire))
     }
 
     /// Adds a subscription; it starts in the next pass. Returns its id and slot.
@@ -231,11 +273,13 @@ impl Fanout {
             .flat_map(|slot| slot.regions().iter().copied())
             .collect();
         let mut next: BTreeMap<RegionId, RegionCursor> = BTreeMap::new();
+        let mut heads: BTreeMap<RegionId, u64> = BTreeMap::new();
         let mut read: Vec<(RegionId, Entries, bool)> = Vec::new();
         for region in &wanted {
             // The head moves with every append to the log: an unchanged head means nothing new
             // in this region as of this pass's read version, so its log is not read.
             let head = region_head(&trx, keys, *region).await?;
+            heads.insert(*region, head);
             let old = regions.get(region);
             let mut cursor = RegionCursor {
                 known: old.is_some_and(|c| c.known),
@@ -272,10 +316,17 @@ impl Fanout {
             .min();
         let mut entries = Vec::new();
         for (region, region_entries, complete) in read {
+            let read_count = region_entries.len();
             let kept: Vec<(Stamp, Delta)> = region_entries
                 .into_iter()
                 .filter(|(stamp, _)| cut.is_none_or(|cut| *stamp <= cut))
                 .collect();
+            if let (Some(cache), Some(head)) = (self.shared.cache.as_ref(), heads.get(&region)) {
+                // Entries read are committed whatever becomes of this pass: the cached region
+                // may take them now, so this pass's joiners already hit it.
+                let whole = complete && kept.len() == read_count;
+                cache.advance(region, *head, kept.iter().map(|(_, d)| d), whole);
+            }
             if let Some(cursor) = next.get_mut(&region) {
                 if let Some((stamp, _)) = kept.last() {
                     cursor.stamp = Some(*stamp);
@@ -290,7 +341,7 @@ impl Fanout {
         let commits = merge(entries);
         let mut starts = Vec::with_capacity(joining.len());
         for (_, slot, start) in joining {
-            starts.push(self.start(&trx, keys, config, slot, *start).await?);
+            starts.push(self.start(&trx, keys, config, &heads, slot, *start).await?);
         }
         trx.commit().await?;
 
@@ -337,6 +388,7 @@ impl Fanout {
         trx: &T,
         keys: &WorldKeys,
         config: &FanoutConfig,
+        heads: &BTreeMap<RegionId, u64>,
         slot: &Slot,
         start: Start,
     ) -> Result<Beginning, WorldError> {
@@ -370,7 +422,7 @@ impl Fanout {
                     complete &= done && entries.len() <= config.max_replay;
                 }
                 if complete {
-                    let visible = entities_in_area(trx, keys, &area, true).await?;
+                    let visible = self.area_now(trx, keys, &area, &regions, heads).await?;
                     return Ok(Beginning::Replay {
                         from,
                         commits: merge(entries),
@@ -382,8 +434,54 @@ impl Fanout {
                 tracing::info!("resume point newer than the area's logs; sending a snapshot");
             }
         }
-        let entities = entities_in_area(trx, keys, &area, true).await?;
+        let entities = self.area_now(trx, keys, &area, &regions, heads).await?;
         Ok(Beginning::Snapshot { entities, at })
+    }
+
+    /// The entities in `area` (whose `regions` had `heads` in this pass) at the pass's read
+    /// version: from the region cache where it is current at the head, else one range read of
+    /// the whole region, cached; without the cache, one range read per cell of the area.
+    async fn area_now<T: Transaction>(
+        &self,
+        trx: &T,
+        keys: &WorldKeys,
+        area: &Area,
+        regions: &BTreeSet<RegionId>,
+        heads: &BTreeMap<RegionId, u64>,
+    ) -> Result<Vec<Entity>, WorldError> {
+        let stats = &self.shared.stats;
+        let Some(cache) = self.live_cache() else {
+            let entities = entities_in_area(trx, keys, area, true).await?;
+            let bytes: usize = entities.iter().map(entity_size).sum();
+            let cells = area.cells().len() as u64;
+            stats.snapshot_reads.fetch_add(cells, Ordering::Relaxed);
+            stats
+                .snapshot_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            return Ok(entities);
+        };
+        let mut found = Vec::new();
+        for region in regions {
+            let head = match heads.get(region) {
+                Some(head) => *head,
+                None => region_head(trx, keys, *region).await?,
+            };
+            let snapshot = match cache.lookup(*region, head) {
+                Some(snapshot) => snapshot,
+                None => {
+                    let entities = load_region(trx, keys, *region).await?;
+                    let bytes: usize = entities.values().map(entity_size).sum();
+                    stats.snapshot_reads.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .snapshot_bytes
+                        .fetch_add(bytes as u64, Ordering::Relaxed);
+                    cache.insert(*region, head, entities.into_values())
+                }
+            };
+            let snapshot = snapshot.read().unwrap_or_else(|e| e.into_inner());
+            found.extend(snapshot.in_area(area).cloned());
+        }
+        Ok(found)
     }
 }
 

@@ -68,6 +68,10 @@ impl Default for EdgeLimits {
     }
 }
 
+/// The default byte budget of the fan-out's region cache (64 MiB: a few hundred thousand
+/// entities).
+pub const DEFAULT_REGION_CACHE_BYTES: u64 = 64 << 20;
+
 /// How to run an edge.
 #[derive(Clone)]
 pub struct EdgeConfig {
@@ -85,6 +89,9 @@ pub struct EdgeConfig {
     pub limits: EdgeLimits,
     /// Fan-out settings.
     pub fanout: FanoutConfig,
+    /// Bytes of whole-region snapshots the fan-out keeps current from the change log to serve
+    /// subscribe and resume snapshots without range reads; 0 turns the cache off.
+    pub region_cache_bytes: u64,
     /// Where new avatars appear.
     pub spawn: SpawnFn,
 }
@@ -101,6 +108,7 @@ impl EdgeConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             limits: EdgeLimits::default(),
             fanout: FanoutConfig::default(),
+            region_cache_bytes: DEFAULT_REGION_CACHE_BYTES,
             spawn: Arc::new(move |_| Vec3::new(x as f32, 0.0, z as f32)),
         }
     }
@@ -159,7 +167,11 @@ impl EdgeServer {
         let tls = server_config(&config.tls, config.listen, config.limits.idle_timeout)?;
         let certificate = tls.certificate.clone();
         let endpoint = server_endpoint(tls, config.listen)?;
-        let fanout = Fanout::new();
+        let fanout = if config.region_cache_bytes > 0 {
+            Fanout::with_cache(sekai_cache::RegionCache::new(config.region_cache_bytes))
+        } else {
+            Fanout::new()
+        };
         tokio::spawn(fanout.clone().run(db.clone(), keys.clone(), config.fanout));
         let input_stats = Arc::new(BatchStats::default());
         let inputs = InputBatcher::start(db.clone(), keys.clone(), input_stats.clone());

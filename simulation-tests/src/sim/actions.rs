@@ -454,6 +454,7 @@ impl Simulation {
         let Ok(db) = self.engine.db().cloned() else {
             return;
         };
+        let cache = self.edges[e].cache.clone();
         let Some(session) = self.edges[e].sessions.get_mut(&s) else {
             return;
         };
@@ -464,7 +465,7 @@ impl Simulation {
         let (area, regions) = (session.area(), session.regions());
         let task = match session.phase {
             Phase::Snapshotting | Phase::SeekingTail => {
-                Task::snapshot(db, self.keys.clone(), owner, area)
+                Task::snapshot(db, self.keys.clone(), owner, area, cache)
             }
             Phase::Resuming(from) => {
                 session.dirty = false;

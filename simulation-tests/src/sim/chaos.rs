@@ -83,11 +83,10 @@ impl Simulation {
 
     /// Drops every session of `edge` with its tasks; their clients reconnect soon.
     fn crash_edge(&mut self, edge: usize) {
-        let Some(dead) = self
-            .edges
-            .get_mut(edge)
-            .map(|e| std::mem::take(&mut e.sessions))
-        else {
+        let Some(dead) = self.edges.get_mut(edge).map(|e| {
+            e.cache = crate::edge_ops::EdgeCache::new(e.cache.serve_stale);
+            std::mem::take(&mut e.sessions)
+        }) else {
             return;
         };
         self.tasks

@@ -156,7 +156,9 @@ impl Simulation {
         trace.echo = config.echo_trace;
         Ok(Self {
             seed,
-            edges: (0..config.edges).map(|_| Edge::default()).collect(),
+            edges: (0..config.edges)
+                .map(|_| Edge::new(config.bug == crate::config::PlantedBug::StaleCache))
+                .collect(),
             config,
             rng,
             now: 0,

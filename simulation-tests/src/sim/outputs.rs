@@ -104,6 +104,10 @@ impl Simulation {
                 region: *region,
             });
         }
+        if matches!(output, TaskOutput::Snapshot(_)) {
+            let refused = self.edges[e].cache.take_stale_refused();
+            self.tally.add(FaultKind::StaleCacheRefused, refused);
+        }
         let Some(session) = self.edges[e].sessions.get_mut(&s) else {
             return;
         };
