@@ -79,6 +79,10 @@ enum Bench {
     /// datagram per message) carrying the same traffic; capacity at p99 <= 11 ms; an overload
     /// run at 4x Sekai's capacity. Last line JSON.
     Edge(sekai_edge::bench_edge::BenchEdgeArgs),
+    /// A network blip: N clients drop and remake their subscriptions at once, with the edge's
+    /// region cache off and then on (time to every snapshot, store reads), and the cache's hit
+    /// rate while bots play. Last line JSON.
+    Reconnect(sekai_edge::bench_edge::reconnect::BenchReconnectArgs),
     /// The raw baseline's server (started by `bench edge`).
     #[command(hide = true)]
     RawServer(sekai_edge::bench_edge::RawServerArgs),
@@ -191,6 +195,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Bench {
             which: Bench::Edge(args),
         }) => sekai_edge::bench_edge::bench_edge(args).await,
+        Some(Command::Bench {
+            which: Bench::Reconnect(args),
+        }) => sekai_edge::bench_edge::reconnect::bench_reconnect(args).await,
         Some(Command::Bench {
             which: Bench::RawServer(args),
         }) => sekai_edge::bench_edge::raw_server_command(args).await,

@@ -14,6 +14,7 @@
 //! or report is an error naming the command, never a made-up figure.
 
 pub mod raw;
+pub mod reconnect;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
