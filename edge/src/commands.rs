@@ -1,7 +1,8 @@
 //! The `sekai serve`, `sekai bots` and `sekai inspect` commands.
 //!
 //! - `serve`: the embedded engine on a data directory, the generated world (only when the
-//!   directory holds none yet), a processor per region and one edge, until Ctrl-C. It keeps
+//!   directory holds none yet), with `--roles` a processor node (its fair share of the regions,
+//!   shared with every other processor node on the same database) and an edge, until Ctrl-C. It keeps
 //!   the edge's self-signed certificate (DER) in `<dir>/edge-cert.der` for clients to pin,
 //!   reused on every start; a directory still locked by a dying process is waited for;
 //! - `bots`: N bots against a running edge, with the edge's certificate and token secret;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use sekai_layer::embedded::EmbeddedDatabase;
 use sekai_layer::kv::{Database, RangeOption, Transaction};
+use sekai_layer::world::nodes::{run_heartbeat, Roles};
 use sekai_layer::world::processor::ProcessorStats;
 use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
@@ -25,7 +27,7 @@ use crate::bots::{start_bots, BotConfig, BotStats};
 use crate::server::{EdgeConfig, EdgeServer};
 use crate::tls::TlsSource;
 use crate::token::TokenKey;
-use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
+use crate::world_setup::{load_world, node_holder, spawn_near_resources, start_node, WorldShape};
 
 /// The world prefix the commands use.
 pub const WORLD: &str = "sekai/world";
@@ -81,6 +83,10 @@ pub struct ServeArgs {
     /// then only receives the edge certificate. Needs a build with `--features fdb`.
     #[arg(long)]
     pub fdb: Option<PathBuf>,
+    /// What this node does: `edge` (serve clients in any region), `processor` (take a fair share
+    /// of the regions, shared with the other processor nodes), or both.
+    #[arg(long, default_value = "edge,processor")]
+    pub roles: Roles,
 }
 
 /// Runs an edge with its processors until Ctrl-C, on the embedded engine or (`--fdb`) on
@@ -168,7 +174,22 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(ProcessorStats::default());
-    let processors = start_processors(&db, &keys, &shape, &stop, &stats, |_| {});
+    let roles = args.roles;
+    let processors = if roles.processor {
+        start_node(&db, &keys, &shape, roles, &stop, &stats, |_| {})
+    } else {
+        let beat = run_heartbeat(db.clone(), keys.clone(), node_holder(), roles, stop.clone());
+        vec![tokio::spawn(beat)]
+    };
+    if !roles.edge {
+        println!("processor node running (no edge); Ctrl-C stops and hands its regions over");
+        let _ = tokio::signal::ctrl_c().await;
+        stop.store(true, Ordering::Relaxed);
+        for processor in processors {
+            let _ = processor.await;
+        }
+        return Ok(());
+    }
     let mut config = EdgeConfig::new(args.listen, TokenKey::new(args.secret.into_bytes()));
     config.workers = args.workers.max(1);
     config.spawn = spawn_near_resources(&shape, &resources);
