@@ -37,9 +37,15 @@ fn the_deployment_file_parses_and_its_commands_are_valid() {
             .iter()
             .map(|v| v.as_str().expect("string arguments").to_string())
             .collect();
-        assert_eq!(command.get(..2), Some(&["sekai".into(), "serve".into()][..]));
+        assert_eq!(
+            command.get(..2),
+            Some(&["sekai".into(), "serve".into()][..])
+        );
         // The secret comes from SEKAI_EDGE_SECRET in the file's environment.
-        let argv = command[1..].iter().cloned().chain(["--secret".into(), "x".into()]);
+        let argv = command[1..]
+            .iter()
+            .cloned()
+            .chain(["--secret".into(), "x".into()]);
         let parsed = Serve::try_parse_from(argv)
             .unwrap_or_else(|e| panic!("{name:?}: `sekai serve` refuses its arguments: {e}"))
             .args;
@@ -57,5 +63,8 @@ fn the_deployment_file_parses_and_its_commands_are_valid() {
             "{name:?} gets the token secret"
         );
     }
-    assert!(edges >= 1 && processors >= 2, "{edges} edges, {processors} processors");
+    assert!(
+        edges >= 1 && processors >= 2,
+        "{edges} edges, {processors} processors"
+    );
 }

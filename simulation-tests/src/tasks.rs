@@ -11,13 +11,13 @@ use std::pin::Pin;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sekai_edge::server::ensure_avatar;
+use sekai_layer::world::assign::{survey, View};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::inbox::DurableSeq;
-use sekai_layer::world::assign::{survey, View};
 use sekai_layer::world::lease::{acquire, release, Lease};
-use sekai_layer::world::nodes::{leave, Roles};
 use sekai_layer::world::model::{Entity, Input};
+use sekai_layer::world::nodes::{leave, Roles};
 use sekai_layer::world::processor::{run_frame, CommittedFrame, ProcessorStats};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
@@ -120,13 +120,7 @@ impl Task {
     }
 
     /// Node `node` hands `region` over.
-    pub fn release(
-        db: Db,
-        keys: WorldKeys,
-        node: usize,
-        region: RegionId,
-        lease: Lease,
-    ) -> Self {
+    pub fn release(db: Db, keys: WorldKeys, node: usize, region: RegionId, lease: Lease) -> Self {
         Self::new(Owner::Node(node), async move {
             let released = release(&db, &keys, region, lease.holder, lease.epoch).await;
             TaskOutput::Released(region, released)

@@ -167,7 +167,8 @@ pub fn plan(view: &View, me: u128, running: &BTreeSet<RegionId>) -> Plan {
     } else {
         let spare = free.len().saturating_sub(deficit);
         if held < ceil && spare > 0 {
-            out.acquire.extend(free.iter().take((ceil - held).min(spare)));
+            out.acquire
+                .extend(free.iter().take((ceil - held).min(spare)));
         } else if held == ceil && ceil > floor && deficit > free.len() + orphaned {
             out.release.extend(mine.first());
         }
@@ -266,11 +267,20 @@ fn start<D: Database>(
     );
     let task = tokio::spawn(async move {
         // Built entities need ids unique across processes and tenures: seed from the OS.
-        let mut rng = ChaCha8Rng::from_rng(rand::rngs::OsRng).unwrap_or_else(|_| {
-            ChaCha8Rng::seed_from_u64(rand::random())
-        });
+        let mut rng = ChaCha8Rng::from_rng(rand::rngs::OsRng)
+            .unwrap_or_else(|_| ChaCha8Rng::seed_from_u64(rand::random()));
         let mut new_id = move || EntityId::from_u128(rng.gen());
-        hold_region(&db, &keys, region, lease, &flag, &stats, &mut new_id, &on_frame).await;
+        hold_region(
+            &db,
+            &keys,
+            region,
+            lease,
+            &flag,
+            &stats,
+            &mut new_id,
+            &on_frame,
+        )
+        .await;
     });
     Held { lease, stop, task }
 }

@@ -221,7 +221,11 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_refuse_garbage() {
-        for roles in [Roles::BOTH, "edge".parse().unwrap(), "processor".parse().unwrap()] {
+        for roles in [
+            Roles::BOTH,
+            "edge".parse().unwrap(),
+            "processor".parse().unwrap(),
+        ] {
             let entry = NodeEntry {
                 holder: 7,
                 expires: -3,

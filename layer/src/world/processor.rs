@@ -130,7 +130,17 @@ pub async fn run_processor<D: Database>(
                 continue;
             }
         };
-        hold_region(&db, &keys, region, lease, &stop, &stats, &mut new_id, &on_frame).await;
+        hold_region(
+            &db,
+            &keys,
+            region,
+            lease,
+            &stop,
+            &stats,
+            &mut new_id,
+            &on_frame,
+        )
+        .await;
     }
 }
 

@@ -73,7 +73,10 @@ impl Simulation {
         let (min, max) = (shares.values().min(), shares.values().max());
         if let (Some(min), Some(max)) = (min, max) {
             if max - min > 1 {
-                return Err(Violation::new(BALANCED, format!("shares by node {shares:?}")));
+                return Err(Violation::new(
+                    BALANCED,
+                    format!("shares by node {shares:?}"),
+                ));
             }
         }
         Ok(())

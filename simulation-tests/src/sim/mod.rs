@@ -144,7 +144,8 @@ impl Simulation {
         let late = config.nodes >= 2;
         let nodes = (0..config.nodes)
             .map(|i| {
-                let join_at = (late && i + 1 == config.nodes).then(|| rng.gen_range(0..LATE_JOIN_US));
+                let join_at =
+                    (late && i + 1 == config.nodes).then(|| rng.gen_range(0..LATE_JOIN_US));
                 ProcessorNode::new(&mut rng, 0, join_at)
             })
             .collect();

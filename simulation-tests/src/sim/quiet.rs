@@ -119,9 +119,10 @@ impl Simulation {
                 s.phase == Phase::Streaming && !s.dirty && !s.has_output() && s.inputs.is_empty()
             })
         });
-        let nodes_settled = self.nodes.iter().all(|n| {
-            n.is_up() && !n.leaving && n.pending.is_empty() && !n.stalled(self.now)
-        });
+        let nodes_settled = self
+            .nodes
+            .iter()
+            .all(|n| n.is_up() && !n.leaving && n.pending.is_empty() && !n.stalled(self.now));
         if !clients_settled || !sessions_settled || !nodes_settled {
             return Ok(false);
         }
