@@ -9,7 +9,7 @@
 //! lost wake-up shows up as a liveness violation or a mirror mismatch.
 
 use super::Simulation;
-use crate::checks::{check_mirror, check_world, scan, Violation, WorldSummary};
+use crate::checks::{check_durable, check_mirror, check_world, scan, Violation, WorldSummary};
 use crate::client::Link;
 use crate::edge::Phase;
 use crate::trace::Event;
@@ -30,7 +30,9 @@ impl Simulation {
                 return WorldSummary::default();
             }
             if self.now > deadline {
-                if let Err(violation) = self.check_assignment().await {
+                // Name the broken invariant when one explains the stall (an acknowledged input
+                // that never reached an inbox blocks its player's later inputs forever).
+                if let Err(violation) = self.check_stalled().await {
                     self.fail(violation);
                     return WorldSummary::default();
                 }
@@ -141,6 +143,18 @@ impl Simulation {
             }
         }
         Ok(true)
+    }
+
+    /// The checks that explain a run that cannot go quiet: nothing acknowledged lost (in an
+    /// inbox or a frame), every region processed by one node with balanced shares.
+    async fn check_stalled(&self) -> Result<(), Violation> {
+        let db = self
+            .engine
+            .db()
+            .map_err(|e| Violation::new("engine open", e.to_string()))?
+            .inner();
+        check_durable(db, &self.keys, &self.world.regions, &self.ledger).await?;
+        self.check_assignment().await
     }
 
     async fn check(&self) -> Result<WorldSummary, Violation> {
