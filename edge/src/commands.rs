@@ -1,8 +1,9 @@
 //! The `sekai serve`, `sekai bots` and `sekai inspect` commands.
 //!
 //! - `serve`: the embedded engine on a data directory, the generated world (only when the
-//!   directory holds none yet), a processor per region and one edge, until Ctrl-C; with
-//!   `--http` the live map and with `--metrics` Prometheus metrics (see `observe`). It keeps
+//!   directory holds none yet), with `--roles` a processor node (its fair share of the regions,
+//!   shared with every other processor node on the same database) and an edge, until Ctrl-C;
+//!   with `--http` the live map and with `--metrics` Prometheus metrics (see `observe`). It keeps
 //!   the edge's self-signed certificate (DER) in `<dir>/edge-cert.der` for clients to pin,
 //!   reused on every start; a directory still locked by a dying process is waited for;
 //! - `bots`: N bots against a running edge, with the edge's certificate and token secret;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use sekai_layer::embedded::EmbeddedDatabase;
 use sekai_layer::kv::{Database, RangeOption, Transaction};
+use sekai_layer::world::nodes::{run_heartbeat, Roles};
 use sekai_layer::world::processor::ProcessorStats;
 use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
@@ -28,7 +30,7 @@ use crate::plot::Cdf;
 use crate::server::{EdgeConfig, EdgeServer};
 use crate::tls::TlsSource;
 use crate::token::TokenKey;
-use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
+use crate::world_setup::{load_world, node_holder, spawn_near_resources, start_node, WorldShape};
 
 /// The world prefix the commands use.
 pub const WORLD: &str = "sekai/world";
@@ -98,6 +100,10 @@ pub struct ServeArgs {
     /// default).
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
+    /// What this node does: `edge` (serve clients in any region), `processor` (take a fair share
+    /// of the regions, shared with the other processor nodes), or both.
+    #[arg(long, default_value = "edge,processor")]
+    pub roles: Roles,
 }
 
 /// Runs an edge with its processors until Ctrl-C, on the embedded engine or (`--fdb`) on
@@ -185,7 +191,22 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(ProcessorStats::default());
-    let processors = start_processors(&db, &keys, &shape, &stop, &stats, |_| {});
+    let roles = args.roles;
+    let processors = if roles.processor {
+        start_node(&db, &keys, &shape, roles, &stop, &stats, |_| {})
+    } else {
+        let beat = run_heartbeat(db.clone(), keys.clone(), node_holder(), roles, stop.clone());
+        vec![tokio::spawn(beat)]
+    };
+    if !roles.edge {
+        println!("processor node running (no edge); Ctrl-C stops and hands its regions over");
+        let _ = tokio::signal::ctrl_c().await;
+        stop.store(true, Ordering::Relaxed);
+        for processor in processors {
+            let _ = processor.await;
+        }
+        return Ok(());
+    }
     let mut config = EdgeConfig::new(args.listen, TokenKey::new(args.secret.into_bytes()));
     config.workers = args.workers;
     config.spawn = spawn_near_resources(&shape, &resources);

@@ -1,5 +1,6 @@
 //! A playable world for `sekai demo` and `sekai serve`: generated resources loaded into the
-//! database, a processor per region, and spawn points next to resources.
+//! database, this process's processor node (its fair share of the regions), and spawn points
+//! next to resources.
 //!
 //! Invariants: the world is a function of (seed, regions per side, density); player `p` spawns
 //! within a metre of a resource of region `p mod regions`, inside that region.
@@ -11,9 +12,11 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::kv::Database;
+use sekai_layer::world::assign::{run_node, NodeSpec};
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::model::{Entity, Vec3};
-use sekai_layer::world::processor::{run_processor, CommittedFrame, ProcessorStats};
+use sekai_layer::world::nodes::Roles;
+use sekai_layer::world::processor::{CommittedFrame, ProcessorStats};
 use sekai_schema::geometry::region_of;
 use sekai_schema::{PlayerId, RegionId, WorldKeys};
 
@@ -99,7 +102,9 @@ pub fn spawn_near_resources(
     })
 }
 
-/// Starts one processor per region on the current runtime; they run until `stop` is set.
+/// Starts this process's processor node on the current runtime: it announces itself, takes its
+/// fair share of the world's regions (all of them when it is alone) and runs one processor per
+/// held region, until `stop` is set; then it hands its regions over (`assign::run_node`).
 pub fn start_processors<D: Database>(
     db: &D,
     keys: &WorldKeys,
@@ -108,23 +113,38 @@ pub fn start_processors<D: Database>(
     stats: &Arc<ProcessorStats>,
     on_frame: impl Fn(&CommittedFrame) + Send + Sync + Clone + 'static,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    // Holder ids come from the OS's randomness, never from the world's seed: every process
-    // serving a world must be a distinct lease holder.
-    let holder: u128 = rand::rngs::OsRng.gen();
-    tracing::info!(holder = %format!("{holder:032x}"), "processor lease holder id");
-    shape
-        .regions()
-        .into_iter()
-        .map(|region| {
-            tokio::spawn(run_processor(
-                db.clone(),
-                keys.clone(),
-                region,
-                holder,
-                stop.clone(),
-                stats.clone(),
-                on_frame.clone(),
-            ))
-        })
-        .collect()
+    start_node(db, keys, shape, Roles::BOTH, stop, stats, on_frame)
+}
+
+/// Like [`start_processors`], announcing `roles` (which must include the processor role).
+pub fn start_node<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    shape: &WorldShape,
+    roles: Roles,
+    stop: &Arc<AtomicBool>,
+    stats: &Arc<ProcessorStats>,
+    on_frame: impl Fn(&CommittedFrame) + Send + Sync + Clone + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let spec = NodeSpec {
+        holder: node_holder(),
+        roles,
+        regions: shape.regions(),
+    };
+    vec![tokio::spawn(run_node(
+        db.clone(),
+        keys.clone(),
+        spec,
+        stop.clone(),
+        stats.clone(),
+        on_frame,
+    ))]
+}
+
+/// A fresh lease-holder id for this process: from the OS's randomness, never from the world's
+/// seed (every process serving a world must be a distinct holder), and odd (0 means "no holder").
+pub fn node_holder() -> u128 {
+    let holder: u128 = rand::rngs::OsRng.gen::<u128>() | 1;
+    tracing::info!(holder = %format!("{holder:032x}"), "node lease holder id");
+    holder
 }

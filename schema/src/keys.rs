@@ -24,6 +24,7 @@
 //! | region version | `("region_version", rx, rz)` | layer-defined version for cache validation |
 //! | inbox signal | `("inbox_signal", rx, rz)` | bumped by atomic ADD on every T1; the processor watches it |
 //! | change-log floor | `("changelog_floor", rx, rz)` | the 10-byte versionstamp the log was trimmed up to (inclusive) |
+//! | node heartbeats | `("node", holder)` | layer-defined: the node's expiry (a read version) and roles |
 //!
 //! The inbox and change log are written with FDB's `SET_VERSIONSTAMPED_KEY`
 //! atomic op, whose parameter is the key with an *incomplete* versionstamp
@@ -46,7 +47,7 @@
 
 use crate::geometry::{CellId, RegionId};
 use crate::ids::{EntityId, PlayerId};
-use foundationdb_tuple::{PackError, Subspace, Versionstamp};
+use foundationdb_tuple::{PackError, Subspace, Uuid, Versionstamp};
 use std::fmt;
 
 /// Largest world prefix, in bytes (after tuple encoding for [`WorldKeys::new`]).
@@ -146,11 +147,13 @@ pub enum KeyKind {
     /// `durable/(player)`: the highest input seq of a player that is durable (in an inbox or
     /// applied), with a digest of that input; raised by atomic MAX in T1.
     Durable,
+    /// `node/(holder)`: a live node's heartbeat (its lease-holder id as a UUID element).
+    Node,
 }
 
 impl KeyKind {
     /// Every kind, in the order of their subspaces' tags.
-    pub const ALL: [KeyKind; 14] = [
+    pub const ALL: [KeyKind; 15] = [
         KeyKind::Entity,
         KeyKind::Spatial,
         KeyKind::SpatialRev,
@@ -165,6 +168,7 @@ impl KeyKind {
         KeyKind::InboxSignal,
         KeyKind::ChangelogFloor,
         KeyKind::Durable,
+        KeyKind::Node,
     ];
 
     /// The tuple string that starts this kind's subspace after the prefix.
@@ -184,6 +188,7 @@ impl KeyKind {
             KeyKind::InboxSignal => "inbox_signal",
             KeyKind::ChangelogFloor => "changelog_floor",
             KeyKind::Durable => "durable",
+            KeyKind::Node => "node",
         }
     }
 
@@ -245,6 +250,8 @@ pub enum WorldKey {
     ChangelogFloor(RegionId),
     /// `durable/(player)`.
     Durable(PlayerId),
+    /// `node/(holder)`.
+    Node(u128),
 }
 
 impl WorldKey {
@@ -265,6 +272,7 @@ impl WorldKey {
             WorldKey::InboxSignal(_) => KeyKind::InboxSignal,
             WorldKey::ChangelogFloor(_) => KeyKind::ChangelogFloor,
             WorldKey::Durable(_) => KeyKind::Durable,
+            WorldKey::Node(_) => KeyKind::Node,
         }
     }
 }
@@ -368,6 +376,7 @@ impl WorldKeys {
             WorldKey::InboxSignal(region) => self.inbox_signal(*region),
             WorldKey::ChangelogFloor(region) => self.changelog_floor(*region),
             WorldKey::Durable(player) => self.durable(*player),
+            WorldKey::Node(holder) => self.node(*holder),
         }
     }
 
@@ -413,6 +422,7 @@ impl WorldKeys {
             KeyKind::InboxSignal => WorldKey::InboxSignal(self.decode_inbox_signal(key)?),
             KeyKind::ChangelogFloor => WorldKey::ChangelogFloor(self.decode_changelog_floor(key)?),
             KeyKind::Durable => WorldKey::Durable(self.decode_durable(key)?),
+            KeyKind::Node => WorldKey::Node(self.decode_node(key)?),
         })
     }
 
@@ -683,6 +693,20 @@ impl WorldKeys {
         let (player,): (PlayerId,) = self.subspace(KeyKind::Durable).unpack(key)?;
         Ok(player)
     }
+
+    // ----- nodes -----
+
+    /// `node/(holder)`: the heartbeat of the node whose lease-holder id is `holder`.
+    pub fn node(&self, holder: u128) -> Vec<u8> {
+        self.subspace(KeyKind::Node)
+            .pack(&(Uuid::from_u128(holder),))
+    }
+
+    /// Decodes a `node/(holder)` key.
+    pub fn decode_node(&self, key: &[u8]) -> Result<u128, KeyError> {
+        let (holder,): (Uuid,) = self.subspace(KeyKind::Node).unpack(key)?;
+        Ok(holder.as_u128())
+    }
 }
 
 #[cfg(test)]
@@ -754,6 +778,9 @@ mod tests {
             out.push(WorldKey::Player(p));
             out.push(WorldKey::Applied(p));
             out.push(WorldKey::Durable(p));
+        }
+        for holder in [0, 1, u128::MAX, 0x1234 << 70] {
+            out.push(WorldKey::Node(holder));
         }
         out
     }
@@ -828,6 +855,7 @@ mod tests {
                 WorldKey::Applied(p) => assert_eq!(keys.decode_applied(&key).unwrap(), *p),
                 WorldKey::Durable(p) => assert_eq!(keys.decode_durable(&key).unwrap(), *p),
                 WorldKey::Lease(r) => assert_eq!(keys.decode_lease(&key).unwrap(), *r),
+                WorldKey::Node(h) => assert_eq!(keys.decode_node(&key).unwrap(), *h),
                 WorldKey::InboxSignal(r) => {
                     assert_eq!(keys.decode_inbox_signal(&key).unwrap(), *r)
                 }

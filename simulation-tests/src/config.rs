@@ -31,8 +31,9 @@ pub struct SimConfig {
     pub players: usize,
     /// Edge nodes.
     pub edges: usize,
-    /// Processor nodes per region (one holds the lease, the others stand by).
-    pub processors_per_region: usize,
+    /// Processor nodes; they share the regions through `assign` (fair shares, takeover). The
+    /// last one (when there are two or more) joins during the run instead of at the start.
+    pub nodes: usize,
     /// Scheduler steps before the run goes quiet.
     pub steps: usize,
     /// Most unacknowledged inputs a client keeps in flight.
@@ -45,10 +46,15 @@ pub struct SimConfig {
     pub watch_fault_rate: f64,
     /// Longest injected watch delay.
     pub max_watch_delay: Duration,
-    /// Probability, per step, of a processor crash.
+    /// Probability, per step, of one region processor's crash inside a live node (its hot state
+    /// and frame in flight lost; the node takes its own lease back).
     pub processor_crash: f64,
-    /// Probability, per step, of a processor stall longer than its lease.
+    /// Probability, per step, of a processor node stalling longer than its leases.
     pub processor_stall: f64,
+    /// Probability, per step, of a processor node crash (no release; back later as a new node).
+    pub node_crash: f64,
+    /// Probability, per step, of a processor node leaving gracefully (back later as a new node).
+    pub node_leave: f64,
     /// Probability, per step, of an edge crash.
     pub edge_crash: f64,
     /// Probability, per step, of a client disconnect.
@@ -83,7 +89,7 @@ impl Default for SimConfig {
         Self {
             players: 6,
             edges: 2,
-            processors_per_region: 2,
+            nodes: 2,
             steps: 3_000,
             window: 3,
             density: 0.02,
@@ -92,6 +98,8 @@ impl Default for SimConfig {
             max_watch_delay: Duration::from_millis(30),
             processor_crash: 0.0007,
             processor_stall: 0.0003,
+            node_crash: 0.0004,
+            node_leave: 0.0004,
             edge_crash: 0.0005,
             client_disconnect: 0.001,
             client_restart: 0.0004,

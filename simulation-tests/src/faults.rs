@@ -24,9 +24,9 @@ pub enum FaultKind {
     SpuriousWatch,
     /// A watch fire was delayed.
     DelayedWatch,
-    /// A processor crashed (hot state and lease dropped).
+    /// One region's processor crashed inside a live node (hot state and frame dropped).
     ProcessorCrash,
-    /// A processor stalled past its lease and came back as a zombie.
+    /// A processor node stalled past its leases and came back as a zombie.
     ProcessorStall,
     /// A processor took over a lease another holder had.
     LeaseTakeover,
@@ -50,11 +50,17 @@ pub enum FaultKind {
     GapProbe,
     /// A snapshot found its region cached at an older head and read it again (never served).
     StaleCacheRefused,
+    /// A processor node crashed (no release: its leases expire).
+    NodeCrash,
+    /// A processor node joined (a new incarnation, holding nothing).
+    NodeJoin,
+    /// A processor node left gracefully (released its leases, left the node list).
+    NodeLeave,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 19] = [
+    pub const ALL: [FaultKind; 22] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -74,6 +80,9 @@ impl FaultKind {
         FaultKind::OutboxReset,
         FaultKind::GapProbe,
         FaultKind::StaleCacheRefused,
+        FaultKind::NodeCrash,
+        FaultKind::NodeJoin,
+        FaultKind::NodeLeave,
     ];
 
     /// The name used in reports.
@@ -85,7 +94,7 @@ impl FaultKind {
             FaultKind::UnknownApplied => "commit_unknown_result, applied",
             FaultKind::SpuriousWatch => "spurious watch fire",
             FaultKind::DelayedWatch => "delayed watch fire",
-            FaultKind::ProcessorCrash => "processor crash",
+            FaultKind::ProcessorCrash => "region processor crash",
             FaultKind::ProcessorStall => "processor stall (zombie)",
             FaultKind::LeaseTakeover => "lease takeover",
             FaultKind::EdgeCrash => "edge crash",
@@ -98,6 +107,9 @@ impl FaultKind {
             FaultKind::OutboxReset => "outbox reset (slow client)",
             FaultKind::GapProbe => "seq gap attempt (refused)",
             FaultKind::StaleCacheRefused => "stale cached region (refused)",
+            FaultKind::NodeCrash => "processor node crash",
+            FaultKind::NodeJoin => "processor node join",
+            FaultKind::NodeLeave => "processor node leave (graceful)",
         }
     }
 }

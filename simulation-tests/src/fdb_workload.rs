@@ -8,13 +8,18 @@
 //! - `setup` (client 0): loads the world of `seed` (the same [`WorldSpec`] as the local
 //!   simulator);
 //! - `start` (every client): bots of the client's players send inputs through the routed T1
-//!   (`edge_ops`), every client contends for every region's lease and runs frames, and each of
-//!   its players keeps a mirror through the simulated edge (snapshot, then catch-ups); at the end
-//!   the client stores its ledger (acknowledged inputs, highest seqs) in the database;
+//!   (`edge_ops`); every client is one processor node (edge and processor roles) that takes its
+//!   fair share of the regions through the shipped `assign::survey`/`plan`, `lease::acquire` and
+//!   `lease::release`, and runs frames of the regions it holds; each of its players keeps a
+//!   mirror through the simulated edge (snapshot, then catch-ups); at the end even clients leave
+//!   gracefully (release every lease, leave the node list) and odd ones just stop, like a crash
+//!   (their leases expire); then the client stores its ledger (acknowledged inputs, highest seqs)
+//!   in the database;
 //! - `check`: client 0 takes every lease over, drains every inbox and marks the world drained;
 //!   then every client catches its mirrors up and checks them, and client 0 merges the ledgers and
 //!   runs [`check_world`]. A violation is logged at `SevError`, which fails the simulation.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use foundationdb_simulation::{
@@ -24,9 +29,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::fdb_backend::FdbDatabase;
 use sekai_layer::kv::{run, Database, FdbError, Transaction};
+use sekai_layer::world::assign::{plan, survey};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
-use sekai_layer::world::lease::{acquire, Lease};
+use sekai_layer::world::lease::{acquire, release, Lease};
+use sekai_layer::world::nodes::{self, Roles};
 use sekai_layer::world::processor::{run_frame, ProcessorStats};
 use sekai_schema::{EntityId, RegionId, WorldKeys};
 
@@ -42,7 +49,6 @@ const BOOK: &[u8] = b"\x02sekai-sim-book\x00";
 /// One region as this client processes it.
 struct Processor {
     region: RegionId,
-    holder: u128,
     lease: Option<Lease>,
     hot: HotRegion,
 }
@@ -59,6 +65,7 @@ pub struct SekaiWorkload {
     clients: Vec<Client>,
     sessions: Vec<Session>,
     processors: Vec<Processor>,
+    holder: u128,
     ledger: Ledger,
     frames: u64,
     violations: u64,
@@ -87,11 +94,11 @@ impl SingleRustWorkload for SekaiWorkload {
             .iter()
             .map(|r| Processor {
                 region: *r,
-                holder: rng.gen::<u128>() | 1,
                 lease: None,
                 hot: HotRegion::new(*r),
             })
             .collect();
+        let holder = rng.gen::<u128>() | 1;
         Self {
             context,
             client_id,
@@ -103,6 +110,7 @@ impl SingleRustWorkload for SekaiWorkload {
             clients,
             sessions,
             processors,
+            holder,
             ledger: Ledger::default(),
             frames: 0,
             violations: 0,
@@ -132,9 +140,19 @@ impl RustWorkload for SekaiWorkload {
             let roll: f64 = self.rng.gen();
             let result = if roll < 0.5 && !self.clients.is_empty() {
                 self.send(&db, &keys).await
+            } else if roll < 0.8 {
+                let held: Vec<usize> = (0..self.processors.len())
+                    .filter(|r| self.processors[*r].lease.is_some())
+                    .collect();
+                match held.len() {
+                    0 => Ok(()),
+                    n => {
+                        let r = held[self.rng.gen_range(0..n)];
+                        self.frame(&db, &keys, r, false).await
+                    }
+                }
             } else if roll < 0.85 {
-                let r = self.rng.gen_range(0..self.processors.len());
-                self.frame(&db, &keys, r).await
+                self.assign(&db, &keys).await
             } else if !self.sessions.is_empty() {
                 let c = self.rng.gen_range(0..self.sessions.len());
                 self.follow(&db, &keys, c).await
@@ -143,6 +161,11 @@ impl RustWorkload for SekaiWorkload {
             };
             if let Err(error) = result {
                 self.violation(&Violation::new("layer call succeeds", error.to_string()));
+            }
+        }
+        if self.client_id % 2 == 0 {
+            if let Err(error) = self.leave(&db, &keys).await {
+                self.violation(&Violation::new("graceful leave", error.to_string()));
             }
         }
         if let Err(error) = self.store_ledger(&db).await {
@@ -193,17 +216,56 @@ impl SekaiWorkload {
         Ok(())
     }
 
-    /// Runs one frame of processor `r`, taking its lease first if needed.
+    /// One assignment round of this node: survey, the shipped plan, releases, acquisitions.
+    async fn assign(&mut self, db: &FdbDatabase, keys: &WorldKeys) -> Result<(), WorldError> {
+        let running: BTreeSet<RegionId> = self
+            .processors
+            .iter()
+            .filter(|p| p.lease.is_some())
+            .map(|p| p.region)
+            .collect();
+        let view = survey(db, keys, &self.world.regions, self.holder, Roles::BOTH).await?;
+        let plan = plan(&view, self.holder, &running);
+        for p in &mut self.processors {
+            if plan.release.contains(&p.region) {
+                if let Some(lease) = p.lease.take() {
+                    p.hot.invalidate();
+                    release(db, keys, p.region, lease.holder, lease.epoch).await?;
+                }
+            }
+        }
+        for p in &mut self.processors {
+            if plan.acquire.contains(&p.region) {
+                p.lease = acquire(db, keys, p.region, self.holder).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves gracefully: releases every lease held and leaves the node list.
+    async fn leave(&mut self, db: &FdbDatabase, keys: &WorldKeys) -> Result<(), WorldError> {
+        for p in &mut self.processors {
+            if let Some(lease) = p.lease.take() {
+                p.hot.invalidate();
+                release(db, keys, p.region, lease.holder, lease.epoch).await?;
+            }
+        }
+        nodes::leave(db, keys, self.holder).await
+    }
+
+    /// Runs one frame of processor `r`; without its lease, takes it first only when `take`.
     async fn frame(
         &mut self,
         db: &FdbDatabase,
         keys: &WorldKeys,
         r: usize,
+        take: bool,
     ) -> Result<(), WorldError> {
         let p = &mut self.processors[r];
         let lease = match p.lease {
             Some(lease) => lease,
-            None => match acquire(db, keys, p.region, p.holder).await? {
+            None if !take => return Ok(()),
+            None => match acquire(db, keys, p.region, self.holder).await? {
                 Some(lease) => lease,
                 None => return Ok(()),
             },
@@ -351,7 +413,7 @@ impl SekaiWorkload {
                     break;
                 }
                 let before = self.frames;
-                self.frame(db, keys, r).await?;
+                self.frame(db, keys, r, true).await?;
                 if self.frames == before {
                     let _ = self.context.delay(Duration::from_millis(250)).await;
                 }

@@ -34,6 +34,12 @@ struct Args {
     /// Players (one bot client each).
     #[arg(long)]
     players: Option<usize>,
+    /// Processor nodes sharing the regions (default 2).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Edge nodes (default 2).
+    #[arg(long)]
+    edges: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,12 @@ fn main() -> ExitCode {
     config.echo_trace = args.trace;
     if let Some(players) = args.players {
         config.players = players;
+    }
+    if let Some(nodes) = args.nodes {
+        config.nodes = nodes.max(1);
+    }
+    if let Some(edges) = args.edges {
+        config.edges = edges.max(1);
     }
     let (first, count) = match args.seed {
         Some(seed) => (seed, 1),

@@ -11,11 +11,13 @@ use std::pin::Pin;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sekai_edge::server::ensure_avatar;
+use sekai_layer::world::assign::{survey, View};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::inbox::DurableSeq;
-use sekai_layer::world::lease::{acquire, Lease};
+use sekai_layer::world::lease::{acquire, release, Lease};
 use sekai_layer::world::model::{Entity, Input};
+use sekai_layer::world::nodes::{leave, Roles};
 use sekai_layer::world::processor::{run_frame, CommittedFrame, ProcessorStats};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
@@ -25,8 +27,15 @@ use crate::engine::Db;
 /// Who a task works for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
-    /// Processor node `n`.
+    /// Processor node `n`'s manager (survey, acquire, release, leave).
     Node(usize),
+    /// The processor of `region` on node `node`.
+    Proc {
+        /// The node.
+        node: usize,
+        /// The region.
+        region: RegionId,
+    },
     /// Session `session` of edge `edge`.
     Session {
         /// The edge.
@@ -38,8 +47,14 @@ pub enum Owner {
 
 /// What a finished task returns to its owner.
 pub enum TaskOutput {
-    /// A lease acquisition.
-    Acquired(Result<Option<Lease>, WorldError>),
+    /// A lease acquisition of a region.
+    Acquired(RegionId, Result<Option<Lease>, WorldError>),
+    /// A survey (`assign::survey`).
+    Surveyed(Result<View, WorldError>),
+    /// A lease release of a region.
+    Released(RegionId, Result<bool, WorldError>),
+    /// The node left the node list.
+    Left(Result<(), WorldError>),
     /// A frame (committed, or idle with a watch), with the node's hot state and ids back.
     Frame {
         /// The hot tier.
@@ -83,20 +98,52 @@ impl Task {
     /// Node `node` tries to take `region`'s lease as `holder`.
     pub fn acquire(db: Db, keys: WorldKeys, node: usize, region: RegionId, holder: u128) -> Self {
         Self::new(Owner::Node(node), async move {
-            TaskOutput::Acquired(acquire(&db, &keys, region, holder).await)
+            TaskOutput::Acquired(region, acquire(&db, &keys, region, holder).await)
         })
     }
 
-    /// Node `node` runs one frame under `lease`.
-    pub fn frame(
+    /// Node `node` surveys the nodes and leases as `holder` (a processor node).
+    pub fn survey(
         db: Db,
         keys: WorldKeys,
         node: usize,
+        regions: Vec<RegionId>,
+        holder: u128,
+    ) -> Self {
+        Self::new(Owner::Node(node), async move {
+            let roles = Roles {
+                edge: false,
+                processor: true,
+            };
+            TaskOutput::Surveyed(survey(&db, &keys, &regions, holder, roles).await)
+        })
+    }
+
+    /// Node `node` hands `region` over.
+    pub fn release(db: Db, keys: WorldKeys, node: usize, region: RegionId, lease: Lease) -> Self {
+        Self::new(Owner::Node(node), async move {
+            let released = release(&db, &keys, region, lease.holder, lease.epoch).await;
+            TaskOutput::Released(region, released)
+        })
+    }
+
+    /// Node `node` (as `holder`) leaves the node list.
+    pub fn leave(db: Db, keys: WorldKeys, node: usize, holder: u128) -> Self {
+        Self::new(Owner::Node(node), async move {
+            TaskOutput::Left(leave(&db, &keys, holder).await)
+        })
+    }
+
+    /// Node `node` runs one frame of `region` under `lease`.
+    pub fn frame(
+        db: Db,
+        keys: WorldKeys,
+        (node, region): (usize, RegionId),
         lease: Lease,
         mut hot: HotRegion,
         mut ids: ChaCha8Rng,
     ) -> Self {
-        Self::new(Owner::Node(node), async move {
+        Self::new(Owner::Proc { node, region }, async move {
             let stats = ProcessorStats::default();
             let result = {
                 let mut new_id = || EntityId::from_u128(ids.gen());

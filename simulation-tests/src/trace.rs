@@ -102,6 +102,8 @@ pub enum Event {
     EngineFaults(String),
     /// A simulated fault.
     Fault(String),
+    /// A processor node's assignment step (survey and plan, release, leave).
+    Assign(String),
     /// A layer call failed in a way the run treats as suspicious.
     LayerError(String),
     /// The run went quiet and checks began.

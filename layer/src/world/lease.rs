@@ -8,15 +8,23 @@
 //! - every T2 reads the lease serializably, and every T2 that applies inputs renews it, so a
 //!   processor whose lease was taken over fails its next frame with a conflict or `LeaseLost`:
 //!   two processors never both commit a frame of one region under the same lease read. An idle
-//!   T2 renews only when the lease is due ([`Checked::is_due`]), so idling costs no writes.
+//!   T2 renews only when the lease is due ([`Checked::is_due`]), so idling costs no writes;
+//! - a holder hands a lease over with [`release`]: the record keeps its epoch, names no holder
+//!   (holder 0, which no node uses) and is already expired, so the next [`acquire`], by anyone,
+//!   takes it at once with the epoch bumped, and the old holder's next frame fails `LeaseLost`.
 
-use sekai_schema::{RegionId, WorldKeys};
+use std::collections::BTreeMap;
+
+use sekai_schema::{KeyKind, RegionId, WorldKeys};
 
 use super::error::WorldError;
-use crate::kv::{run, Database, Transaction};
+use crate::kv::{get_range_all, run, Database, Transaction};
 
 /// A lease's lifetime in versions (about 2 s).
 pub const LEASE_VERSIONS: i64 = 2_000_000;
+
+/// The holder id of a released lease: no node uses it (node ids are odd).
+pub const NO_HOLDER: u128 = 0;
 
 /// A held lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,4 +148,48 @@ pub async fn acquire<D: Database>(
         Ok(Some(lease))
     })
     .await
+}
+
+/// Hands `region` over if `holder` still holds it at `epoch`: rewrites it with no holder, the
+/// same epoch and an expiry of the read version, so any node may take it at once. True when it
+/// was released; false when the holder had already lost it (nothing is written then).
+pub async fn release<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    region: RegionId,
+    holder: u128,
+    epoch: u64,
+) -> Result<bool, WorldError> {
+    run(db, |trx, _| async move {
+        let (current, now) = read_lease(&trx, keys, region).await?;
+        match current {
+            Some(lease) if lease.holder == holder && lease.epoch == epoch => {
+                let released = Lease {
+                    holder: NO_HOLDER,
+                    epoch,
+                    expires: now,
+                };
+                trx.set(&keys.lease(region), &released.encode());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    })
+    .await
+}
+
+/// Every stored lease of the world by region, read at snapshot (no conflicts: advisory, for
+/// deciding which regions to try); records that do not decode are skipped.
+pub async fn snapshot_all<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+) -> Result<BTreeMap<RegionId, Lease>, WorldError> {
+    let (begin, end) = keys.kind_range(KeyKind::Lease);
+    let mut leases = BTreeMap::new();
+    for kv in get_range_all(trx, begin, end, true).await? {
+        if let (Ok(region), Some(lease)) = (keys.decode_lease(&kv.key), Lease::decode(&kv.value)) {
+            leases.insert(region, lease);
+        }
+    }
+    Ok(leases)
 }

@@ -6,6 +6,7 @@
 //! - [`inbox`]: T1, appending an input under a versionstamp without reads;
 //! - [`frame`]/[`processor`]: T2, one region frame in one transaction, and the task that runs it;
 //! - [`lease`]: one live processor per region;
+//! - [`nodes`]/[`assign`]: node heartbeats, and regions spread over the live processor nodes;
 //! - [`players`]: the player → avatar record;
 //! - [`store`]/[`write`]: entity writes that keep the indexes, change log and hot tiers consistent;
 //! - [`query`]: typed reads (entities, areas, frames, change log after a cursor);
@@ -13,6 +14,7 @@
 //! - [`trim`]: change-log trimming (and the floor a resuming cursor checks);
 //! - [`audit`]: whole-world invariant checks.
 
+pub mod assign;
 pub mod audit;
 pub mod codec;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod generate;
 pub mod inbox;
 pub mod lease;
 pub mod model;
+pub mod nodes;
 pub mod players;
 pub mod processor;
 pub mod query;

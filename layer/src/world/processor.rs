@@ -139,30 +139,56 @@ pub async fn run_processor<D: Database>(
                 continue;
             }
         };
-        tracing::info!(%region, epoch = lease.epoch, "processor holds the lease");
-        let mut hot = HotRegion::new(region);
-        while !stop.load(Ordering::Relaxed) {
-            match run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats).await {
-                Ok(Ok(frame)) => {
-                    on_frame(&frame);
-                    if frame.record.frame.is_multiple_of(TRIM_EVERY_FRAMES) {
-                        if let Err(error) = trim_keeping(&db, &keys, region, CHANGELOG_KEEP).await {
-                            tracing::warn!(%region, %error, "change-log trim failed");
-                        }
+        hold_region(
+            &db,
+            &keys,
+            region,
+            lease,
+            &stop,
+            &stats,
+            &mut new_id,
+            &on_frame,
+        )
+        .await;
+    }
+}
+
+/// Processes `region` under `lease` until `stop` is set or the lease is lost (or a frame fails
+/// for a reason retrying cannot fix); the caller decides whether to take the lease again.
+#[allow(clippy::too_many_arguments)]
+pub async fn hold_region<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    region: RegionId,
+    lease: Lease,
+    stop: &AtomicBool,
+    stats: &ProcessorStats,
+    new_id: &mut impl FnMut() -> EntityId,
+    on_frame: &impl Fn(&CommittedFrame),
+) {
+    tracing::info!(%region, epoch = lease.epoch, "processor holds the lease");
+    let mut hot = HotRegion::new(region);
+    while !stop.load(Ordering::Relaxed) {
+        match run_frame(db, keys, &lease, &mut hot, new_id, stats).await {
+            Ok(Ok(frame)) => {
+                on_frame(&frame);
+                if frame.record.frame.is_multiple_of(TRIM_EVERY_FRAMES) {
+                    if let Err(error) = trim_keeping(db, keys, region, CHANGELOG_KEEP).await {
+                        tracing::warn!(%region, %error, "change-log trim failed");
                     }
                 }
-                Ok(Err(watch)) => {
-                    let _ = tokio::time::timeout(IDLE_RENEW, watch).await;
-                }
-                Err(WorldError::LeaseLost(_)) => {
-                    tracing::warn!(%region, "lease lost; trying to take it back");
-                    break;
-                }
-                Err(error) => {
-                    tracing::error!(%region, %error, "frame failed");
-                    tokio::time::sleep(IDLE_RENEW).await;
-                    break;
-                }
+            }
+            Ok(Err(watch)) => {
+                let _ = tokio::time::timeout(IDLE_RENEW, watch).await;
+            }
+            Err(WorldError::LeaseLost(_)) => {
+                tracing::warn!(%region, "lease lost");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%region, %error, "frame failed");
+                tokio::time::sleep(IDLE_RENEW).await;
+                return;
             }
         }
     }

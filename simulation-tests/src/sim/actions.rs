@@ -11,6 +11,7 @@ use std::time::Duration;
 use rand::Rng;
 use sekai_edge::session::{Admission, Outbound};
 use sekai_layer::world::model::Input;
+use sekai_schema::RegionId;
 
 use super::Simulation;
 use crate::checks::Violation;
@@ -18,7 +19,7 @@ use crate::client::Link;
 use crate::config::PlantedBug;
 use crate::edge::{Delivery, Phase, Session};
 use crate::faults::FaultKind;
-use crate::processor_node::{idle_renew_us, Role};
+use crate::processor_node::{assign_every_us, idle_renew_us, Life, Step};
 use crate::tasks::{Owner, Task};
 use crate::trace::Event;
 
@@ -36,8 +37,10 @@ const SKIP_EVERY: u64 = 7;
 pub(super) enum Action {
     /// Poll task `i` once.
     Poll(usize),
-    /// Node `i` starts its next task (lease attempt or frame).
+    /// Node `i`'s manager starts its next task (survey, acquisition, release or leave).
     Node(usize),
+    /// Node `i` starts a frame of a region it holds.
+    Region(usize, RegionId),
     /// Client `i` sends a new input.
     Send(usize),
     /// Deliver what a session's subscriber yields (`poll_transmit`) to its client.
@@ -59,10 +62,13 @@ impl Simulation {
     /// Restarts crashed nodes and reconnects clients whose time has come.
     pub(super) fn housekeeping(&mut self) {
         for i in 0..self.nodes.len() {
-            if let Role::Down { until } = self.nodes[i].role {
+            if let Life::Down { until } = self.nodes[i].life {
                 if self.now >= until {
                     let now = self.now;
                     self.nodes[i].restart(&mut self.rng, now);
+                    let holder = self.nodes[i].holder;
+                    self.tally.add(FaultKind::NodeJoin, 1);
+                    self.record(Event::Fault(format!("node {i} joined as {holder:032x}")));
                 }
             }
         }
@@ -136,13 +142,11 @@ impl Simulation {
 
     /// Polls every armed watch; a fired (or failed) watch wakes its owner.
     pub(super) fn poll_watches(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(watch) = node.watch.as_mut() {
+        for proc_ in self.nodes.iter_mut().flat_map(|n| n.regions.values_mut()) {
+            if let Some(watch) = proc_.watch.as_mut() {
                 if poll_once(watch.as_mut()).is_ready() {
-                    node.watch = None;
-                    if let Role::Active { wake, .. } = &mut node.role {
-                        *wake = true;
-                    }
+                    proc_.watch = None;
+                    proc_.wake = true;
                 }
             }
         }
@@ -164,22 +168,25 @@ impl Simulation {
     pub(super) fn ready(&self, sending: bool) -> Vec<Action> {
         let mut ready = Vec::new();
         for (i, task) in self.tasks.iter().enumerate() {
-            let stalled = matches!(task.owner, Owner::Node(n) if self.nodes[n].stalled(self.now));
-            if !stalled {
+            let node = match task.owner {
+                Owner::Node(n) | Owner::Proc { node: n, .. } => Some(n),
+                Owner::Session { .. } => None,
+            };
+            if !node.is_some_and(|n| self.nodes[n].stalled(self.now)) {
                 ready.push(Action::Poll(i));
             }
         }
         for (i, node) in self.nodes.iter().enumerate() {
-            if node.busy || node.stalled(self.now) {
+            if node.manager_due(self.now) {
+                ready.push(Action::Node(i));
+            }
+            if !node.is_up() || node.stalled(self.now) {
                 continue;
             }
-            let due = match node.role {
-                Role::Down { .. } => false,
-                Role::Standby { next_try } => self.now >= next_try,
-                Role::Active { renew_at, wake, .. } => wake || self.now >= renew_at,
-            };
-            if due {
-                ready.push(Action::Node(i));
+            for (region, p) in &node.regions {
+                if !p.busy && !p.stopping && (p.wake || self.now >= p.renew_at) {
+                    ready.push(Action::Region(i, *region));
+                }
             }
         }
         for (e, edge) in self.edges.iter().enumerate() {
@@ -225,6 +232,7 @@ impl Simulation {
         match action {
             Action::Poll(i) => self.poll_task(i),
             Action::Node(i) => self.start_node(i),
+            Action::Region(i, region) => self.start_frame(i, region),
             Action::Send(c) => self.send(c),
             Action::Deliver(e, s) => self.deliver(e, s),
             Action::Ack(e, s) => self.deliver_acks(e, s),
@@ -241,28 +249,47 @@ impl Simulation {
         }
     }
 
+    /// Node `i`'s manager starts its next step, or a survey when its plan is done.
     fn start_node(&mut self, i: usize) {
         let Ok(db) = self.engine.db().cloned() else {
             return;
         };
         let keys = self.keys.clone();
         let node = &mut self.nodes[i];
-        let task = match node.role {
-            Role::Standby { .. } => Task::acquire(db, keys, i, node.region, node.holder),
-            Role::Active { lease, .. } => {
-                let (Some(hot), Some(ids)) = (node.hot.take(), node.ids.take()) else {
-                    return;
-                };
-                Task::frame(db, keys, i, lease, hot, ids)
+        let holder = node.holder;
+        let task = match node.pending.pop_front() {
+            Some(Step::Release(region)) => match node.regions.remove(&region) {
+                Some(p) => Task::release(db, keys, i, region, p.lease),
+                None => return,
+            },
+            Some(Step::Acquire(region)) => Task::acquire(db, keys, i, region, holder),
+            Some(Step::Leave) => Task::leave(db, keys, i, holder),
+            None => {
+                node.next_survey = self.now + assign_every_us();
+                Task::survey(db, keys, i, self.world.regions.clone(), holder)
             }
-            Role::Down { .. } => return,
         };
         node.busy = true;
-        node.watch = None;
-        if let Role::Active { wake, renew_at, .. } = &mut node.role {
-            *wake = false;
-            *renew_at = self.now + idle_renew_us();
-        }
+        self.tasks.push(task);
+    }
+
+    /// Node `i` runs a frame of `region` (work, or an idle renewal).
+    fn start_frame(&mut self, i: usize, region: RegionId) {
+        let Ok(db) = self.engine.db().cloned() else {
+            return;
+        };
+        let now = self.now;
+        let Some(p) = self.nodes[i].regions.get_mut(&region) else {
+            return;
+        };
+        let (Some(hot), Some(ids)) = (p.hot.take(), p.ids.take()) else {
+            return;
+        };
+        p.busy = true;
+        p.watch = None;
+        p.wake = false;
+        p.renew_at = now + idle_renew_us();
+        let task = Task::frame(db, self.keys.clone(), (i, region), p.lease, hot, ids);
         self.tasks.push(task);
     }
 

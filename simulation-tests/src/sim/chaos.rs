@@ -1,5 +1,6 @@
-//! The simulator's own faults: processor crashes and stalls, edge crashes, client disconnects
-//! and restarts, and engine crashes with reopen (engine-level commit and watch faults come from
+//! The simulator's own faults: processor node crashes, graceful leaves (and, through
+//! `housekeeping`, joins), node stalls, region processor crashes, edge crashes, client
+//! disconnects and restarts, and engine crashes with reopen (engine-level commit and watch faults come from
 //! the engine's fault stream).
 //!
 //! Invariants:
@@ -10,12 +11,12 @@
 //!   acknowledged input and every committed frame must still be there.
 
 use rand::Rng;
+use sekai_schema::RegionId;
 
 use super::Simulation;
 use crate::checks::{check_durable, Violation};
 use crate::client::Link;
 use crate::faults::FaultKind;
-use crate::processor_node::Role;
 use crate::tasks::Owner;
 use crate::trace::Event;
 
@@ -31,6 +32,12 @@ impl Simulation {
         }
         if self.rng.gen_bool(c.processor_stall) {
             self.stall_processor();
+        }
+        if self.rng.gen_bool(c.node_crash) {
+            self.crash_node();
+        }
+        if self.rng.gen_bool(c.node_leave) {
+            self.leave_node();
         }
         if self.rng.gen_bool(c.edge_crash) {
             let edge = self.rng.gen_range(0..self.edges.len().max(1));
@@ -52,33 +59,77 @@ impl Simulation {
         self.record(Event::Fault(what));
     }
 
+    /// Indices of the nodes that are up (and, with `holding`, process some region).
+    fn up_nodes(&self, holding: bool) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| {
+                let node = &self.nodes[*i];
+                node.is_up() && !node.stalled(self.now) && (!holding || !node.regions.is_empty())
+            })
+            .collect()
+    }
+
+    /// One region's processor dies inside a live node: its frame in flight, watch and hot state
+    /// are lost; the node's next survey takes its own lease back.
     fn crash_processor(&mut self) {
-        let alive: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| !matches!(self.nodes[*i].role, Role::Down { .. }))
-            .collect();
-        if alive.is_empty() {
+        let up = self.up_nodes(true);
+        if up.is_empty() {
             return;
         }
-        let i = alive[self.rng.gen_range(0..alive.len())];
-        self.tasks.retain(|t| t.owner != Owner::Node(i));
-        let until = self.now + self.rng.gen_range(50 * MS..500 * MS);
-        self.nodes[i].crash(until);
-        self.fault(FaultKind::ProcessorCrash, format!("processor {i} crashed"));
+        let i = up[self.rng.gen_range(0..up.len())];
+        let regions: Vec<RegionId> = self.nodes[i].regions.keys().copied().collect();
+        let region = regions[self.rng.gen_range(0..regions.len())];
+        self.tasks
+            .retain(|t| t.owner != Owner::Proc { node: i, region });
+        self.nodes[i].regions.remove(&region);
+        let what = format!("processor of {region} on node {i} crashed");
+        self.fault(FaultKind::ProcessorCrash, what);
     }
 
     fn stall_processor(&mut self) {
-        let active: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| {
-                let node = &self.nodes[*i];
-                matches!(node.role, Role::Active { .. }) && !node.stalled(self.now)
-            })
-            .collect();
-        if active.is_empty() {
+        let up = self.up_nodes(true);
+        if up.is_empty() {
             return;
         }
-        let i = active[self.rng.gen_range(0..active.len())];
+        let i = up[self.rng.gen_range(0..up.len())];
         self.nodes[i].stalled_until = self.now + self.rng.gen_range(2_500 * MS..6_000 * MS);
-        self.fault(FaultKind::ProcessorStall, format!("processor {i} stalled"));
+        self.fault(FaultKind::ProcessorStall, format!("node {i} stalled"));
+    }
+
+    /// Drops every task of node `i`.
+    fn drop_node_tasks(&mut self, i: usize) {
+        self.tasks.retain(|t| match t.owner {
+            Owner::Node(n) | Owner::Proc { node: n, .. } => n != i,
+            Owner::Session { .. } => true,
+        });
+    }
+
+    /// A processor node dies: no release, no goodbye; it rejoins later as a new node.
+    fn crash_node(&mut self) {
+        let up = self.up_nodes(false);
+        if up.is_empty() {
+            return;
+        }
+        let i = up[self.rng.gen_range(0..up.len())];
+        self.drop_node_tasks(i);
+        let until = self.now + self.rng.gen_range(50 * MS..1_500 * MS);
+        self.nodes[i].down(until);
+        self.fault(FaultKind::NodeCrash, format!("node {i} crashed"));
+    }
+
+    /// A processor node shuts down gracefully: it stops its regions, releases them and leaves.
+    fn leave_node(&mut self) {
+        let up: Vec<usize> = self
+            .up_nodes(false)
+            .into_iter()
+            .filter(|i| !self.nodes[*i].leaving)
+            .collect();
+        if up.is_empty() {
+            return;
+        }
+        let i = up[self.rng.gen_range(0..up.len())];
+        self.nodes[i].begin_leave();
+        self.fault(FaultKind::NodeLeave, format!("node {i} leaving"));
     }
 
     /// Drops every session of `edge` with its tasks; their clients reconnect soon.
@@ -133,9 +184,9 @@ impl Simulation {
     pub(super) async fn crash_engine(&mut self) {
         self.tasks.clear();
         for i in 0..self.nodes.len() {
-            if !matches!(self.nodes[i].role, Role::Down { .. }) {
+            if self.nodes[i].is_up() {
                 let until = self.now + self.rng.gen_range(10 * MS..300 * MS);
-                self.nodes[i].crash(until);
+                self.nodes[i].down(until);
             }
         }
         for edge in &mut self.edges {

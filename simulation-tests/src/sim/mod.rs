@@ -1,4 +1,5 @@
-//! The simulator: one seeded run of bots, edges and region processors over the embedded engine.
+//! The simulator: one seeded run of bots, edges and processor nodes (sharing the regions through
+//! the shipped assignment) over the embedded engine.
 //!
 //! Everything runs on one current-thread tokio runtime with paused time. The scheduler owns all
 //! state; each step it (maybe) injects a fault, polls the armed watches, picks one ready action
@@ -13,6 +14,7 @@
 //! - a violation stops the run and is reported with the seed and the trace's tail.
 
 mod actions;
+mod assignment;
 mod chaos;
 mod outputs;
 mod quiet;
@@ -38,6 +40,9 @@ use crate::world_setup::WorldSpec;
 
 /// Longest virtual time a step that did something takes (one KV call), in µs.
 const MAX_BUSY_STEP_US: u64 = 400;
+
+/// Latest start of the processor node that joins during the run, in µs.
+const LATE_JOIN_US: u64 = 3_000_000;
 
 /// Virtual time skipped by a step that found nothing ready, in µs.
 const IDLE_STEP_US: std::ops::Range<u64> = 1_000..10_000;
@@ -136,11 +141,13 @@ impl Simulation {
         let db = engine.db().map_err(|e| setup(&e))?;
         world.load(db.inner(), &keys).await.map_err(|e| setup(&e))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let nodes = world
-            .regions
-            .iter()
-            .flat_map(|r| std::iter::repeat_n(*r, config.processors_per_region))
-            .map(|r| ProcessorNode::new(r, &mut rng, 0))
+        let late = config.nodes >= 2;
+        let nodes = (0..config.nodes)
+            .map(|i| {
+                let join_at =
+                    (late && i + 1 == config.nodes).then(|| rng.gen_range(0..LATE_JOIN_US));
+                ProcessorNode::new(&mut rng, 0, join_at)
+            })
             .collect();
         let clients = world
             .players

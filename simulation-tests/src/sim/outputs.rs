@@ -4,21 +4,30 @@
 //! in the ledger only when `run_frame` reported it committed; any layer error other than a lost
 //! lease is a violation (the layer retries every retryable error itself).
 
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use sekai_layer::world::assign::plan;
 use sekai_layer::world::error::WorldError;
+use sekai_schema::RegionId;
 
 use super::Simulation;
 use crate::checks::Violation;
 use crate::edge::Phase;
 use crate::faults::FaultKind;
-use crate::processor_node::{idle_renew_us, Role};
+use crate::processor_node::Step;
 use crate::tasks::{Owner, TaskOutput};
 use crate::trace::Event;
+
+/// How long a node that left stays away, in µs.
+const LEAVE_DOWN_US: std::ops::Range<u64> = 100_000..2_000_000;
 
 impl Simulation {
     /// Hands a finished task's output to its owner.
     pub(super) fn finish(&mut self, owner: Owner, output: TaskOutput) {
         match owner {
             Owner::Node(i) => self.finish_node(i, output),
+            Owner::Proc { node, region } => self.finish_proc(node, region, output),
             Owner::Session { edge, session } => self.finish_session(edge, session, output),
         }
     }
@@ -33,14 +42,47 @@ impl Simulation {
         let now = self.now;
         self.nodes[i].busy = false;
         match output {
-            TaskOutput::Acquired(Ok(Some(lease))) => {
+            TaskOutput::Surveyed(Ok(view)) => {
                 let node = &mut self.nodes[i];
-                node.role = Role::Active {
-                    lease,
-                    renew_at: now + idle_renew_us(),
-                    wake: true,
-                };
-                let region = node.region;
+                if node.leaving {
+                    return;
+                }
+                let running: BTreeSet<RegionId> = node
+                    .regions
+                    .iter()
+                    .filter(|(_, p)| !p.stopping)
+                    .map(|(r, _)| *r)
+                    .collect();
+                let plan = plan(&view, node.holder, &running);
+                for region in &plan.release {
+                    if let Some(p) = node.regions.get_mut(region) {
+                        p.stopping = true;
+                    }
+                    node.pending.push_back(Step::Release(*region));
+                }
+                node.pending
+                    .extend(plan.acquire.iter().map(|r| Step::Acquire(*r)));
+                if !plan.is_empty() {
+                    let detail = format!(
+                        "node {i} sees {} nodes: release {:?} acquire {:?}",
+                        view.nodes.len(),
+                        plan.release,
+                        plan.acquire
+                    );
+                    self.record(Event::Assign(detail));
+                }
+            }
+            TaskOutput::Surveyed(Err(error)) => self.layer_error("assign::survey", &error),
+            TaskOutput::Acquired(region, Ok(Some(lease))) => {
+                let node = &mut self.nodes[i];
+                node.take(region, lease, now);
+                if node.leaving {
+                    // Taken while the leave began: hand it over before leaving too.
+                    if let Some(p) = node.regions.get_mut(&region) {
+                        p.stopping = true;
+                    }
+                    node.pending.push_front(Step::Release(region));
+                }
                 let last = self.epochs.insert(region, lease.epoch).unwrap_or(0);
                 if lease.epoch > last && last > 0 {
                     self.tally.add(FaultKind::LeaseTakeover, 1);
@@ -51,44 +93,61 @@ impl Simulation {
                     epoch: lease.epoch,
                 });
             }
-            TaskOutput::Acquired(Ok(None)) => {
-                self.nodes[i].role = Role::Standby {
-                    next_try: now + idle_renew_us(),
-                };
+            TaskOutput::Acquired(_, Ok(None)) => {}
+            TaskOutput::Acquired(_, Err(error)) => self.layer_error("lease::acquire", &error),
+            TaskOutput::Released(region, Ok(released)) => {
+                self.record(Event::Assign(format!(
+                    "node {i} released {region} ({released})"
+                )));
             }
-            TaskOutput::Acquired(Err(error)) => self.layer_error("lease::acquire", &error),
-            TaskOutput::Frame { hot, ids, result } => {
-                let node = &mut self.nodes[i];
-                node.ids = Some(*ids);
-                node.hot = Some(*hot);
-                match result {
-                    Ok(Ok(frame)) => {
-                        if let Role::Active { wake, .. } = &mut node.role {
-                            *wake = true;
-                        }
-                        let record = frame.record;
-                        self.ledger
-                            .frames
-                            .insert((record.region, record.frame), record.inputs.clone());
-                        self.record(Event::FrameCommitted {
-                            region: record.region,
-                            frame: record.frame,
-                            inputs: record.inputs,
-                            stamp: frame.versionstamp,
-                        });
-                    }
-                    Ok(Err(watch)) => node.watch = Some(watch),
-                    Err(WorldError::LeaseLost(region)) => {
-                        node.lose_lease(now);
-                        self.record(Event::LeaseLost { region, node: i });
-                    }
-                    Err(error) => self.layer_error("processor::run_frame", &error),
-                }
+            TaskOutput::Released(_, Err(error)) => self.layer_error("lease::release", &error),
+            TaskOutput::Left(Ok(())) => {
+                let until = now + self.rng.gen_range(LEAVE_DOWN_US);
+                self.nodes[i].down(until);
+                self.record(Event::Assign(format!("node {i} left")));
             }
-            TaskOutput::Stored { .. }
+            TaskOutput::Left(Err(error)) => self.layer_error("nodes::leave", &error),
+            TaskOutput::Frame { .. }
+            | TaskOutput::Stored { .. }
             | TaskOutput::LoggedIn(_)
             | TaskOutput::Snapshot(_)
             | TaskOutput::CaughtUp(_) => {}
+        }
+    }
+
+    fn finish_proc(&mut self, i: usize, region: RegionId, output: TaskOutput) {
+        let TaskOutput::Frame { hot, ids, result } = output else {
+            return;
+        };
+        let Some(p) = self.nodes[i].regions.get_mut(&region) else {
+            return;
+        };
+        p.busy = false;
+        p.ids = Some(*ids);
+        p.hot = Some(*hot);
+        match result {
+            Ok(Ok(frame)) => {
+                p.wake = true;
+                let record = frame.record;
+                self.ledger
+                    .frames
+                    .insert((record.region, record.frame), record.inputs.clone());
+                self.record(Event::FrameCommitted {
+                    region: record.region,
+                    frame: record.frame,
+                    inputs: record.inputs,
+                    stamp: frame.versionstamp,
+                });
+            }
+            Ok(Err(watch)) => p.watch = Some(watch),
+            Err(WorldError::LeaseLost(region)) => {
+                // `hold_region` returns: the region is no longer processed by this node.
+                if !p.stopping {
+                    self.nodes[i].regions.remove(&region);
+                }
+                self.record(Event::LeaseLost { region, node: i });
+            }
+            Err(error) => self.layer_error("processor::run_frame", &error),
         }
     }
 
@@ -180,7 +239,11 @@ impl Simulation {
                     Err(error) => Some(("change-log catch-up", error)),
                 }
             }
-            TaskOutput::Acquired(_) | TaskOutput::Frame { .. } => None,
+            TaskOutput::Acquired(..)
+            | TaskOutput::Surveyed(_)
+            | TaskOutput::Released(..)
+            | TaskOutput::Left(_)
+            | TaskOutput::Frame { .. } => None,
         };
         if closed && !session.storing && !session.reading {
             self.edges[e].sessions.remove(&s);

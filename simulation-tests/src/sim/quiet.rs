@@ -1,16 +1,17 @@
 //! Going quiet, then checking: faults stop, bots stop sending, and the run is driven until every
 //! input is acknowledged and applied, every client is streaming with an empty outbox, and no
-//! watch fires for longer than the longest watch delay. Then every check of `checks` runs.
+//! watch fires for longer than the longest watch delay, and every node is up with every region
+//! processed by exactly one of them, shares balanced (`assignment`). Then every check of
+//! `checks` runs, and the assignment check once more.
 //!
 //! Invariant: the quiet phase adds no shortcuts: inboxes drain only through processors woken by
 //! their watches or lease renewals, and mirrors converge only through edge watches firing, so a
 //! lost wake-up shows up as a liveness violation or a mirror mismatch.
 
 use super::Simulation;
-use crate::checks::{check_mirror, check_world, scan, Violation, WorldSummary};
+use crate::checks::{check_durable, check_mirror, check_world, scan, Violation, WorldSummary};
 use crate::client::Link;
 use crate::edge::Phase;
-use crate::processor_node::Role;
 use crate::trace::Event;
 
 /// Virtual time the quiet phase may take before the run is declared stuck, in µs.
@@ -29,6 +30,12 @@ impl Simulation {
                 return WorldSummary::default();
             }
             if self.now > deadline {
+                // Name the broken invariant when one explains the stall (an acknowledged input
+                // that never reached an inbox blocks its player's later inputs forever).
+                if let Err(violation) = self.check_stalled().await {
+                    self.fail(violation);
+                    return WorldSummary::default();
+                }
                 let pending = self.pending_work();
                 self.fail(Violation::new(
                     "run goes quiet",
@@ -72,11 +79,8 @@ impl Simulation {
             .iter()
             .filter(|c| !matches!(c.link, Link::Up { .. }))
             .count();
-        let active = self
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.role, Role::Active { .. }))
-            .count();
+        let active: usize = self.nodes.iter().map(|n| n.regions.len()).sum();
+        let nodes_up = self.nodes.iter().filter(|n| n.is_up()).count();
         let unsettled: Vec<String> = self
             .edges
             .iter()
@@ -97,7 +101,7 @@ impl Simulation {
         let blind = self.clients.iter().filter(|c| !c.has_snapshot).count();
         format!(
             "{} tasks, {unacked} unacked inputs, {down} clients down, {blind} without a snapshot, \
-             {active} active processors, unsettled sessions {unsettled:?}, ready {:?}",
+             {nodes_up} nodes up, {active} regions processed, unsettled sessions {unsettled:?}, ready {:?}",
             self.tasks.len(),
             self.ready(false)
         )
@@ -117,7 +121,14 @@ impl Simulation {
                 s.phase == Phase::Streaming && !s.dirty && !s.has_output() && s.inputs.is_empty()
             })
         });
-        if !clients_settled || !sessions_settled {
+        let nodes_settled = self
+            .nodes
+            .iter()
+            .all(|n| n.is_up() && !n.leaving && n.pending.is_empty() && !n.stalled(self.now));
+        if !clients_settled || !sessions_settled || !nodes_settled {
+            return Ok(false);
+        }
+        if self.check_assignment().await.is_err() {
             return Ok(false);
         }
         let db = self
@@ -132,6 +143,18 @@ impl Simulation {
             }
         }
         Ok(true)
+    }
+
+    /// The checks that explain a run that cannot go quiet: nothing acknowledged lost (in an
+    /// inbox or a frame), every region processed by one node with balanced shares.
+    async fn check_stalled(&self) -> Result<(), Violation> {
+        let db = self
+            .engine
+            .db()
+            .map_err(|e| Violation::new("engine open", e.to_string()))?
+            .inner();
+        check_durable(db, &self.keys, &self.world.regions, &self.ledger).await?;
+        self.check_assignment().await
     }
 
     async fn check(&self) -> Result<WorldSummary, Violation> {
@@ -151,6 +174,7 @@ impl Simulation {
         for (i, client) in self.clients.iter().enumerate() {
             check_mirror(db, &self.keys, i, &client.area, &client.mirror).await?;
         }
+        self.check_assignment().await?;
         Ok(summary)
     }
 }
