@@ -45,6 +45,10 @@ pub struct BenchEdgeArgs {
     /// Regions per side of the world (4: 16 regions).
     #[arg(long, default_value_t = 4)]
     pub regions_per_side: i32,
+    /// `serve --workers`: threads serving connections (0: the whole server on one thread;
+    /// measured on 2 cores, 1 gives the same CPU per input with lower latency).
+    #[arg(long, default_value_t = 1)]
+    pub server_workers: usize,
     /// Skip the raw baseline (Sekai only).
     #[arg(long)]
     pub no_raw: bool,
@@ -325,7 +329,9 @@ async fn run_sekai(
         .arg("--dir")
         .arg(dir.path())
         .args(["--secret", "bench-secret", "--listen", "127.0.0.1:0"])
-        .args(["--workers", "0", "--stats"])
+        .arg("--workers")
+        .arg(args.server_workers.to_string())
+        .arg("--stats")
         .arg("--regions-per-side")
         .arg(args.regions_per_side.to_string())
         .arg("--seed")
