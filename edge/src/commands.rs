@@ -97,7 +97,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// Opens the embedded engine at `dir`, waiting up to `wait` while another process holds its
 /// lock (a server killed a moment ago releases it once the OS reaps it).
-async fn open_waiting(dir: &std::path::Path, wait: Duration) -> Result<EmbeddedDatabase, String> {
+pub(crate) async fn open_waiting(
+    dir: &std::path::Path,
+    wait: Duration,
+) -> Result<EmbeddedDatabase, String> {
     let started = Instant::now();
     let mut warned = false;
     loop {

@@ -9,12 +9,15 @@
 //! - [`bots`]: simulated VR clients that measure input-to-delta latency;
 //! - [`world_setup`]: a generated world with processors and spawn points;
 //! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
-//! - [`demo`]: `sekai demo`, everything above in one process.
+//! - [`demo`]: `sekai demo`, everything above in one process;
+//! - [`chaos`]: `sekai chaos`, SIGKILLs of a serving child process under load, then a check
+//!   that every acknowledged input was applied exactly once, in order.
 
 #![warn(missing_docs)]
 
 pub mod bench_edge;
 pub mod bots;
+pub mod chaos;
 pub mod client;
 pub mod commands;
 pub mod demo;

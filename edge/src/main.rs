@@ -25,6 +25,10 @@ enum Command {
     Bots(sekai_edge::commands::BotsArgs),
     /// Read-only views of a stopped server's data directory.
     Inspect(sekai_edge::commands::InspectArgs),
+    /// Crash under load: SIGKILLs a `sekai serve` child at seeded random moments while bots
+    /// play, restarts it, then checks every acknowledged input was applied exactly once, in
+    /// order. Last line JSON; fails when one was lost.
+    Chaos(sekai_edge::chaos::ChaosArgs),
     /// Benchmarks (figures are reported against a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -158,6 +162,7 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Serve(args)) => sekai_edge::commands::serve(args).await,
         Some(Command::Bots(args)) => sekai_edge::commands::bots(args).await,
         Some(Command::Inspect(args)) => sekai_edge::commands::inspect(args).await,
+        Some(Command::Chaos(args)) => sekai_edge::chaos::chaos(args).await,
         None => demo(DemoArgs::parse_from(["demo"])).await,
     };
     match result {
