@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// alive with pings every third of it).
     #[arg(long, default_value_t = 30)]
     pub idle_timeout_secs: u64,
+    /// Seconds a subscription's full push window may stay unanswered (a client that stopped
+    /// reading) before the edge resets the subscription.
+    #[arg(long, default_value_t = 10.0)]
+    pub stall_timeout_secs: f64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
     #[arg(long)]
     pub stats: bool,
@@ -176,6 +180,7 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     config.workers = args.workers.max(1);
     config.spawn = spawn_near_resources(&shape, &resources);
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+    config.limits.stall_timeout = Duration::from_secs_f64(args.stall_timeout_secs.max(0.1));
     config.tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::SelfSignedIn {

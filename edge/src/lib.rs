@@ -11,7 +11,8 @@
 //! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
 //! - [`demo`]: `sekai demo`, everything above in one process;
 //! - [`chaos`]: `sekai chaos`, SIGKILLs of a serving child process under load, then a check
-//!   that every acknowledged input was applied exactly once, in order.
+//!   that every acknowledged input was applied exactly once, in order;
+//! - [`stall`]: clients that stop reading, and `sekai bench stall`.
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod fanout;
 pub mod proc_stats;
 pub mod server;
 pub mod session;
+pub mod stall;
 pub mod tls;
 pub mod token;
 pub mod wire;

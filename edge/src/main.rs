@@ -71,6 +71,10 @@ enum Bench {
     /// datagram per message) carrying the same traffic; capacity at p99 <= 11 ms; an overload
     /// run at 4x Sekai's capacity. Last line JSON.
     Edge(sekai_edge::bench_edge::BenchEdgeArgs),
+    /// Stalled clients: a tenth of the clients stop reading (half never complete their sink
+    /// calls, half stop reading their stream) while bots play against a `sekai serve` child;
+    /// the bots' p99 with vs without, and the edge's memory. Last line JSON.
+    Stall(sekai_edge::stall::StallArgs),
     /// The raw baseline's server (started by `bench edge`).
     #[command(hide = true)]
     RawServer(sekai_edge::bench_edge::RawServerArgs),
@@ -152,6 +156,9 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Bench {
             which: Bench::Edge(args),
         }) => sekai_edge::bench_edge::bench_edge(args).await,
+        Some(Command::Bench {
+            which: Bench::Stall(args),
+        }) => sekai_edge::stall::bench_stall(args).await,
         Some(Command::Bench {
             which: Bench::RawServer(args),
         }) => sekai_edge::bench_edge::raw_server_command(args).await,

@@ -19,7 +19,7 @@
 
 pub mod acks;
 pub mod check;
-mod server;
+pub mod server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,7 +136,7 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
         density: 0.5,
         seed,
     };
-    let mut serve = ServeChild::start(&exe, &dir, listen, SECRET, &shape).await?;
+    let mut serve = ServeChild::start(&exe, &dir, listen, SECRET, &shape, &[]).await?;
     let cert = std::fs::read(dir.join(crate::tls::CERT_FILE))
         .map_err(|e| format!("reading the edge certificate: {e}"))?;
     let log = Arc::new(AckLog::new(args.bots, 1));
@@ -173,7 +173,7 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs_f64(gap)).await;
         let killed_at = Instant::now();
         serve.kill().await;
-        serve = match ServeChild::start(&exe, &dir, listen, SECRET, &shape).await {
+        serve = match ServeChild::start(&exe, &dir, listen, SECRET, &shape, &[]).await {
             Ok(serve) => serve,
             Err(error) => {
                 outcome = Err(format!("restart after kill {kill}: {error}"));
@@ -229,7 +229,7 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
             break;
         }
         println!("check round {round}: {behind} players still have inputs in an inbox; running the server again");
-        serve = ServeChild::start(&exe, &dir, listen, SECRET, &shape).await?;
+        serve = ServeChild::start(&exe, &dir, listen, SECRET, &shape, &[]).await?;
     }
     serve.kill().await;
     let checked = checked.unwrap_or_default();

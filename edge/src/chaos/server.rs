@@ -30,13 +30,15 @@ pub struct ServeChild {
 }
 
 impl ServeChild {
-    /// Starts `exe serve` on `dir` and `listen`; returns once it prints its address.
+    /// Starts `exe serve` on `dir` and `listen` with `extra` arguments; returns once it prints
+    /// its address.
     pub async fn start(
         exe: &Path,
         dir: &Path,
         listen: SocketAddr,
         secret: &str,
         shape: &WorldShape,
+        extra: &[String],
     ) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let log = std::fs::OpenOptions::new()
@@ -56,6 +58,7 @@ impl ServeChild {
             .arg(shape.regions_per_side.to_string())
             .arg("--seed")
             .arg(shape.seed.to_string())
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -84,6 +87,11 @@ impl ServeChild {
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child })
+    }
+
+    /// The child's process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// SIGKILLs the server and waits until the OS has reaped it.
