@@ -9,6 +9,12 @@
 //! - decoding does not depend on where the bytes sit in memory: a slice at an address that is
 //!   not a multiple of 8 (which Cap'n Proto's reader refuses) is copied into aligned words
 //!   first (found by the `world_codec` fuzz target);
+//! - whatever decodes re-encodes to a message the decoder accepts: a message whose list
+//!   elements are smaller than the schema's (zero-size structs cost one word for any count)
+//!   decodes to a value whose encoding is far larger, so a delta or frame record whose
+//!   encoding would exceed [`TRAVERSAL_LIMIT_WORDS`] is refused as amplified (found by the
+//!   `world_codec` fuzz target; checked by re-encoding only when a cheap upper bound of the
+//!   encoding exceeds the limit, which canonical values under FDB's value limit never do);
 //! - decoding reads at most [`TRAVERSAL_LIMIT_WORDS`] words, a bound sized for FDB's 100 kB value
 //!   limit, so a hostile message cannot make it do unbounded work;
 //! - decoded inventories keep the model's invariant (positive counts, one stack per kind): a stack
@@ -144,7 +150,7 @@ pub fn encode_delta(value: &Delta) -> Vec<u8> {
 pub fn decode_delta(bytes: &[u8]) -> Result<Delta, CodecError> {
     decode("delta", bytes, |m| {
         let r = m.get_root::<delta::Reader<'_>>()?;
-        Ok(Delta {
+        let value = Delta {
             region: RegionId::read_capnp(r.get_region()?),
             frame: r.get_frame(),
             changes: r
@@ -157,8 +163,33 @@ pub fn decode_delta(bytes: &[u8]) -> Result<Delta, CodecError> {
                 .iter()
                 .map(read_outcome)
                 .collect::<ReadResult<_>>()?,
-        })
+        };
+        let bound = 8
+            + value.changes.len() * WORDS_PER_CHANGE
+            + value
+                .outcomes
+                .iter()
+                .map(|o| 6 + o.reason.len() / 8)
+                .sum::<usize>();
+        not_amplified(&value, bound, encode_delta)?;
+        Ok(value)
     })
+}
+
+/// An upper bound of the words one change takes in a canonical delta (list element, entity
+/// state, id, position, an inventory of at most one stack per item kind, region).
+const WORDS_PER_CHANGE: usize = 32;
+
+/// Refuses `value` when its encoding would exceed what [`decode`] accepts; `bound` is a cheap
+/// upper bound of that encoding in words, and only a bound over the limit costs an encode.
+fn not_amplified<T>(value: &T, bound: usize, encode: fn(&T) -> Vec<u8>) -> ReadResult<()> {
+    if bound <= TRAVERSAL_LIMIT_WORDS || encode(value).len() / 8 <= TRAVERSAL_LIMIT_WORDS {
+        Ok(())
+    } else {
+        Err(ReadError::Invalid(
+            "its encoding would exceed the decode limit (an amplified message)",
+        ))
+    }
 }
 
 /// Encodes a frame record.
@@ -181,7 +212,7 @@ pub fn encode_frame_record(value: &FrameRecord) -> Vec<u8> {
 pub fn decode_frame_record(bytes: &[u8]) -> Result<FrameRecord, CodecError> {
     decode("frame record", bytes, |m| {
         let r = m.get_root::<frame_record::Reader<'_>>()?;
-        Ok(FrameRecord {
+        let value = FrameRecord {
             region: RegionId::read_capnp(r.get_region()?),
             frame: r.get_frame(),
             inputs: r
@@ -190,7 +221,9 @@ pub fn decode_frame_record(bytes: &[u8]) -> Result<FrameRecord, CodecError> {
                 .map(|i| (i.get_player(), i.get_seq()))
                 .collect(),
             rejected: r.get_rejected(),
-        })
+        };
+        not_amplified(&value, 8 + 2 * value.inputs.len(), encode_frame_record)?;
+        Ok(value)
     })
 }
 
@@ -503,6 +536,22 @@ mod tests {
                 action,
             };
             assert_eq!(decode_input(&encode_input(&i)).unwrap(), i);
+        }
+    }
+
+    /// Regression (fuzzing, `world_codec` crash-414f58d7): a 280-byte delta whose changes are
+    /// zero-size list elements decoded to a value whose encoding (98,343 words) its own decoder
+    /// refused. It is now refused as amplified, and whatever decodes re-encodes decodably.
+    #[test]
+    fn amplified_messages_are_refused() {
+        let crash = include_bytes!("../../tests/data/fuzz-delta-amplified.bin");
+        let error = decode_delta(&crash[1..]).unwrap_err();
+        assert!(error.to_string().contains("amplified"), "{error}");
+        // The fuzz target's property on the same input: whatever decodes re-encodes decodably.
+        for bytes in [&crash[1..], &encode_delta(&sample_delta())[..]] {
+            if let Ok(delta) = decode_delta(bytes) {
+                assert!(decode_delta(&encode_delta(&delta)).is_ok());
+            }
         }
     }
 
