@@ -18,7 +18,7 @@ seconds="${FUZZ_SECONDS:-5}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 for target in $(cargo fuzz list); do
-  mkdir -p "$scratch/$target"
+  mkdir -p "$scratch/$target" "corpus/$target"
   echo "fuzz: $target for $seconds s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$target" "$scratch/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|panicked|ERROR" || true
