@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// and resume snapshots cost no range read; 0 turns the cache off.
     #[arg(long, default_value_t = 64)]
     pub cache_mb: u64,
+    /// Seconds a subscription's full push window may stay unanswered (a client that stopped
+    /// reading) before the edge resets the subscription.
+    #[arg(long, default_value_t = 10.0)]
+    pub stall_timeout_secs: f64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
     #[arg(long)]
     pub stats: bool,
@@ -120,7 +124,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
 
 /// Opens the embedded engine at `dir`, waiting up to `wait` while another process holds its
 /// lock (a server killed a moment ago releases it once the OS reaps it).
-async fn open_waiting(dir: &std::path::Path, wait: Duration) -> Result<EmbeddedDatabase, String> {
+pub(crate) async fn open_waiting(
+    dir: &std::path::Path,
+    wait: Duration,
+) -> Result<EmbeddedDatabase, String> {
     let started = Instant::now();
     let mut warned = false;
     loop {
@@ -212,6 +219,7 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     config.spawn = spawn_near_resources(&shape, &resources);
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.region_cache_bytes = args.cache_mb << 20;
+    config.limits.stall_timeout = Duration::from_secs_f64(args.stall_timeout_secs.max(0.1));
     config.tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::SelfSignedIn {

@@ -10,13 +10,17 @@
 //! - [`world_setup`]: a generated world with processors and spawn points;
 //! - [`commands`]: `sekai serve`, `sekai bots`, `sekai inspect`;
 //! - [`observe`]: Prometheus metrics and the live map over HTTP; [`plot`]: latency CDFs as SVG;
-//! - [`demo`]: `sekai demo`, everything above in one process.
+//! - [`demo`]: `sekai demo`, everything above in one process;
+//! - [`chaos`]: `sekai chaos`, SIGKILLs of a serving child process under load, then a check
+//!   that every acknowledged input was applied exactly once, in order;
+//! - [`stall`]: clients that stop reading, and `sekai bench stall`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
 pub mod bench_edge;
 pub mod bots;
+pub mod chaos;
 pub mod client;
 pub mod commands;
 pub mod demo;
@@ -26,6 +30,7 @@ pub mod plot;
 pub mod proc_stats;
 pub mod server;
 pub mod session;
+pub mod stall;
 pub mod tls;
 pub mod token;
 pub mod wire;

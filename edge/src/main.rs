@@ -25,6 +25,10 @@ enum Command {
     Bots(sekai_edge::commands::BotsArgs),
     /// Read-only views of a stopped server's data directory.
     Inspect(sekai_edge::commands::InspectArgs),
+    /// Crash under load: SIGKILLs a `sekai serve` child at seeded random moments while bots
+    /// play, restarts it, then checks every acknowledged input was applied exactly once, in
+    /// order. Last line JSON; fails when one was lost.
+    Chaos(sekai_edge::chaos::ChaosArgs),
     /// Benchmarks (figures are reported against a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -83,6 +87,10 @@ enum Bench {
     /// region cache off and then on (time to every snapshot, store reads), and the cache's hit
     /// rate while bots play. Last line JSON.
     Reconnect(sekai_edge::bench_edge::reconnect::BenchReconnectArgs),
+    /// Stalled clients: a tenth of the clients stop reading (half never complete their sink
+    /// calls, half stop reading their stream) while bots play against a `sekai serve` child;
+    /// the bots' p99 with vs without, and the edge's memory. Last line JSON.
+    Stall(sekai_edge::stall::StallArgs),
     /// The raw baseline's server (started by `bench edge`).
     #[command(hide = true)]
     RawServer(sekai_edge::bench_edge::RawServerArgs),
@@ -199,6 +207,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             which: Bench::Reconnect(args),
         }) => sekai_edge::bench_edge::reconnect::bench_reconnect(args).await,
         Some(Command::Bench {
+            which: Bench::Stall(args),
+        }) => sekai_edge::stall::bench_stall(args).await,
+        Some(Command::Bench {
             which: Bench::RawServer(args),
         }) => sekai_edge::bench_edge::raw_server_command(args).await,
         Some(Command::Bench {
@@ -208,6 +219,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Serve(args)) => sekai_edge::commands::serve(args).await,
         Some(Command::Bots(args)) => sekai_edge::commands::bots(args).await,
         Some(Command::Inspect(args)) => sekai_edge::commands::inspect(args).await,
+        Some(Command::Chaos(args)) => sekai_edge::chaos::chaos(args).await,
         None => demo(DemoArgs::parse_from(["demo"])).await,
     }
 }

@@ -40,6 +40,9 @@ use inputs::{BatchStats, InputBatcher};
 /// Where a player's avatar appears on first login.
 pub type SpawnFn = Arc<dyn Fn(PlayerId) -> Vec3 + Send + Sync>;
 
+/// How long a full push window may stay unanswered before the subscription is reset.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Per-client limits.
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeLimits {
@@ -49,6 +52,9 @@ pub struct EdgeLimits {
     pub outbox_budget: usize,
     /// Unanswered `DeltaSink` calls per subscription.
     pub push_window: usize,
+    /// A subscription whose full push window stays unanswered this long is reset (the client
+    /// stopped answering its sink or reading its stream; see `push.rs`).
+    pub stall_timeout: std::time::Duration,
     /// Largest incoming RPC message, in 8-byte words.
     pub max_message_words: usize,
     /// A connection with no packet for this long is closed; the edge sends keep-alives every
@@ -62,6 +68,7 @@ impl Default for EdgeLimits {
             input: InputLimits::default(),
             outbox_budget: 256 * 1024,
             push_window: 16,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             max_message_words: 64 * 1024,
             idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,
         }

@@ -7,9 +7,16 @@
 //!   [`MAX_DELTAS_PER_CALL`]) in one `deltas` call: one message per pass, not one per commit;
 //! - at most `window` calls are unanswered at a time, so a slow client's backlog stays in its
 //!   outbox, where it is coalesced within the budget, never in unbounded RPC buffers;
-//! - a failed call (client gone or its sink refused) or a reset ends the subscription.
+//! - a failed call (client gone or its sink refused) or a reset ends the subscription;
+//! - a stalled client ends its subscription: when the window is full and no call was answered
+//!   for `stall_timeout` (counted from the last answer, or from the moment calls started
+//!   flowing after an idle spell), the edge sends a `reset` with [`stall_reason`] without
+//!   waiting for its answer and stops pushing, so a client that stopped answering its sink or
+//!   reading its stream costs at most `window` calls plus the outbox budget, and only for
+//!   `stall_timeout`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::{select, Either, LocalBoxFuture};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -23,15 +30,35 @@ use crate::wire::{fill_delta, fill_deltas, fill_snapshot};
 /// The most deltas one `DeltaSink.deltas` call carries.
 pub const MAX_DELTAS_PER_CALL: usize = 256;
 
+/// The reason of the reset sent to a stalled subscription (see the module's invariants).
+pub fn stall_reason(window: usize, stall_timeout: Duration) -> String {
+    format!(
+        "client stalled: none of the {window} unanswered sink calls was answered within {} ms",
+        stall_timeout.as_millis()
+    )
+}
+
 /// Pushes a subscription's messages until it ends; then closes its slot. With `batched`,
-/// consecutive deltas go in one `deltas` call.
-pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize, batched: bool) {
+/// consecutive deltas go in one `deltas` call; a client that leaves a full window unanswered
+/// for `stall_timeout` is reset.
+pub async fn push(
+    slot: Arc<Slot>,
+    sink: delta_sink::Client,
+    window: usize,
+    batched: bool,
+    stall_timeout: Duration,
+) {
     let mut inflight: FuturesOrdered<LocalBoxFuture<'static, Result<(), capnp::Error>>> =
         FuturesOrdered::new();
     let mut ending = false;
+    // The last answer, or when calls started flowing again after the window was empty.
+    let mut progress = tokio::time::Instant::now();
     loop {
         if slot.is_closed() {
             break;
+        }
+        if inflight.is_empty() {
+            progress = tokio::time::Instant::now();
         }
         while !ending && inflight.len() < window.max(1) {
             // One look at the queue: the deltas at its front, else its next message.
@@ -66,16 +93,37 @@ pub async fn push(slot: Arc<Slot>, sink: delta_sink::Client, window: usize, batc
             slot.ready().await;
             continue;
         }
+        let full = !ending && inflight.len() >= window.max(1);
         let answered = {
             let ready = Box::pin(slot.ready());
-            match select(inflight.next(), ready).await {
+            let stalled = Box::pin(async move {
+                if full {
+                    tokio::time::sleep_until(progress + stall_timeout).await;
+                } else {
+                    futures::future::pending::<()>().await;
+                }
+            });
+            match select(inflight.next(), select(ready, stalled)).await {
                 Either::Left((answer, _)) => answer,
-                Either::Right(((), _)) => None,
+                Either::Right((Either::Left(_), _)) => None,
+                Either::Right((Either::Right(_), _)) => {
+                    let reason = stall_reason(window.max(1), stall_timeout);
+                    tracing::info!(%reason, "resetting a stalled subscription");
+                    // Not awaited: a stalled client may never answer it.
+                    let mut request = sink.reset_request();
+                    request.get().set_reason(reason.as_str());
+                    drop(request.send());
+                    break;
+                }
             }
         };
-        if let Some(Err(error)) = answered {
-            tracing::debug!(%error, "delta sink failed; ending the subscription");
-            break;
+        match answered {
+            Some(Err(error)) => {
+                tracing::debug!(%error, "delta sink failed; ending the subscription");
+                break;
+            }
+            Some(Ok(())) => progress = tokio::time::Instant::now(),
+            None => {}
         }
     }
     slot.close();

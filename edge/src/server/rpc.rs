@@ -171,6 +171,7 @@ impl<D: Database> session::Server for Session<D> {
             sink,
             self.ctx.limits.push_window,
             batched,
+            self.ctx.limits.stall_timeout,
         ));
         tracing::debug!(player = self.player, ?area, ?start, "subscribed");
         results

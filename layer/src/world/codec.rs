@@ -6,6 +6,15 @@
 //! - `decode_x(&encode_x(v)) == Ok(v)` for every value `v`;
 //! - decoding never panics: garbage, truncated or trailing bytes, unknown enum values or union
 //!   variants, invalid UTF-8 and oversized messages all give a [`CodecError`];
+//! - decoding does not depend on where the bytes sit in memory: a slice at an address that is
+//!   not a multiple of 8 (which Cap'n Proto's reader refuses) is copied into aligned words
+//!   first (found by the `world_codec` fuzz target);
+//! - whatever decodes re-encodes to a message the decoder accepts: a message whose list
+//!   elements are smaller than the schema's (zero-size structs cost one word for any count)
+//!   decodes to a value whose encoding is far larger, so a delta or frame record whose
+//!   encoding would exceed [`TRAVERSAL_LIMIT_WORDS`] is refused as amplified (found by the
+//!   `world_codec` fuzz target; checked by re-encoding only when a cheap upper bound of the
+//!   encoding exceeds the limit, which canonical values under FDB's value limit never do);
 //! - decoding reads at most [`TRAVERSAL_LIMIT_WORDS`] words, a bound sized for FDB's 100 kB value
 //!   limit, so a hostile message cannot make it do unbounded work;
 //! - decoded inventories keep the model's invariant (positive counts, one stack per kind): a stack
@@ -141,7 +150,7 @@ pub fn encode_delta(value: &Delta) -> Vec<u8> {
 pub fn decode_delta(bytes: &[u8]) -> Result<Delta, CodecError> {
     decode("delta", bytes, |m| {
         let r = m.get_root::<delta::Reader<'_>>()?;
-        Ok(Delta {
+        let value = Delta {
             region: RegionId::read_capnp(r.get_region()?),
             frame: r.get_frame(),
             changes: r
@@ -154,8 +163,33 @@ pub fn decode_delta(bytes: &[u8]) -> Result<Delta, CodecError> {
                 .iter()
                 .map(read_outcome)
                 .collect::<ReadResult<_>>()?,
-        })
+        };
+        let bound = 8
+            + value.changes.len() * WORDS_PER_CHANGE
+            + value
+                .outcomes
+                .iter()
+                .map(|o| 6 + o.reason.len() / 8)
+                .sum::<usize>();
+        not_amplified(&value, bound, encode_delta)?;
+        Ok(value)
     })
+}
+
+/// An upper bound of the words one change takes in a canonical delta (list element, entity
+/// state, id, position, an inventory of at most one stack per item kind, region).
+const WORDS_PER_CHANGE: usize = 32;
+
+/// Refuses `value` when its encoding would exceed what [`decode`] accepts; `bound` is a cheap
+/// upper bound of that encoding in words, and only a bound over the limit costs an encode.
+fn not_amplified<T>(value: &T, bound: usize, encode: fn(&T) -> Vec<u8>) -> ReadResult<()> {
+    if bound <= TRAVERSAL_LIMIT_WORDS || encode(value).len() / 8 <= TRAVERSAL_LIMIT_WORDS {
+        Ok(())
+    } else {
+        Err(ReadError::Invalid(
+            "its encoding would exceed the decode limit (an amplified message)",
+        ))
+    }
 }
 
 /// Encodes a frame record.
@@ -178,7 +212,7 @@ pub fn encode_frame_record(value: &FrameRecord) -> Vec<u8> {
 pub fn decode_frame_record(bytes: &[u8]) -> Result<FrameRecord, CodecError> {
     decode("frame record", bytes, |m| {
         let r = m.get_root::<frame_record::Reader<'_>>()?;
-        Ok(FrameRecord {
+        let value = FrameRecord {
             region: RegionId::read_capnp(r.get_region()?),
             frame: r.get_frame(),
             inputs: r
@@ -187,7 +221,9 @@ pub fn decode_frame_record(bytes: &[u8]) -> Result<FrameRecord, CodecError> {
                 .map(|i| (i.get_player(), i.get_seq()))
                 .collect(),
             rejected: r.get_rejected(),
-        })
+        };
+        not_amplified(&value, 8 + 2 * value.inputs.len(), encode_frame_record)?;
+        Ok(value)
     })
 }
 
@@ -198,11 +234,33 @@ fn encode(write: impl FnOnce(&mut message::Builder<message::HeapAllocator>)) -> 
     serialize::write_message_to_words(&message)
 }
 
-/// Reads one message from `bytes` (all of them) and converts it with `read`.
+/// The reader of one flat message.
+type FlatReader<'a> = message::Reader<serialize::BufferSegments<&'a [u8]>>;
+
+/// Reads one message from `bytes` (all of them) and converts it with `read`; bytes at an
+/// unaligned address are copied into aligned words first.
 fn decode<R>(
     what: &'static str,
     bytes: &[u8],
-    read: impl FnOnce(&message::Reader<serialize::BufferSegments<&[u8]>>) -> ReadResult<R>,
+    read: impl FnOnce(&FlatReader<'_>) -> ReadResult<R>,
+) -> Result<R, CodecError> {
+    if bytes.as_ptr().align_offset(BYTES_PER_WORD) == 0 {
+        return decode_aligned(what, bytes, read);
+    }
+    let mut words = capnp::Word::allocate_zeroed_vec(bytes.len().div_ceil(BYTES_PER_WORD));
+    let aligned = &mut capnp::Word::words_to_bytes_mut(&mut words)[..bytes.len()];
+    aligned.copy_from_slice(bytes);
+    decode_aligned(what, aligned, read)
+}
+
+/// Bytes per Cap'n Proto word (the alignment its reader needs).
+const BYTES_PER_WORD: usize = 8;
+
+/// [`decode`] of bytes at an aligned address.
+fn decode_aligned<R>(
+    what: &'static str,
+    bytes: &[u8],
+    read: impl FnOnce(&FlatReader<'_>) -> ReadResult<R>,
 ) -> Result<R, CodecError> {
     let mut rest = bytes;
     let message = serialize::read_message_from_flat_slice(&mut rest, reader_options())
@@ -479,6 +537,51 @@ mod tests {
             };
             assert_eq!(decode_input(&encode_input(&i)).unwrap(), i);
         }
+    }
+
+    /// Regression (fuzzing, `world_codec` crash-414f58d7): a 280-byte delta whose changes are
+    /// zero-size list elements decoded to a value whose encoding (98,343 words) its own decoder
+    /// refused. It is now refused as amplified, and whatever decodes re-encodes decodably.
+    #[test]
+    fn amplified_messages_are_refused() {
+        let crash = include_bytes!("../../tests/data/fuzz-delta-amplified.bin");
+        let error = decode_delta(&crash[1..]).unwrap_err();
+        assert!(error.to_string().contains("amplified"), "{error}");
+        // The fuzz target's property on the same input: whatever decodes re-encodes decodably.
+        for bytes in [&crash[1..], &encode_delta(&sample_delta())[..]] {
+            if let Ok(delta) = decode_delta(bytes) {
+                assert!(decode_delta(&encode_delta(&delta)).is_ok());
+            }
+        }
+    }
+
+    /// Regression (fuzzing): a value stored at an unaligned address decodes like any other.
+    #[test]
+    fn values_at_unaligned_addresses_decode() {
+        let unaligned = |bytes: Vec<u8>| {
+            let mut shifted = vec![0u8];
+            shifted.extend_from_slice(&bytes);
+            shifted
+        };
+        let e = entity(5, EntityKind::Rock);
+        let bytes = unaligned(encode_entity(&e));
+        assert_eq!(decode_entity(&bytes[1..]).unwrap(), e);
+        let d = sample_delta();
+        assert_eq!(decode_delta(&unaligned(encode_delta(&d))[1..]).unwrap(), d);
+        let i = Input {
+            player: 1,
+            seq: 2,
+            action: Action::Idle,
+        };
+        assert_eq!(decode_input(&unaligned(encode_input(&i))[1..]).unwrap(), i);
+        let f = FrameRecord {
+            inputs: vec![(1, 2)],
+            ..FrameRecord::default()
+        };
+        let bytes = unaligned(encode_frame_record(&f));
+        assert_eq!(decode_frame_record(&bytes[1..]).unwrap(), f);
+        // Truncated and unaligned: an error, no panic.
+        assert!(decode_entity(&bytes[1..bytes.len() - 3]).is_err());
     }
 
     #[test]
