@@ -180,18 +180,7 @@ pub fn start_bots(config: BotConfig, stats: Arc<BotStats>) -> Vec<std::thread::J
 
 /// One bot thread: its share of the bots (every `threads`-th from `index`).
 fn run_thread(index: usize, threads: usize, config: BotConfig, stats: Arc<BotStats>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start a bot runtime");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    block_on_local(async move {
         let bind: SocketAddr = if config.server.is_ipv4() {
             "0.0.0.0:0"
         } else {
@@ -224,6 +213,18 @@ fn run_thread(index: usize, threads: usize, config: BotConfig, stats: Arc<BotSta
         endpoint.close(0u32.into(), b"bots done");
         endpoint.wait_idle().await;
     });
+}
+
+/// Runs `work` to completion on a current-thread runtime's `LocalSet` (the RPC client is not
+/// `Send`): what every client thread does. Logs and returns when the runtime cannot start.
+pub fn block_on_local(work: impl std::future::Future<Output = ()>) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => tokio::task::LocalSet::new().block_on(&runtime, work),
+        Err(error) => tracing::error!(%error, "cannot start a client runtime"),
+    }
 }
 
 /// Inputs of one bot waiting for their outcome: seq → (sent, acked).

@@ -563,12 +563,13 @@ impl EdgeClient {
     }
 }
 
-/// Opens a connection, its RPC stream and a session.
-async fn open(endpoint: &quinn::Endpoint, config: &ClientConfig) -> Result<Link, ClientError> {
-    let connection = endpoint
-        .connect(config.server, &config.server_name)?
-        .await?;
-    let (send, recv) = connection.open_bi().await?;
+/// Runs the client side of Cap'n Proto RPC over a connection's stream halves, as a task of the
+/// current `LocalSet`; returns the edge's bootstrap capability.
+pub fn start_rpc<R, W>(recv: R, send: W) -> gateway::Client
+where
+    R: futures::AsyncRead + Unpin + 'static,
+    W: futures::AsyncWrite + Unpin + 'static,
+{
     let options = *ReaderOptions::new().traversal_limit_in_words(Some(CLIENT_MAX_MESSAGE_WORDS));
     let network = twoparty::VatNetwork::new(
         futures::io::BufReader::new(recv),
@@ -583,6 +584,16 @@ async fn open(endpoint: &quinn::Endpoint, config: &ClientConfig) -> Result<Link,
             tracing::debug!(%error, "client RPC ended");
         }
     });
+    gateway
+}
+
+/// Opens a connection, its RPC stream and a session.
+async fn open(endpoint: &quinn::Endpoint, config: &ClientConfig) -> Result<Link, ClientError> {
+    let connection = endpoint
+        .connect(config.server, &config.server_name)?
+        .await?;
+    let (send, recv) = connection.open_bi().await?;
+    let gateway = start_rpc(recv, send);
     let mut login = gateway.login_request();
     login.get().set_token(config.token.as_str());
     let session = match login.send().promise.await {

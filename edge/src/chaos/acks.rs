@@ -153,18 +153,7 @@ pub fn start(config: ChaosBots, log: Arc<AckLog>) -> Vec<std::thread::JoinHandle
 }
 
 fn run_thread(index: usize, threads: usize, config: ChaosBots, log: Arc<AckLog>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start a bot runtime");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    crate::bots::block_on_local(async move {
         let bind = SocketAddr::from(([0, 0, 0, 0], 0));
         let endpoint = match client_endpoint(bind, &config.certificate) {
             Ok(endpoint) => endpoint,

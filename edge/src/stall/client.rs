@@ -15,14 +15,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use capnp::message::ReaderOptions;
-use capnp_rpc::rpc_twoparty_capnp::Side;
-use capnp_rpc::{twoparty, RpcSystem};
 use futures::io::AsyncRead;
-use sekai_schema::edge_capnp::{delta_sink, gateway, subscription};
+use sekai_schema::edge_capnp::{delta_sink, subscription};
 use sekai_schema::Area;
 
-use crate::client::{ClientError, CLIENT_MAX_MESSAGE_WORDS};
+use crate::client::ClientError;
 use crate::tls::SELF_SIGNED_NAME;
 use crate::wire::read_entity;
 
@@ -72,21 +69,7 @@ impl StallingClient {
                 None
             },
         };
-        let options =
-            *ReaderOptions::new().traversal_limit_in_words(Some(CLIENT_MAX_MESSAGE_WORDS));
-        let network = twoparty::VatNetwork::new(
-            futures::io::BufReader::new(reader),
-            futures::io::BufWriter::new(send),
-            Side::Client,
-            options,
-        );
-        let mut rpc = RpcSystem::new(Box::new(network), None);
-        let gateway: gateway::Client = rpc.bootstrap(Side::Server);
-        tokio::task::spawn_local(async move {
-            if let Err(error) = rpc.await {
-                tracing::debug!(%error, "stalling client's RPC ended");
-            }
-        });
+        let gateway = crate::client::start_rpc(reader, send);
         let mut login = gateway.login_request();
         login.get().set_token(token);
         let session = login.send().promise.await?.get()?.get_session()?;
