@@ -319,6 +319,10 @@ pub struct LoadArgs {
     /// Seconds to wait for every bot to connect before starting anyway.
     #[arg(long, default_value_t = 60.0)]
     pub connect_timeout: f64,
+    /// Every this many seconds of the window, print a `soak {...}` JSON line with that
+    /// period's own latency percentiles and input rate (0: never), for long runs.
+    #[arg(long, default_value_t = 0.0)]
+    pub report_every: f64,
 }
 
 /// `sekai bots`.
@@ -393,8 +397,21 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
     let before = WindowCounters::read(stats);
     let window = Instant::now();
     println!("window start");
+    let mut period = (Instant::now(), stats.applied.load(Ordering::Relaxed));
     while window.elapsed().as_secs_f64() < load.seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        if load.report_every > 0.0 && period.0.elapsed().as_secs_f64() >= load.report_every {
+            let (p50, p99, p999) = stats.total_quantiles();
+            let applied = stats.applied.load(Ordering::Relaxed);
+            let rate = (applied - period.1) as f64 / period.0.elapsed().as_secs_f64();
+            println!(
+                "soak {{\"t_s\":{:.0},\"p50_us\":{p50},\"p99_us\":{p99},\"p999_us\":{p999},\
+                 \"inputs_per_sec\":{rate:.1}}}",
+                window.elapsed().as_secs_f64()
+            );
+            stats.reset_histograms();
+            period = (Instant::now(), applied);
+        }
         let (p50, p99, _) = stats.total_quantiles();
         eprintln!(
             "[{:>4.0}s] {} connected, {} applied, p50 {:.2} ms p99 {:.2} ms",

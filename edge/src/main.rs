@@ -91,6 +91,9 @@ enum Bench {
     /// calls, half stop reading their stream) while bots play against a `sekai serve` child;
     /// the bots' p99 with vs without, and the edge's memory. Last line JSON.
     Stall(sekai_edge::stall::StallArgs),
+    /// The demo's load for a long time: server RSS, store size and each period's own p99,
+    /// minute by minute, their slopes, a plot. Last line JSON.
+    Soak(sekai_edge::bench_edge::soak::BenchSoakArgs),
     /// The raw baseline's server (started by `bench edge`).
     #[command(hide = true)]
     RawServer(sekai_edge::bench_edge::RawServerArgs),
@@ -209,6 +212,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Bench {
             which: Bench::Stall(args),
         }) => sekai_edge::stall::bench_stall(args).await,
+        Some(Command::Bench {
+            which: Bench::Soak(args),
+        }) => sekai_edge::bench_edge::soak::bench_soak(args).await,
         Some(Command::Bench {
             which: Bench::RawServer(args),
         }) => sekai_edge::bench_edge::raw_server_command(args).await,

@@ -153,6 +153,55 @@ pub fn write_cdf_svg(path: &Path, title: &str, series: &[Cdf]) -> Result<(), Str
     Ok(())
 }
 
+/// Draws `series` (x in minutes, each in its own unit) as lines into an SVG file.
+pub fn write_timeline_svg(
+    path: &Path,
+    title: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let x_hi = xs.fold(1.0f64, f64::max);
+    let y_hi = ys.fold(1.0f64, f64::max) * 1.1;
+    let error = |e: &dyn std::fmt::Display| format!("plotting {}: {e}", path.display());
+    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| error(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_hi, 0f64..y_hi)
+        .map_err(|e| error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("minutes")
+        .draw()
+        .map_err(|e| error(&e))?;
+    for (index, (label, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| error(&e))?
+            .label(*label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| error(&e))?;
+    root.present().map_err(|e| error(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 
 pub mod raw;
 pub mod reconnect;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -220,7 +221,7 @@ pub struct Pinning {
 }
 
 impl Pinning {
-    fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let taskset = cores >= 2
             && std::process::Command::new("taskset")
@@ -232,7 +233,7 @@ impl Pinning {
         Self { taskset }
     }
 
-    fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         if self.taskset {
             "server pinned to core 0, load generator to core 1 (taskset)"
         } else {
@@ -240,7 +241,7 @@ impl Pinning {
         }
     }
 
-    fn command(&self, core: usize, exe: &Path) -> Command {
+    pub(crate) fn command(&self, core: usize, exe: &Path) -> Command {
         if self.taskset {
             let mut command = Command::new("taskset");
             command.arg("-c").arg(core.to_string()).arg(exe);
@@ -252,7 +253,7 @@ impl Pinning {
 }
 
 /// A child that is killed when dropped.
-struct Guarded(Child);
+pub(crate) struct Guarded(pub(crate) Child);
 
 impl Drop for Guarded {
     fn drop(&mut self) {
@@ -262,7 +263,7 @@ impl Drop for Guarded {
 
 /// Spawns `command` with piped stdout and waits for a stdout line starting with `ready`;
 /// returns the child, the rest of that line and the stdout reader.
-async fn spawn_until(
+pub(crate) async fn spawn_until(
     mut command: Command,
     what: &str,
     ready: &str,
@@ -306,7 +307,7 @@ async fn spawn_until(
 }
 
 /// The address in a `... quic://ADDR ...` line.
-fn quic_address(line: &str) -> Result<String, String> {
+pub(crate) fn quic_address(line: &str) -> Result<String, String> {
     let start = line.find("quic://").ok_or("no quic:// address")? + "quic://".len();
     let rest = &line[start..];
     let end = rest
