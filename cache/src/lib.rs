@@ -11,7 +11,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 pub mod area;
+pub mod entity;
 pub mod region;
 
 pub use area::{AreaCache, CacheStats};
+pub use entity::{EntityCache, EntityCacheStats};
 pub use region::{RegionCache, RegionCacheStats, RegionSnapshot};
