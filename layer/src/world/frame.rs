@@ -86,6 +86,34 @@ impl HotRegion {
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }
+
+    /// Where the inbox scan stands (take it before an attempt).
+    pub fn scan_point(&self) -> ScanPoint {
+        ScanPoint {
+            inbox_from: self.inbox_from.clone(),
+            waiting: self.waiting.clone(),
+        }
+    }
+
+    /// After a failed attempt: forgets the entities (they may hold the attempt's uncommitted
+    /// changes) and puts the inbox scan back at `point`, taken before the attempt. Nothing the
+    /// attempt cleared was committed (or, after `commit_unknown_result`, what it cleared is gone
+    /// and what it applied is a duplicate the next triage drops), so the retry resumes there
+    /// instead of walking the inbox's deletion markers from its start: a cost that grows with the
+    /// region's history.
+    pub fn rewind(&mut self, point: ScanPoint) {
+        self.loaded_at = None;
+        self.inbox_from = point.inbox_from;
+        self.waiting = point.waiting;
+    }
+}
+
+/// Where a processor's inbox scan stood: the next scan's start and the entries read but not
+/// applied yet (see [`HotRegion::scan_point`]).
+#[derive(Clone, Debug)]
+pub struct ScanPoint {
+    inbox_from: Option<Vec<u8>>,
+    waiting: BTreeMap<Vec<u8>, Input>,
 }
 
 /// A watch that fires when the inbox may have new inputs.

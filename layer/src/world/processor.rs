@@ -74,6 +74,7 @@ pub async fn run_frame<D: Database>(
     let trx = db.create_trx()?;
     loop {
         let attempt_started = Instant::now();
+        let point = hot.scan_point();
         let stamp = trx.get_versionstamp();
         let error = match process_frame(&trx, keys, lease, hot, new_id).await {
             Ok(step) => match trx.commit().await {
@@ -104,7 +105,7 @@ pub async fn run_frame<D: Database>(
             },
             Err(error) => error,
         };
-        hot.invalidate();
+        hot.rewind(point);
         stats.retries.fetch_add(1, Ordering::Relaxed);
         telemetry::frame_retried(&telemetry::region_label(hot.state.region));
         match error {
