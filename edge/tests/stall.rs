@@ -45,11 +45,15 @@ async fn stalled_subscriptions_are_reset_and_the_others_keep_playing() {
                 .subscribe(common::area(), |_, _| {})
                 .await
                 .expect("healthy client subscribes");
-            wait_until("the snapshots", || {
-                sink_stalled.calls() > 0 && stream_stalled.calls() > 0
+            // All three subscriptions live (the healthy one may still be joining when the
+            // stalled ones already have their snapshots).
+            wait_until("the snapshots and three live subscriptions", || {
+                sink_stalled.calls() > 0
+                    && stream_stalled.calls() > 0
+                    && view.cursor().is_some()
+                    && world.edge.fanout().live_count() == 3
             })
             .await;
-            assert_eq!(world.edge.fanout().live_count(), 3);
             sink_stalled.stall();
             stream_stalled.stall();
             // The healthy player moves until both stalled subscriptions are gone.
