@@ -141,16 +141,23 @@ pub fn write_cdf_svg(path: &Path, title: &str, series: &[Cdf]) -> Result<(), Str
             });
     }
     if !drawn.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| error(&e))?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|e| error(&e))?;
     }
     root.present().map_err(|e| error(&e))?;
     Ok(())
+}
+
+/// Draws the series' legend in a framed box at `position`.
+fn draw_legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<<SVGBackend<'a> as DrawingBackend>::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
 }
 
 /// Draws `series` (x in minutes, each in its own unit) as lines into an SVG file.
@@ -191,13 +198,7 @@ pub fn write_timeline_svg(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| error(&e))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(|e| error(&e))?;
     root.present().map_err(|e| error(&e))?;
     Ok(())
 }

@@ -89,16 +89,6 @@ impl SessionTable {
             live.remove(&player);
         }
     }
-
-    /// Players with a live session on this edge.
-    pub fn len(&self) -> usize {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// True when no player has a session here.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 struct Queued {
