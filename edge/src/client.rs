@@ -30,7 +30,7 @@ use sekai_schema::edge_capnp::{ack, avatar, delta_sink, gateway, session, subscr
 use sekai_schema::{Area, EntityId, PlayerId};
 
 use crate::tls::{client_config, TlsError};
-use crate::wire::{fill_send, read_delta, read_entity, read_stamp, WireError};
+use sekai_model::wire::{fill_send, read_delta, read_entity, read_stamp, WireError};
 
 /// How long the client waits for an input's acknowledgement before it counts the connection
 /// as lost.

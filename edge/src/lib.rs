@@ -2,7 +2,6 @@
 //!
 //! - [`token`]: HMAC-signed login tokens;
 //! - [`session`]: the session logic as I/O-free state machines;
-//! - [`wire`]: world values to and from the edge protocol's Cap'n Proto;
 //! - [`fanout`]: one watch per region head, change-log reads, hand-off to subscribers;
 //! - [`server`]: the QUIC + Cap'n Proto RPC edge server, [`tls`] its certificates;
 //! - [`client`]: the client SDK;
@@ -33,5 +32,4 @@ pub mod session;
 pub mod stall;
 pub mod tls;
 pub mod token;
-pub mod wire;
 pub mod world_setup;

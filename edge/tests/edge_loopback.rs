@@ -123,7 +123,7 @@ async fn clients_see_each_other_resume_exactly_and_bad_clients_stay_isolated() {
                 .await
                 .expect("stored, then refused by rules");
             let mut raw = b.avatar_capability().send_request();
-            sekai_edge::wire::fill_send(raw.get(), b.next_seq() + 5, &Action::Idle).unwrap();
+            sekai_model::wire::fill_send(raw.get(), b.next_seq() + 5, &Action::Idle).unwrap();
             let reply = raw.send().promise.await.expect("answered");
             let ack = reply.get().unwrap().get_ack().unwrap();
             match ack.which().unwrap() {

@@ -20,7 +20,7 @@ use sekai_schema::Vec3;
 /// Sends `seq` with `action` on the raw capability; the ack's error text, or `None` if accepted.
 async fn raw_send(client: &EdgeClient, seq: u64, action: &Action) -> Option<String> {
     let mut request = client.avatar_capability().send_request();
-    sekai_edge::wire::fill_send(request.get(), seq, action).expect("fill");
+    sekai_model::wire::fill_send(request.get(), seq, action).expect("fill");
     let reply = request.send().promise.await.expect("answered");
     let ack = reply.get().expect("reply").get_ack().expect("ack");
     match ack.which().expect("known ack") {

@@ -1,4 +1,4 @@
-//! Wire conversion (`sekai_edge::wire`): the bytes are a Cap'n Proto message (flat word
+//! Wire conversion (`sekai_model::wire`): the bytes are a Cap'n Proto message (flat word
 //! format, as a peer could send it inside an RPC call) whose root is read as an action, a
 //! delta or an entity state, the readers the edge and the SDK apply to what the other side
 //! sends; the versionstamp reader gets the raw bytes. None may panic.
@@ -7,7 +7,7 @@
 use capnp::message::ReaderOptions;
 use capnp::serialize;
 use libfuzzer_sys::fuzz_target;
-use sekai_edge::wire::{read_delta, read_entity, read_input, read_stamp};
+use sekai_model::wire::{read_delta, read_entity, read_input, read_stamp};
 use sekai_schema::world_capnp::{action, delta, entity_state};
 use sekai_schema::Area;
 

@@ -1,10 +1,10 @@
-//! The world codec (`sekai_layer::world::codec`): the first byte picks the decoder, the rest is
+//! The world codec (`sekai_model::codec`): the first byte picks the decoder, the rest is
 //! the stored value. Decoding must never panic, and whatever decodes must re-encode to bytes
 //! that decode to the same encoding (encode ∘ decode is idempotent).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sekai_layer::world::codec::*;
+use sekai_model::codec::*;
 
 fn stable<T>(bytes: &[u8], decode: fn(&[u8]) -> Result<T, CodecError>, encode: fn(&T) -> Vec<u8>) {
     if let Ok(value) = decode(bytes) {

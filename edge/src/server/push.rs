@@ -25,7 +25,7 @@ use sekai_schema::edge_capnp::delta_sink;
 
 use crate::fanout::Slot;
 use crate::session::Outbound;
-use crate::wire::{fill_delta, fill_deltas, fill_snapshot};
+use sekai_model::wire::{fill_delta, fill_deltas, fill_snapshot};
 
 /// The most deltas one `DeltaSink.deltas` call carries.
 pub const MAX_DELTAS_PER_CALL: usize = 256;

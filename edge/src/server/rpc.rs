@@ -33,7 +33,7 @@ use crate::fanout::{Slot, Start};
 use crate::observe::metrics as names;
 use crate::session::{Admission, AvatarLocation, InputGate, Subscriber};
 use crate::token::unix_now;
-use crate::wire::{read_input, read_stamp, with_entity, WireError};
+use sekai_model::wire::{read_input, read_stamp, with_entity, WireError};
 
 /// The bootstrap capability: logs players in.
 pub struct Gateway<D: Database> {

@@ -21,7 +21,7 @@ use sekai_schema::Area;
 
 use crate::client::ClientError;
 use crate::tls::SELF_SIGNED_NAME;
-use crate::wire::read_entity;
+use sekai_model::wire::read_entity;
 
 /// How a client stops reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The world: the seed's ExtendedWorldState made durable, per region.
 //!
-//! - [`model`]: entities, inputs, deltas, frame records;
-//! - [`codec`]: their Cap'n Proto encoding in the database;
+//! - [`model`], [`codec`]: entities, inputs, deltas, frame records and their Cap'n Proto
+//!   encoding (the `sekai-model` crate, re-exported);
 //! - [`rules`]: the game rules as pure functions (state and inputs in, changes and outcomes out);
 //! - [`inbox`]: T1, appending an input under a versionstamp without reads;
 //! - [`frame`]/[`processor`]: T2, one region frame in one transaction, and the task that runs it;
@@ -14,15 +14,15 @@
 //! - [`trim`]: change-log trimming (and the floor a resuming cursor checks);
 //! - [`audit`]: whole-world invariant checks.
 
+pub use sekai_model::{codec, model};
+
 pub mod assign;
 pub mod audit;
-pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod generate;
 pub mod inbox;
 pub mod lease;
-pub mod model;
 pub mod nodes;
 pub mod players;
 pub mod processor;

@@ -28,7 +28,7 @@ use sekai_schema::world_capnp::{
     EntityType,
 };
 
-use super::model::{
+use crate::model::{
     Action, Change, Delta, Entity, EntityId, EntityKind, FrameRecord, Input, Inventory, ItemKind,
     Outcome, RegionId, Vec3,
 };
@@ -544,7 +544,7 @@ mod tests {
     /// refused. It is now refused as amplified, and whatever decodes re-encodes decodably.
     #[test]
     fn amplified_messages_are_refused() {
-        let crash = include_bytes!("../../tests/data/fuzz-delta-amplified.bin");
+        let crash = include_bytes!("../tests/data/fuzz-delta-amplified.bin");
         let error = decode_delta(&crash[1..]).unwrap_err();
         assert!(error.to_string().contains("amplified"), "{error}");
         // The fuzz target's property on the same input: whatever decodes re-encodes decodably.

@@ -10,11 +10,11 @@
 
 use capnp::message::{self, ReaderOptions};
 use capnp::serialize;
-use sekai_layer::world::codec::{
+use crate::codec::{
     decode_delta, decode_entity, decode_input, encode_delta, encode_entity, encode_input,
     CodecError,
 };
-use sekai_layer::world::model::{Action, Delta, Entity, Input};
+use crate::model::{Action, Delta, Entity, Input};
 use sekai_schema::edge_capnp::{avatar, delta_sink};
 use sekai_schema::world_capnp::{action, delta, entity_state, input};
 use sekai_schema::PlayerId;
@@ -155,7 +155,7 @@ fn flat_reader(bytes: &[u8]) -> capnp::Result<message::Reader<serialize::BufferS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sekai_layer::world::model::{Change, EntityKind, Inventory, ItemKind, Outcome};
+    use crate::model::{Change, EntityKind, Inventory, ItemKind, Outcome};
     use sekai_schema::{EntityId, RegionId, Vec3};
 
     fn sample() -> Delta {

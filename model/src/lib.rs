@@ -1,0 +1,20 @@
+//! The Sekai world's values, shared by the server, the client SDK and the simulator.
+//!
+//! - [`model`]: entities, inputs, actions, deltas, frame records;
+//! - [`codec`]: their Cap'n Proto encoding (`schema/capnp/world.capnp`), as stored in the
+//!   database and carried inside the edge protocol;
+//! - [`wire`]: those values to and from the edge protocol's RPC structs (`edge.capnp`).
+//!
+//! This crate depends on the schemas and `capnp` only: no storage engine, no async runtime, so a
+//! game client can use it without the server stack.
+
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod codec;
+pub mod model;
+pub mod wire;
+
+pub use model::{
+    Action, Change, Delta, Entity, EntityKind, FrameRecord, Input, Inventory, ItemKind, Outcome,
+};
