@@ -5,7 +5,6 @@
 //! - `fdb_backend` (feature `fdb`): the FoundationDB backend;
 //! - [`world`]: the world model, rules, T1 and T2;
 //! - [`telemetry`]: the `sekai_*` metrics the layer records at the source (`metrics` facade);
-//! - [`kv_bench`], [`world_bench`]: durable benchmarks behind `sekai bench kv` / `sekai bench world`.
 
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -14,7 +13,5 @@ pub mod embedded;
 pub mod fdb_backend;
 pub mod kv;
 
-pub mod kv_bench;
 pub mod telemetry;
 pub mod world;
-pub mod world_bench;

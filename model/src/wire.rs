@@ -8,13 +8,13 @@
 //! Invariants: reading never panics on hostile input (every failure is a [`WireError`]); a decoded
 //! value satisfies the codec's invariants; versionstamps are exactly 10 bytes.
 
-use capnp::message::{self, ReaderOptions};
-use capnp::serialize;
 use crate::codec::{
     decode_delta, decode_entity, decode_input, encode_delta, encode_entity, encode_input,
     CodecError,
 };
 use crate::model::{Action, Delta, Entity, Input};
+use capnp::message::{self, ReaderOptions};
+use capnp::serialize;
 use sekai_schema::edge_capnp::{avatar, delta_sink};
 use sekai_schema::world_capnp::{action, delta, entity_state, input};
 use sekai_schema::PlayerId;

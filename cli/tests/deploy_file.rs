@@ -3,7 +3,7 @@
 //! together the services run at least one edge and one processor node.
 
 use clap::Parser;
-use sekai_edge::commands::ServeArgs;
+use sekai_cli::commands::ServeArgs;
 use serde_yaml::Value;
 
 /// `sekai serve`'s arguments, as the binary parses them.

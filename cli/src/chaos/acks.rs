@@ -28,9 +28,9 @@ use sekai_layer::world::model::{Action, Vec3};
 use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
-use crate::client::{client_endpoint, ClientConfig, ClientError, EdgeClient, ReconnectPolicy};
-use crate::tls::SELF_SIGNED_NAME;
-use crate::token::{unix_now, TokenKey};
+use sekai_edge::client::{client_endpoint, ClientConfig, ClientError, EdgeClient, ReconnectPolicy};
+use sekai_edge::tls::SELF_SIGNED_NAME;
+use sekai_edge::token::{unix_now, TokenKey};
 
 /// What one bot has been acknowledged.
 #[derive(Default)]

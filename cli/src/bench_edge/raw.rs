@@ -22,8 +22,8 @@ use rand::{Rng, SeedableRng};
 use rustls::pki_types::CertificateDer;
 
 use crate::bots::BotStats;
-use crate::client::client_endpoint;
-use crate::tls::{
+use sekai_edge::client::client_endpoint;
+use sekai_edge::tls::{
     server_config, server_endpoint, TlsSource, DEFAULT_IDLE_TIMEOUT, SELF_SIGNED_NAME,
 };
 

@@ -10,17 +10,17 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
 
-use crate::embedded::{EmbeddedDatabase, EngineOptions};
-use crate::kv::{run, Database, FdbError};
-use crate::world::error::WorldError;
-use crate::world::frame::HotRegion;
-use crate::world::generate::{generate_region, load};
-use crate::world::inbox::submit_input;
-use crate::world::lease;
-use crate::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
-use crate::world::processor::{run_frame, ProcessorStats};
-use crate::world::query::entities_in_area;
-use crate::world::write::create_entity;
+use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
+use sekai_layer::kv::{run, Database, FdbError};
+use sekai_layer::world::error::WorldError;
+use sekai_layer::world::frame::HotRegion;
+use sekai_layer::world::generate::{generate_region, load};
+use sekai_layer::world::inbox::submit_input;
+use sekai_layer::world::lease;
+use sekai_layer::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
+use sekai_layer::world::processor::{run_frame, ProcessorStats};
+use sekai_layer::world::query::entities_in_area;
+use sekai_layer::world::write::create_entity;
 
 /// Throughput of processors draining pre-filled inboxes.
 #[derive(Clone, Debug)]

@@ -65,7 +65,7 @@ pub async fn bench_soak(args: BenchSoakArgs) -> Result<(), String> {
     load.arg("bots")
         .args(["--connect", &address, "--secret", "soak-secret"])
         .arg("--cert")
-        .arg(dir.path().join(crate::tls::CERT_FILE))
+        .arg(dir.path().join(sekai_edge::tls::CERT_FILE))
         .args(["--threads", "1", "--warmup", "2"])
         .arg("--bots")
         .arg(args.bots.to_string())

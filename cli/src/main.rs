@@ -1,8 +1,8 @@
 //! `sekai`: run the demo, benchmarks and tools of the Sekai game backend.
 
 use clap::{Parser, Subcommand};
-use sekai_edge::demo::{print_report, report_json, run_demo, DemoConfig};
-use sekai_layer::kv_bench::{self, BenchConfig};
+use sekai_cli::demo::{print_report, report_json, run_demo, DemoConfig};
+use sekai_cli::kv_bench::{self, BenchConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Sekai: a database-native game runtime on FoundationDB's model.
@@ -20,15 +20,15 @@ enum Command {
     /// input-to-delta latency per stage.
     Demo(DemoArgs),
     /// Processors and one edge on a data directory, until Ctrl-C.
-    Serve(sekai_edge::commands::ServeArgs),
+    Serve(sekai_cli::commands::ServeArgs),
     /// Bots against a running edge, with their input-to-delta latency.
-    Bots(sekai_edge::commands::BotsArgs),
+    Bots(sekai_cli::commands::BotsArgs),
     /// Read-only views of a stopped server's data directory.
-    Inspect(sekai_edge::commands::InspectArgs),
+    Inspect(sekai_cli::commands::InspectArgs),
     /// Crash under load: SIGKILLs a `sekai serve` child at seeded random moments while bots
     /// play, restarts it, then checks every acknowledged input was applied exactly once, in
     /// order. Last line JSON; fails when one was lost.
-    Chaos(sekai_edge::chaos::ChaosArgs),
+    Chaos(sekai_cli::chaos::ChaosArgs),
     /// Benchmarks (figures are reported against a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -72,7 +72,7 @@ struct DemoArgs {
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
     /// Directory the JSON report and the latency CDF plot (SVG) are written to.
-    #[arg(long, default_value = sekai_edge::plot::REPORT_DIR)]
+    #[arg(long, default_value = sekai_cli::plot::REPORT_DIR)]
     out: std::path::PathBuf,
 }
 
@@ -82,24 +82,24 @@ enum Bench {
     /// real QUIC, swept over bot counts, against a raw quinn baseline (no database, no RPC, one
     /// datagram per message) carrying the same traffic; capacity at p99 <= 11 ms; an overload
     /// run at 4x Sekai's capacity. Last line JSON.
-    Edge(sekai_edge::bench_edge::BenchEdgeArgs),
+    Edge(sekai_cli::bench_edge::BenchEdgeArgs),
     /// A network blip: N clients drop and remake their subscriptions at once, with the edge's
     /// region cache off and then on (time to every snapshot, store reads), and the cache's hit
     /// rate while bots play. Last line JSON.
-    Reconnect(sekai_edge::bench_edge::reconnect::BenchReconnectArgs),
+    Reconnect(sekai_cli::bench_edge::reconnect::BenchReconnectArgs),
     /// Stalled clients: a tenth of the clients stop reading (half never complete their sink
     /// calls, half stop reading their stream) while bots play against a `sekai serve` child;
     /// the bots' p99 with vs without, and the edge's memory. Last line JSON.
-    Stall(sekai_edge::stall::StallArgs),
+    Stall(sekai_cli::stall::StallArgs),
     /// The demo's load for a long time: server RSS, store size and each period's own p99,
     /// minute by minute, their slopes, a plot. Last line JSON.
-    Soak(sekai_edge::bench_edge::soak::BenchSoakArgs),
+    Soak(sekai_cli::bench_edge::soak::BenchSoakArgs),
     /// The raw baseline's server (started by `bench edge`).
     #[command(hide = true)]
-    RawServer(sekai_edge::bench_edge::RawServerArgs),
+    RawServer(sekai_cli::bench_edge::RawServerArgs),
     /// The raw baseline's clients (started by `bench edge`).
     #[command(hide = true)]
-    RawClients(sekai_edge::bench_edge::RawClientsArgs),
+    RawClients(sekai_cli::bench_edge::RawClientsArgs),
     /// Durable KV benchmarks on the embedded engine: read-modify-write at 1/16/256 tasks,
     /// keynote-2-shaped transfers at Zipf 0 and 1.5, commits per fsync.
     Kv {
@@ -205,27 +205,27 @@ async fn run(cli: Cli) -> Result<(), String> {
         }) => bench_world(players, inputs, large, queries, seed).await,
         Some(Command::Bench {
             which: Bench::Edge(args),
-        }) => sekai_edge::bench_edge::bench_edge(args).await,
+        }) => sekai_cli::bench_edge::bench_edge(args).await,
         Some(Command::Bench {
             which: Bench::Reconnect(args),
-        }) => sekai_edge::bench_edge::reconnect::bench_reconnect(args).await,
+        }) => sekai_cli::bench_edge::reconnect::bench_reconnect(args).await,
         Some(Command::Bench {
             which: Bench::Stall(args),
-        }) => sekai_edge::stall::bench_stall(args).await,
+        }) => sekai_cli::stall::bench_stall(args).await,
         Some(Command::Bench {
             which: Bench::Soak(args),
-        }) => sekai_edge::bench_edge::soak::bench_soak(args).await,
+        }) => sekai_cli::bench_edge::soak::bench_soak(args).await,
         Some(Command::Bench {
             which: Bench::RawServer(args),
-        }) => sekai_edge::bench_edge::raw_server_command(args).await,
+        }) => sekai_cli::bench_edge::raw_server_command(args).await,
         Some(Command::Bench {
             which: Bench::RawClients(args),
-        }) => sekai_edge::bench_edge::raw_clients_command(args).await,
+        }) => sekai_cli::bench_edge::raw_clients_command(args).await,
         Some(Command::Demo(args)) => demo(args).await,
-        Some(Command::Serve(args)) => sekai_edge::commands::serve(args).await,
-        Some(Command::Bots(args)) => sekai_edge::commands::bots(args).await,
-        Some(Command::Inspect(args)) => sekai_edge::commands::inspect(args).await,
-        Some(Command::Chaos(args)) => sekai_edge::chaos::chaos(args).await,
+        Some(Command::Serve(args)) => sekai_cli::commands::serve(args).await,
+        Some(Command::Bots(args)) => sekai_cli::commands::bots(args).await,
+        Some(Command::Inspect(args)) => sekai_cli::commands::inspect(args).await,
+        Some(Command::Chaos(args)) => sekai_cli::chaos::chaos(args).await,
         None => demo(DemoArgs::parse_from(["demo"])).await,
     }
 }
@@ -245,7 +245,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     };
     let report = run_demo(config.clone()).await?;
     print_report(&config, &report);
-    let (json, svg) = sekai_edge::plot::write_report(
+    let (json, svg) = sekai_cli::plot::write_report(
         &args.out,
         "demo",
         &report_json(&config, &report),
@@ -264,7 +264,7 @@ async fn bench_world(
     queries: usize,
     seed: u64,
 ) -> Result<(), String> {
-    use sekai_layer::world_bench::{area_queries, frames};
+    use sekai_cli::world_bench::{area_queries, frames};
     println!("sekai bench world: seed {seed}, {players} players x {inputs} inputs per region");
     let one = frames(1, players, inputs, seed)
         .await

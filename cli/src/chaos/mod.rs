@@ -31,9 +31,9 @@ use rustls::pki_types::CertificateDer;
 use sekai_schema::WorldKeys;
 
 use crate::commands::{open_waiting, WORLD};
-use crate::token::TokenKey;
 use crate::world_setup::WorldShape;
 use acks::{AckLog, ChaosBots};
+use sekai_edge::token::TokenKey;
 use server::ServeChild;
 
 /// The secret of the chaos run's tokens.
@@ -137,7 +137,7 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
         seed,
     };
     let mut serve = ServeChild::start(&exe, &dir, listen, SECRET, &shape, &[]).await?;
-    let cert = std::fs::read(dir.join(crate::tls::CERT_FILE))
+    let cert = std::fs::read(dir.join(sekai_edge::tls::CERT_FILE))
         .map_err(|e| format!("reading the edge certificate: {e}"))?;
     let log = Arc::new(AckLog::new(args.bots, 1));
     let threads = acks::start(

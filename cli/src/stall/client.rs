@@ -19,8 +19,8 @@ use futures::io::AsyncRead;
 use sekai_schema::edge_capnp::{delta_sink, subscription};
 use sekai_schema::Area;
 
-use crate::client::ClientError;
-use crate::tls::SELF_SIGNED_NAME;
+use sekai_edge::client::ClientError;
+use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_model::wire::read_entity;
 
 /// How a client stops reading.
@@ -69,7 +69,7 @@ impl StallingClient {
                 None
             },
         };
-        let gateway = crate::client::start_rpc(reader, send);
+        let gateway = sekai_edge::client::start_rpc(reader, send);
         let mut login = gateway.login_request();
         login.get().set_token(token);
         let session = login.send().promise.await?.get()?.get_session()?;

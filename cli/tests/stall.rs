@@ -3,13 +3,14 @@
 //! stopped completing its sink calls or stopped reading its stream; a healthy client on the
 //! same edge keeps playing. Waits are bounded; no timing is asserted.
 
+#[path = "../../edge/tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
 use common::{wait_until, world_with};
+use sekai_cli::stall::client::{StallKind, StallingClient};
 use sekai_edge::client::EdgeClient;
-use sekai_edge::stall::client::{StallKind, StallingClient};
 use sekai_layer::world::model::Action;
 use sekai_schema::Vec3;
 

@@ -25,17 +25,17 @@ use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
 
 use crate::bots::{start_bots, BotConfig, BotStats};
-use crate::observe::{ObserveConfig, Observer};
 use crate::plot::Cdf;
-use crate::server::{EdgeConfig, EdgeServer};
-use crate::tls::TlsSource;
-use crate::token::TokenKey;
 use crate::world_setup::{load_world, node_holder, spawn_near_resources, start_node, WorldShape};
+use sekai_edge::observe::{ObserveConfig, Observer};
+use sekai_edge::server::{EdgeConfig, EdgeServer};
+use sekai_edge::tls::TlsSource;
+use sekai_edge::token::TokenKey;
 
 /// The world prefix the commands use.
 pub const WORLD: &str = "sekai/world";
 
-pub use crate::tls::CERT_FILE;
+pub use sekai_edge::tls::CERT_FILE;
 
 /// `sekai serve`.
 #[derive(clap::Args, Debug)]

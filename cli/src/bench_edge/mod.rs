@@ -340,7 +340,7 @@ async fn run_sekai(
         .env("RUST_LOG", "warn");
     let (server, line, server_out) = spawn_until(serve, "sekai serve", "edge on ").await?;
     let address = quic_address(&line)?;
-    let cert = dir.path().join(crate::tls::CERT_FILE);
+    let cert = dir.path().join(sekai_edge::tls::CERT_FILE);
     let mut load = pin.command(1, exe);
     load.arg("bots")
         .args(["--connect", &address, "--secret", "bench-secret"])

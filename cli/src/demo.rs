@@ -23,11 +23,11 @@ use sekai_layer::world::processor::{CommittedFrame, ProcessorStats};
 use sekai_schema::{PlayerId, WorldKeys};
 
 use crate::bots::{histogram, start_bots, BotConfig, BotStats, InputTimeline};
-use crate::observe::{ObserveConfig, Observer};
 use crate::plot::Cdf;
-use crate::server::{EdgeConfig, EdgeServer};
-use crate::token::TokenKey;
 use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
+use sekai_edge::observe::{ObserveConfig, Observer};
+use sekai_edge::server::{EdgeConfig, EdgeServer};
+use sekai_edge::token::TokenKey;
 
 /// What the demo runs.
 #[derive(Clone, Debug)]

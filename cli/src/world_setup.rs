@@ -20,7 +20,7 @@ use sekai_layer::world::processor::{CommittedFrame, ProcessorStats};
 use sekai_schema::geometry::region_of;
 use sekai_schema::{PlayerId, RegionId, WorldKeys};
 
-use crate::server::SpawnFn;
+use sekai_edge::server::SpawnFn;
 
 /// The shape of a generated world.
 #[derive(Clone, Copy, Debug)]

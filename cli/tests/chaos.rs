@@ -18,7 +18,7 @@ fn three_kills_under_twenty_bots_lose_no_acknowledged_input() {
         "sekai chaos failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     let last = stdout.lines().last().unwrap_or_default();
-    let field = |name: &str| sekai_edge::commands::json_number(last, name);
+    let field = |name: &str| sekai_cli::commands::json_number(last, name);
     assert_eq!(field("kills"), Some(3.0), "{last}");
     assert_eq!(field("lost"), Some(0.0), "{last}");
     assert!(field("acked").is_some_and(|acked| acked > 0.0), "{last}");

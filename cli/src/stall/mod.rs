@@ -20,11 +20,11 @@ use rustls::pki_types::CertificateDer;
 
 use crate::bots::{start_bots, BotConfig, BotStats};
 use crate::chaos::server::{free_udp_address, ServeChild};
-use crate::client::client_endpoint;
 use crate::proc_stats::rss_mib;
-use crate::token::{unix_now, TokenKey};
 use crate::world_setup::WorldShape;
 use client::{StallKind, StallingClient};
+use sekai_edge::client::client_endpoint;
+use sekai_edge::token::{unix_now, TokenKey};
 
 const SECRET: &str = "stall-secret";
 
@@ -86,7 +86,7 @@ pub async fn bench_stall(args: StallArgs) -> Result<(), String> {
     ];
     let mut serve = ServeChild::start(&exe, dir.path(), listen, SECRET, &shape, &extra).await?;
     let pid = serve.pid().ok_or("sekai serve has no pid")?;
-    let cert = std::fs::read(dir.path().join(crate::tls::CERT_FILE))
+    let cert = std::fs::read(dir.path().join(sekai_edge::tls::CERT_FILE))
         .map_err(|e| format!("reading the edge certificate: {e}"))?;
     let certificate = CertificateDer::from(cert);
     let tokens = TokenKey::new(SECRET.as_bytes().to_vec());

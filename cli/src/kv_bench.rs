@@ -14,8 +14,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Zipf};
 
-use crate::embedded::{EmbeddedDatabase, EngineOptions, OpenError};
-use crate::kv::{run, Database, FdbError, Transaction};
+use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions, OpenError};
+use sekai_layer::kv::{run, Database, FdbError, Transaction};
 
 /// One workload's measured figures.
 #[derive(Clone, Debug)]

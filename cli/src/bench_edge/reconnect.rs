@@ -27,12 +27,14 @@ use sekai_schema::{Area, WorldKeys};
 use tokio::sync::mpsc;
 
 use crate::bots::{start_bots, BotConfig, BotStats, BOT_AREA_RADIUS};
-use crate::client::{client_endpoint, ClientConfig, EdgeClient, MirrorEvent, SubscriptionHandle};
-use crate::fanout::Fanout;
-use crate::server::{EdgeConfig, EdgeServer};
-use crate::tls::SELF_SIGNED_NAME;
-use crate::token::{unix_now, TokenKey};
 use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
+use sekai_edge::client::{
+    client_endpoint, ClientConfig, EdgeClient, MirrorEvent, SubscriptionHandle,
+};
+use sekai_edge::fanout::Fanout;
+use sekai_edge::server::{EdgeConfig, EdgeServer};
+use sekai_edge::tls::SELF_SIGNED_NAME;
+use sekai_edge::token::{unix_now, TokenKey};
 
 /// `sekai bench reconnect` settings.
 #[derive(Clone, Debug, clap::Args)]
@@ -337,7 +339,9 @@ async fn resubscribe_all(
 }
 
 /// A handler that counts snapshots.
-fn counter(snapshots: &Rc<Cell<usize>>) -> impl FnMut(&MirrorEvent<'_>, &crate::client::Mirror) {
+fn counter(
+    snapshots: &Rc<Cell<usize>>,
+) -> impl FnMut(&MirrorEvent<'_>, &sekai_edge::client::Mirror) {
     let snapshots = snapshots.clone();
     move |event, _| {
         if let MirrorEvent::Snapshot { .. } = event {

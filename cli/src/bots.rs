@@ -32,11 +32,11 @@ use sekai_layer::world::rules::{MAX_STEP, REACH, WALL_COST_STONE, WALL_COST_WOOD
 use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
-use crate::client::{
+use sekai_edge::client::{
     client_endpoint, ClientConfig, EdgeClient, Mirror, MirrorEvent, ReconnectPolicy,
 };
-use crate::tls::SELF_SIGNED_NAME;
-use crate::token::{unix_now, TokenKey};
+use sekai_edge::tls::SELF_SIGNED_NAME;
+use sekai_edge::token::{unix_now, TokenKey};
 
 /// Radius of each bot's area of interest, in metres.
 pub const BOT_AREA_RADIUS: f32 = 24.0;
@@ -236,7 +236,7 @@ async fn play(
     config: &BotConfig,
     player: PlayerId,
     stats: &Arc<BotStats>,
-) -> Result<(), crate::client::ClientError> {
+) -> Result<(), sekai_edge::client::ClientError> {
     let mut client = EdgeClient::connect(
         endpoint,
         ClientConfig {
