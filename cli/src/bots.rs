@@ -32,7 +32,7 @@ use sekai_layer::world::rules::{MAX_STEP, REACH, WALL_COST_STONE, WALL_COST_WOOD
 use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
-use sekai_edge::client::{
+use sekai_client::{
     client_endpoint, ClientConfig, EdgeClient, Mirror, MirrorEvent, ReconnectPolicy,
 };
 use sekai_edge::tls::SELF_SIGNED_NAME;
@@ -236,7 +236,7 @@ async fn play(
     config: &BotConfig,
     player: PlayerId,
     stats: &Arc<BotStats>,
-) -> Result<(), sekai_edge::client::ClientError> {
+) -> Result<(), sekai_client::ClientError> {
     let mut client = EdgeClient::connect(
         endpoint,
         ClientConfig {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{wait_until, world_with};
 use sekai_cli::stall::client::{StallKind, StallingClient};
-use sekai_edge::client::EdgeClient;
+use sekai_client::EdgeClient;
 use sekai_layer::world::model::Action;
 use sekai_schema::Vec3;
 

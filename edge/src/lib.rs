@@ -4,7 +4,6 @@
 //! - [`session`]: the session logic as I/O-free state machines (input gate, subscriber, outbox);
 //! - [`fanout`]: one watch per region head, change-log reads, hand-off to subscribers;
 //! - [`server`]: the QUIC + Cap'n Proto RPC edge server, [`tls`] its certificates;
-//! - [`client`]: the client SDK;
 //! - [`observe`]: Prometheus metrics and the live map over HTTP.
 //!
 //! The `sekai` command (demo, serve, bots, benchmarks) is the `sekai-cli` crate.
@@ -12,7 +11,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
-pub mod client;
 pub mod fanout;
 pub mod observe;
 pub mod server;

@@ -15,15 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::crypto::rustls::QuicServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// The ALPN protocol id of the edge protocol.
-pub const ALPN: &[u8] = b"sekai-edge/1";
-
-/// The server name a self-signed certificate is issued for (and clients check).
-pub const SELF_SIGNED_NAME: &str = "localhost";
+pub use sekai_model::protocol::{ALPN, DEFAULT_IDLE_TIMEOUT, SELF_SIGNED_NAME};
 
 /// File name of the edge certificate (DER) in a data directory: the one clients pin.
 pub const CERT_FILE: &str = "edge-cert.der";
@@ -248,33 +244,12 @@ pub fn server_endpoint(tls: ServerTls, listen: SocketAddr) -> std::io::Result<qu
     quinn::Endpoint::new(tls.endpoint, Some(tls.config), socket, runtime)
 }
 
-/// The default idle timeout of both sides: a connection with no packet for this long is closed.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Sets the idle timeout and keep-alives every third of it.
 fn set_idle(transport: &mut quinn::TransportConfig, idle_timeout: Duration) {
     let idle = quinn::IdleTimeout::try_from(idle_timeout)
         .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000)));
     transport.max_idle_timeout(Some(idle));
     transport.keep_alive_interval(Some(idle_timeout / 3));
-}
-
-/// A client configuration that trusts only `server_cert`, with keep-alives every third of
-/// [`DEFAULT_IDLE_TIMEOUT`].
-pub fn client_config(server_cert: &CertificateDer<'_>) -> Result<quinn::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server_cert.clone().into_owned())?;
-    let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    crypto.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = QuicClientConfig::try_from(crypto).map_err(|e| TlsError::Quic(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = quinn::TransportConfig::default();
-    set_idle(&mut transport, DEFAULT_IDLE_TIMEOUT);
-    config.transport_config(Arc::new(transport));
-    Ok(config)
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

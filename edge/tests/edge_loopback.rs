@@ -6,7 +6,7 @@ mod common;
 use std::rc::Rc;
 
 use common::*;
-use sekai_edge::client::{ClientError, EdgeClient};
+use sekai_client::{ClientError, EdgeClient};
 use sekai_edge::token::{unix_now, TokenKey};
 use sekai_layer::world::model::Action;
 use sekai_schema::Vec3;

@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use sekai_edge::client::{client_endpoint, ClientConfig, EdgeClient};
+use sekai_client::tls::client_config;
+use sekai_client::{client_endpoint, ClientConfig, EdgeClient};
 use sekai_edge::server::{CloseCode, EdgeConfig, EdgeServer};
-use sekai_edge::tls::{client_config, TlsSource, CERT_FILE};
+use sekai_edge::tls::{TlsSource, CERT_FILE};
 use sekai_edge::token::TokenKey;
 use sekai_layer::world::model::Action;
 use sekai_schema::edge_capnp::ack;

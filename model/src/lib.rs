@@ -3,6 +3,7 @@
 //! - [`model`]: entities, inputs, actions, deltas, frame records;
 //! - [`codec`]: their Cap'n Proto encoding (`schema/capnp/world.capnp`), as stored in the
 //!   database and carried inside the edge protocol;
+//! - [`protocol`]: the constants both ends of the edge protocol agree on;
 //! - [`wire`]: those values to and from the edge protocol's RPC structs (`edge.capnp`).
 //!
 //! This crate depends on the schemas and `capnp` only: no storage engine, no async runtime, so a
@@ -13,6 +14,7 @@
 
 pub mod codec;
 pub mod model;
+pub mod protocol;
 pub mod wire;
 
 pub use model::{

@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use rustls::pki_types::CertificateDer;
 
 use crate::bots::BotStats;
-use sekai_edge::client::client_endpoint;
+use sekai_client::client_endpoint;
 use sekai_edge::tls::{
     server_config, server_endpoint, TlsSource, DEFAULT_IDLE_TIMEOUT, SELF_SIGNED_NAME,
 };

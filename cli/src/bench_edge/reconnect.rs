@@ -28,9 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::bots::{start_bots, BotConfig, BotStats, BOT_AREA_RADIUS};
 use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
-use sekai_edge::client::{
-    client_endpoint, ClientConfig, EdgeClient, MirrorEvent, SubscriptionHandle,
-};
+use sekai_client::{client_endpoint, ClientConfig, EdgeClient, MirrorEvent, SubscriptionHandle};
 use sekai_edge::fanout::Fanout;
 use sekai_edge::server::{EdgeConfig, EdgeServer};
 use sekai_edge::tls::SELF_SIGNED_NAME;
@@ -339,9 +337,7 @@ async fn resubscribe_all(
 }
 
 /// A handler that counts snapshots.
-fn counter(
-    snapshots: &Rc<Cell<usize>>,
-) -> impl FnMut(&MirrorEvent<'_>, &sekai_edge::client::Mirror) {
+fn counter(snapshots: &Rc<Cell<usize>>) -> impl FnMut(&MirrorEvent<'_>, &sekai_client::Mirror) {
     let snapshots = snapshots.clone();
     move |event, _| {
         if let MirrorEvent::Snapshot { .. } = event {

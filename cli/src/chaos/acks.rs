@@ -28,7 +28,7 @@ use sekai_layer::world::model::{Action, Vec3};
 use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
-use sekai_edge::client::{client_endpoint, ClientConfig, ClientError, EdgeClient, ReconnectPolicy};
+use sekai_client::{client_endpoint, ClientConfig, ClientError, EdgeClient, ReconnectPolicy};
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
 

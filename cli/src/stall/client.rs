@@ -19,7 +19,7 @@ use futures::io::AsyncRead;
 use sekai_schema::edge_capnp::{delta_sink, subscription};
 use sekai_schema::Area;
 
-use sekai_edge::client::ClientError;
+use sekai_client::ClientError;
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_model::wire::read_entity;
 
@@ -69,7 +69,7 @@ impl StallingClient {
                 None
             },
         };
-        let gateway = sekai_edge::client::start_rpc(reader, send);
+        let gateway = sekai_client::start_rpc(reader, send);
         let mut login = gateway.login_request();
         login.get().set_token(token);
         let session = login.send().promise.await?.get()?.get_session()?;

@@ -23,7 +23,7 @@ use crate::chaos::server::{free_udp_address, ServeChild};
 use crate::proc_stats::rss_mib;
 use crate::world_setup::WorldShape;
 use client::{StallKind, StallingClient};
-use sekai_edge::client::client_endpoint;
+use sekai_client::client_endpoint;
 use sekai_edge::token::{unix_now, TokenKey};
 
 const SECRET: &str = "stall-secret";

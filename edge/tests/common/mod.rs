@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sekai_edge::client::{client_endpoint, ClientConfig, MirrorEvent};
+use sekai_client::{client_endpoint, ClientConfig, MirrorEvent};
 use sekai_edge::server::{EdgeConfig, EdgeServer};
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
@@ -103,8 +103,8 @@ impl World {
     }
 
     /// Connects player `player` through a new endpoint (kept alive by the client).
-    pub async fn connect(&self, player: PlayerId) -> sekai_edge::client::EdgeClient {
-        sekai_edge::client::EdgeClient::connect(&self.endpoint(), self.config(self.token(player)))
+    pub async fn connect(&self, player: PlayerId) -> sekai_client::EdgeClient {
+        sekai_client::EdgeClient::connect(&self.endpoint(), self.config(self.token(player)))
             .await
             .expect("logs in")
     }
@@ -134,7 +134,7 @@ pub fn area() -> Area {
 /// Stamps of the deltas with entity changes a client received, in order.
 pub type Stamps = Rc<RefCell<Vec<[u8; 10]>>>;
 
-pub fn recorder(stamps: &Stamps) -> impl FnMut(&MirrorEvent<'_>, &sekai_edge::client::Mirror) {
+pub fn recorder(stamps: &Stamps) -> impl FnMut(&MirrorEvent<'_>, &sekai_client::Mirror) {
     let stamps = stamps.clone();
     move |event, _| {
         if let MirrorEvent::Delta { stamp, delta } = event {
@@ -145,7 +145,7 @@ pub fn recorder(stamps: &Stamps) -> impl FnMut(&MirrorEvent<'_>, &sekai_edge::cl
     }
 }
 
-pub fn wood_of(client: &sekai_edge::client::SubscriptionHandle, avatar: EntityId) -> u32 {
+pub fn wood_of(client: &sekai_client::SubscriptionHandle, avatar: EntityId) -> u32 {
     client.with_mirror(|m| {
         m.entities
             .get(&avatar)
@@ -153,7 +153,7 @@ pub fn wood_of(client: &sekai_edge::client::SubscriptionHandle, avatar: EntityId
     })
 }
 
-pub fn tree_hp(client: &sekai_edge::client::SubscriptionHandle) -> Option<u32> {
+pub fn tree_hp(client: &sekai_client::SubscriptionHandle) -> Option<u32> {
     client.with_mirror(|m| m.entities.get(&TREE).map(|e| e.hp))
 }
 

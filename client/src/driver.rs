@@ -1,21 +1,15 @@
-//! The client SDK: connect to an edge over QUIC, log in, subscribe with a local mirror, send
-//! inputs with sequence numbers, and resume after a reconnect.
+//! The quinn driver of [`ClientCore`]: connect to an edge over QUIC, log in, subscribe, send
+//! inputs, and resume after a reconnect. Every decision (seqs, resends, mirrors, where a
+//! subscription resumes) is the core's; this module does the I/O.
 //!
 //! Cap'n Proto RPC is not `Send`: an [`EdgeClient`] lives on one thread and must be used inside
-//! a tokio `LocalSet` (its RPC system runs as a local task).
+//! a tokio `LocalSet` (its RPC system runs as a local task). A game that wants a `Send` handle
+//! polled once per frame keeps a [`ClientCore`] of its own and drives it (see the crate docs).
 //!
-//! Invariants:
-//! - the mirror of a subscription holds exactly the entities the edge reported in the area: a
-//!   snapshot replaces it, each delta is applied in order, and a delta at or before the mirror's
-//!   cursor is ignored (never applied twice);
-//! - inputs get consecutive seqs; an input stays in `unacked` until its acknowledgement arrives;
-//! - after a login, every seq at or below the session's `lastSeq` is durable (the protocol's
-//!   rule), so [`EdgeClient::reconnect`] forgets the unacknowledged inputs at or below it and
-//!   resends the others in order, numbered from `lastSeq + 1` (none of them is durable);
-//! - after a reconnect each subscription resumes from its mirror's cursor; after a `reset` it
-//!   starts again from a fresh snapshot.
+//! Invariants: those of [`crate::core`]; in addition, a subscription's handler sees every mirror
+//! change right after the core applied it, in the order the edge sent them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -25,12 +19,15 @@ use capnp::message::ReaderOptions;
 use capnp_rpc::rpc_twoparty_capnp::Side;
 use capnp_rpc::{twoparty, RpcSystem};
 use rustls::pki_types::CertificateDer;
-use sekai_layer::world::model::{Action, Change, Delta, Entity};
+use sekai_model::protocol::Stamp;
+use sekai_model::wire::{fill_send, read_delta, read_entity, read_stamp, WireError};
+use sekai_model::{Action, Delta, Entity};
 use sekai_schema::edge_capnp::{ack, avatar, delta_sink, gateway, session, subscription};
 use sekai_schema::{Area, EntityId, PlayerId};
 
-use crate::tls::{client_config, TlsError};
-use sekai_model::wire::{fill_send, read_delta, read_entity, read_stamp, WireError};
+use crate::backoff::{Backoff, ReconnectPolicy};
+use crate::core::{ClientCore, Mirror, SubId};
+use crate::tls::{client_config, ClientTlsError};
 
 /// How long the client waits for an input's acknowledgement before it counts the connection
 /// as lost.
@@ -44,7 +41,7 @@ pub const CLIENT_MAX_MESSAGE_WORDS: usize = 8 * 1024 * 1024;
 pub enum ClientError {
     /// TLS setup failed.
     #[error(transparent)]
-    Tls(#[from] TlsError),
+    Tls(#[from] ClientTlsError),
     /// The socket could not be bound.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
@@ -95,36 +92,12 @@ impl ClientError {
     }
 }
 
-/// How [`EdgeClient::reconnect_with_backoff`] retries: exponential backoff with jitter.
-#[derive(Clone, Copy, Debug)]
-pub struct ReconnectPolicy {
-    /// The first wait after a failed attempt.
-    pub first_delay: Duration,
-    /// The longest wait between attempts.
-    pub max_delay: Duration,
-    /// How long one attempt (connect, login, resubscribe, resend) may take.
-    pub attempt_timeout: Duration,
-    /// Give up after trying for this long.
-    pub give_up_after: Duration,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        Self {
-            first_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-            attempt_timeout: Duration::from_secs(3),
-            give_up_after: Duration::from_secs(120),
-        }
-    }
-}
-
 /// Where and how to reach an edge.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// The edge's UDP address.
     pub server: SocketAddr,
-    /// The name in the edge's certificate (`tls::SELF_SIGNED_NAME` for a self-signed one).
+    /// The name in the edge's certificate (`sekai_model::protocol::SELF_SIGNED_NAME` for a self-signed one).
     pub server_name: String,
     /// The login token.
     pub token: String,
@@ -146,12 +119,12 @@ pub enum MirrorEvent<'a> {
     /// The mirror was replaced by a snapshot as of `at`.
     Snapshot {
         /// Its versionstamp.
-        at: [u8; 10],
+        at: Stamp,
     },
     /// A delta was applied.
     Delta {
         /// Its versionstamp.
-        stamp: [u8; 10],
+        stamp: Stamp,
         /// The delta (changes filtered to the area, the player's own outcomes).
         delta: &'a Delta,
     },
@@ -162,38 +135,34 @@ pub enum MirrorEvent<'a> {
     },
 }
 
-/// The local copy of a subscribed area.
-#[derive(Debug, Default)]
-pub struct Mirror {
-    /// The entities in the area, by id.
-    pub entities: BTreeMap<EntityId, Entity>,
-    /// The versionstamp of the last snapshot or delta applied.
-    pub cursor: Option<[u8; 10]>,
-    /// Deltas the edge sent at or before the cursor (ignored; an edge that keeps its
-    /// invariants sends none).
-    pub duplicates: u64,
-    /// Snapshots received.
-    pub snapshots: u64,
-}
-
-/// A callback per mirror event.
+/// A callback per mirror event; it must not call back into its client.
 pub type Handler = Box<dyn FnMut(&MirrorEvent<'_>, &Mirror)>;
 
-/// One subscription as the client keeps it across reconnects.
-struct Subscribed {
-    area: Area,
-    mirror: RefCell<Mirror>,
-    handler: RefCell<Handler>,
-    /// The live subscription capability (dropping it ends the subscription at the edge).
-    live: RefCell<Option<subscription::Client>>,
-    /// Set by a reset: the next [`EdgeClient::reconnect`] or [`EdgeClient::refresh`] subscribes
-    /// afresh.
-    needs_snapshot: Cell<bool>,
+/// The state a client shares with its sinks: the core, and each subscription's handler and
+/// live capability.
+#[derive(Default)]
+struct Shared {
+    core: RefCell<ClientCore>,
+    handlers: RefCell<BTreeMap<SubId, Handler>>,
+    /// The live subscription capabilities (dropping one ends the subscription at the edge).
+    live: RefCell<BTreeMap<SubId, subscription::Client>>,
 }
 
-/// The client's `DeltaSink`: applies what the edge pushes to one mirror.
+impl Shared {
+    /// Calls `sub`'s handler with `event` and the mirror.
+    fn tell(&self, sub: SubId, event: &MirrorEvent<'_>) {
+        let core = self.core.borrow();
+        let mut handlers = self.handlers.borrow_mut();
+        if let (Some(mirror), Some(handler)) = (core.mirror(sub), handlers.get_mut(&sub)) {
+            handler(event, mirror);
+        }
+    }
+}
+
+/// The client's `DeltaSink` for one subscription: hands what the edge pushes to the core.
 struct Sink {
-    sub: Rc<Subscribed>,
+    shared: Rc<Shared>,
+    sub: SubId,
 }
 
 impl delta_sink::Server for Sink {
@@ -204,17 +173,15 @@ impl delta_sink::Server for Sink {
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
         let at = read_stamp(params.get_at()?)?;
-        let mut entities = BTreeMap::new();
+        let mut entities = Vec::new();
         for entity in params.get_entities()? {
-            let entity = read_entity(entity)?;
-            entities.insert(entity.id, entity);
+            entities.push(read_entity(entity)?);
         }
-        let mut mirror = self.sub.mirror.borrow_mut();
-        mirror.entities = entities;
-        mirror.cursor = Some(at);
-        mirror.snapshots += 1;
-        self.sub.needs_snapshot.set(false);
-        (self.sub.handler.borrow_mut())(&MirrorEvent::Snapshot { at }, &mirror);
+        self.shared
+            .core
+            .borrow_mut()
+            .on_snapshot(self.sub, at, entities);
+        self.shared.tell(self.sub, &MirrorEvent::Snapshot { at });
         Ok(())
     }
 
@@ -225,7 +192,7 @@ impl delta_sink::Server for Sink {
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
         let stamp = read_stamp(params.get_versionstamp()?)?;
-        self.apply(stamp, read_delta(params.get_delta()?)?);
+        self.apply(stamp, &read_delta(params.get_delta()?)?);
         Ok(())
     }
 
@@ -236,7 +203,7 @@ impl delta_sink::Server for Sink {
     ) -> Result<(), capnp::Error> {
         for item in params.get()?.get_batch()? {
             let stamp = read_stamp(item.get_versionstamp()?)?;
-            self.apply(stamp, read_delta(item.get_delta()?)?);
+            self.apply(stamp, &read_delta(item.get_delta()?)?);
         }
         Ok(())
     }
@@ -247,60 +214,56 @@ impl delta_sink::Server for Sink {
         _: delta_sink::ResetResults,
     ) -> Result<(), capnp::Error> {
         let reason = params.get()?.get_reason()?.to_string()?;
-        let mut mirror = self.sub.mirror.borrow_mut();
-        mirror.entities.clear();
-        mirror.cursor = None;
-        self.sub.needs_snapshot.set(true);
-        (self.sub.handler.borrow_mut())(&MirrorEvent::Reset { reason: &reason }, &mirror);
+        self.shared
+            .core
+            .borrow_mut()
+            .on_reset(self.sub, reason.clone());
+        self.shared
+            .tell(self.sub, &MirrorEvent::Reset { reason: &reason });
         Ok(())
     }
 }
 
 impl Sink {
-    /// Applies one delta to the mirror (ignored at or before its cursor) and tells the handler.
-    fn apply(&self, stamp: [u8; 10], delta: Delta) {
-        let mut mirror = self.sub.mirror.borrow_mut();
-        if mirror.cursor.is_some_and(|cursor| stamp <= cursor) {
-            tracing::warn!("ignoring a delta at or before the mirror's cursor");
-            mirror.duplicates += 1;
-            return;
+    /// Hands one delta to the core and, when applied, tells the handler.
+    fn apply(&self, stamp: Stamp, delta: &Delta) {
+        let applied = self
+            .shared
+            .core
+            .borrow_mut()
+            .on_delta(self.sub, stamp, delta);
+        if applied {
+            self.shared
+                .tell(self.sub, &MirrorEvent::Delta { stamp, delta });
         }
-        for change in &delta.changes {
-            match change {
-                Change::Upsert(entity) => {
-                    mirror.entities.insert(entity.id, entity.clone());
-                }
-                Change::Remove(id) => {
-                    mirror.entities.remove(id);
-                }
-            }
-        }
-        mirror.cursor = Some(stamp);
-        (self.sub.handler.borrow_mut())(
-            &MirrorEvent::Delta {
-                stamp,
-                delta: &delta,
-            },
-            &mirror,
-        );
     }
 }
 
 /// A handle to one subscription of an [`EdgeClient`].
 #[derive(Clone)]
 pub struct SubscriptionHandle {
-    sub: Rc<Subscribed>,
+    shared: Rc<Shared>,
+    sub: SubId,
 }
 
 impl SubscriptionHandle {
-    /// Runs `f` on the mirror.
+    /// Runs `f` on the mirror (an empty one once unsubscribed).
     pub fn with_mirror<R>(&self, f: impl FnOnce(&Mirror) -> R) -> R {
-        f(&self.sub.mirror.borrow())
+        let core = self.shared.core.borrow();
+        match core.mirror(self.sub) {
+            Some(mirror) => f(mirror),
+            None => f(&Mirror::default()),
+        }
     }
 
     /// The mirror's cursor.
-    pub fn cursor(&self) -> Option<[u8; 10]> {
-        self.sub.mirror.borrow().cursor
+    pub fn cursor(&self) -> Option<Stamp> {
+        self.with_mirror(|m| m.cursor)
+    }
+
+    /// The subscription's id in the client's core.
+    pub fn id(&self) -> SubId {
+        self.sub
     }
 }
 
@@ -320,11 +283,7 @@ pub struct EdgeClient {
     endpoint: quinn::Endpoint,
     config: ClientConfig,
     link: Link,
-    player: PlayerId,
-    avatar_at_login: Entity,
-    next_seq: Cell<u64>,
-    unacked: RefCell<BTreeMap<u64, Action>>,
-    subscriptions: RefCell<Vec<Rc<Subscribed>>>,
+    shared: Rc<Shared>,
 }
 
 impl EdgeClient {
@@ -334,66 +293,58 @@ impl EdgeClient {
         config: ClientConfig,
     ) -> Result<Self, ClientError> {
         let link = open(endpoint, &config).await?;
+        let shared = Rc::new(Shared::default());
+        let resume = shared.core.borrow_mut().on_login(link.last_seq);
+        debug_assert!(resume.subscribe.is_empty() && resume.resend.is_empty());
         Ok(Self {
             endpoint: endpoint.clone(),
-            player: link.player,
-            avatar_at_login: link.avatar_at_login.clone(),
-            next_seq: Cell::new(link.last_seq + 1),
-            unacked: RefCell::default(),
-            subscriptions: RefCell::default(),
             config,
             link,
+            shared,
         })
     }
 
     /// The logged-in player.
     pub fn player(&self) -> PlayerId {
-        self.player
+        self.link.player
     }
 
     /// The player's avatar entity.
     pub fn avatar_id(&self) -> EntityId {
-        self.avatar_at_login.id
+        self.link.avatar_at_login.id
     }
 
-    /// The avatar's state when this client logged in.
+    /// The avatar's state when this client last logged in.
     pub fn avatar_at_login(&self) -> &Entity {
-        &self.avatar_at_login
+        &self.link.avatar_at_login
     }
 
     /// The seq the next input gets.
     pub fn next_seq(&self) -> u64 {
-        self.next_seq.get()
+        self.shared.core.borrow().next_seq()
     }
 
     /// Inputs sent but not acknowledged, by seq.
     pub fn unacked(&self) -> Vec<u64> {
-        self.unacked.borrow().keys().copied().collect()
+        self.shared
+            .core
+            .borrow()
+            .unacked()
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Sends one input and waits for its acknowledgement (durable at the edge); returns its seq.
     ///
-    /// A refused input ([`ClientError::Refused`]) was not stored and its seq is given back if it
-    /// was the newest; an input whose call failed stays unacknowledged for
-    /// [`EdgeClient::reconnect`] to resend.
+    /// A refused input ([`ClientError::Refused`]) was not stored and its seq is given back; an
+    /// input whose call failed stays unacknowledged for [`EdgeClient::reconnect`] to resend.
     pub async fn send(&self, action: Action) -> Result<u64, ClientError> {
-        let seq = self.next_seq.get();
-        self.next_seq.set(seq + 1);
-        self.unacked.borrow_mut().insert(seq, action.clone());
-        match self.send_seq(seq, &action).await {
-            Err(ClientError::Refused { seq, reason }) => {
-                // Not stored, and no later seq can be stored before it: the edge stores only
-                // consecutive seqs, so the next input takes this seq again (inputs pipelined
-                // behind it are refused too, and each rewinds to its own seq or lower).
-                self.unacked.borrow_mut().remove(&seq);
-                self.next_seq.set(self.next_seq.get().min(seq));
-                Err(ClientError::Refused { seq, reason })
-            }
-            other => other,
-        }
+        let seq = self.shared.core.borrow_mut().send(action.clone());
+        self.send_seq(seq, &action).await
     }
 
-    /// Sends input `seq` on the current link.
+    /// Sends input `seq` on the current link and hands the answer to the core.
     async fn send_seq(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
         let mut request = self.link.avatar.send_request();
         fill_send(request.get(), seq, action)?;
@@ -404,13 +355,17 @@ impl EdgeClient {
             .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))??;
         match reply.get()?.get_ack()?.which()? {
             ack::Accepted(acked) => {
-                self.unacked.borrow_mut().remove(&acked);
+                self.shared.core.borrow_mut().on_accepted(acked);
                 Ok(acked)
             }
-            ack::Error(reason) => Err(ClientError::Refused {
-                seq,
-                reason: reason?.to_string()?,
-            }),
+            ack::Error(reason) => {
+                let reason = reason?.to_string()?;
+                self.shared
+                    .core
+                    .borrow_mut()
+                    .on_refused(seq, reason.clone());
+                Err(ClientError::Refused { seq, reason })
+            }
         }
     }
 
@@ -430,53 +385,62 @@ impl EdgeClient {
         area: Area,
         handler: impl FnMut(&MirrorEvent<'_>, &Mirror) + 'static,
     ) -> Result<SubscriptionHandle, ClientError> {
-        let sub = Rc::new(Subscribed {
-            area,
-            mirror: RefCell::default(),
-            handler: RefCell::new(Box::new(handler)),
-            live: RefCell::new(None),
-            needs_snapshot: Cell::new(true),
-        });
-        self.start(&sub, None).await?;
-        self.subscriptions.borrow_mut().push(sub.clone());
-        Ok(SubscriptionHandle { sub })
+        let sub = self.shared.core.borrow_mut().subscribe(area);
+        self.shared
+            .handlers
+            .borrow_mut()
+            .insert(sub, Box::new(handler));
+        if let Err(error) = self.start(sub, area, None).await {
+            self.forget(sub);
+            return Err(error);
+        }
+        Ok(SubscriptionHandle {
+            shared: self.shared.clone(),
+            sub,
+        })
     }
 
     /// Ends a subscription.
     pub fn unsubscribe(&self, handle: &SubscriptionHandle) {
-        handle.sub.live.borrow_mut().take();
-        self.subscriptions
-            .borrow_mut()
-            .retain(|s| !Rc::ptr_eq(s, &handle.sub));
+        self.forget(handle.sub);
+    }
+
+    fn forget(&self, sub: SubId) {
+        self.shared.live.borrow_mut().remove(&sub);
+        self.shared.handlers.borrow_mut().remove(&sub);
+        self.shared.core.borrow_mut().unsubscribe(sub);
     }
 
     /// Subscribes afresh every subscription the edge reset.
     pub async fn refresh(&self) -> Result<(), ClientError> {
-        let subs: Vec<Rc<Subscribed>> = self.subscriptions.borrow().clone();
-        for sub in subs
-            .iter()
-            .filter(|s| s.needs_snapshot.get() && s.live.borrow().is_some())
-        {
-            sub.live.borrow_mut().take();
-            self.start(sub, None).await?;
+        let stale = self.shared.core.borrow().to_refresh();
+        for (sub, area) in stale {
+            if self.shared.live.borrow_mut().remove(&sub).is_some() {
+                self.start(sub, area, None).await?;
+            }
         }
         Ok(())
     }
 
-    /// Asks the edge for `sub`, resuming after `resume` when given.
+    /// Asks the edge for subscription `sub` of `area`, resuming after `resume` when given.
     async fn start(
         &self,
-        sub: &Rc<Subscribed>,
-        resume: Option<[u8; 10]>,
+        sub: SubId,
+        area: Area,
+        resume: Option<Stamp>,
     ) -> Result<(), ClientError> {
         let mut request = self.link.session.subscribe_request();
         let mut params = request.get();
-        sub.area.write_capnp(params.reborrow().init_area());
-        params.set_sink(capnp_rpc::new_client(Sink { sub: sub.clone() }));
+        area.write_capnp(params.reborrow().init_area());
+        params.set_sink(capnp_rpc::new_client(Sink {
+            shared: self.shared.clone(),
+            sub,
+        }));
         params.set_resume_from(resume.as_ref().map_or(&[][..], |r| &r[..]));
         params.set_batched(true);
         let reply = request.send().promise.await?;
-        *sub.live.borrow_mut() = Some(reply.get()?.get_subscription()?);
+        let live = reply.get()?.get_subscription()?;
+        self.shared.live.borrow_mut().insert(sub, live);
         Ok(())
     }
 
@@ -497,68 +461,52 @@ impl EdgeClient {
 
     /// Drops the connection (as a network failure would).
     pub fn disconnect(&self) {
-        for sub in self.subscriptions.borrow().iter() {
-            sub.live.borrow_mut().take();
-        }
+        self.shared.live.borrow_mut().clear();
         self.link
             .connection
             .close(0u32.into(), b"client disconnect");
     }
 
-    /// Connects and logs in again, resubscribes every subscription from its mirror's cursor
-    /// (or afresh after a reset), and resends the unacknowledged inputs that are not durable.
+    /// Connects and logs in again, then does what the core decides: resubscribe every
+    /// subscription from its mirror's cursor (or afresh after a reset), and resend the
+    /// unacknowledged inputs that are not durable.
     pub async fn reconnect(&mut self) -> Result<(), ClientError> {
         self.disconnect();
         self.link = open(&self.endpoint, &self.config).await?;
-        let last_seq = self.link.last_seq;
-        let subs: Vec<Rc<Subscribed>> = self.subscriptions.borrow().clone();
-        for sub in &subs {
-            let resume = if sub.needs_snapshot.get() {
-                None
-            } else {
-                sub.mirror.borrow().cursor
-            };
-            self.start(sub, resume).await?;
+        let resume = self.shared.core.borrow_mut().on_login(self.link.last_seq);
+        for (sub, area, from) in resume.subscribe {
+            self.start(sub, area, from).await?;
         }
-        let pending: Vec<Action> = {
-            let mut unacked = self.unacked.borrow_mut();
-            let pending = unacked.split_off(&(last_seq + 1));
-            unacked.clear();
-            pending.into_values().collect()
-        };
-        self.next_seq.set(last_seq + 1);
-        for action in pending {
-            let seq = self.next_seq.get();
-            self.next_seq.set(seq + 1);
-            self.unacked.borrow_mut().insert(seq, action.clone());
+        for (seq, action) in resume.resend {
             self.send_seq(seq, &action).await?;
         }
         Ok(())
     }
 
-    /// [`EdgeClient::reconnect`] until it succeeds, waiting with exponential backoff and jitter
-    /// between attempts; returns the attempts made, or the last error once `policy` gives up.
+    /// [`EdgeClient::reconnect`] until it succeeds, waiting as [`Backoff`] says between
+    /// attempts; returns the attempts made, or the last error once `policy` gives up.
     pub async fn reconnect_with_backoff(
         &mut self,
         policy: ReconnectPolicy,
     ) -> Result<u32, ClientError> {
+        let mut backoff = Backoff::new(policy);
         let started = Instant::now();
-        let mut delay = policy.first_delay;
-        let mut attempts = 0;
         loop {
-            attempts += 1;
             let error = match tokio::time::timeout(policy.attempt_timeout, self.reconnect()).await {
-                Ok(Ok(())) => return Ok(attempts),
+                Ok(Ok(())) => return Ok(backoff.attempts() + 1),
                 Ok(Err(error)) => error,
                 Err(_) => ClientError::Timeout(policy.attempt_timeout),
             };
-            if !error.is_connection_lost() || started.elapsed() >= policy.give_up_after {
+            let wait = backoff.after_failure(
+                error.is_connection_lost(),
+                started.elapsed(),
+                rand::random::<f64>(),
+            );
+            let Some(wait) = wait else {
                 return Err(error);
-            }
-            tracing::debug!(attempts, %error, "reconnect failed; retrying");
-            let jitter = rand::random::<f64>() * 0.5 + 0.75;
-            tokio::time::sleep(delay.mul_f64(jitter)).await;
-            delay = (delay * 2).min(policy.max_delay);
+            };
+            tracing::debug!(attempts = backoff.attempts(), %error, "reconnect failed; retrying");
+            tokio::time::sleep(wait).await;
         }
     }
 }
