@@ -1,20 +1,21 @@
-//! A simulated VR client: its bot, its unacknowledged inputs, and its mirror of its area.
+//! A simulated VR client: its bot driving the shipped client core (`sekai_client::ClientCore`:
+//! seqs, acknowledgements, resends after a login, the mirror of its area).
 //!
 //! Invariants:
-//! - seqs are handed out 1, 2, 3, ... and an input stays in `unacked` until its ack arrives; on
-//!   every reconnect all of them are resent, in seq order;
 //! - the mirror changes only by messages from the edge (`sekai_edge::session::Outbound`),
-//!   applied in arrival order; the cursor is the versionstamp of the last message received (a
-//!   snapshot's or a delta's, coalesced or not);
-//! - a client that lost its mirror (`has_snapshot == false`, after a restart or a
-//!   [`Outbound::Reset`]) resubscribes from a fresh snapshot.
-
-use std::collections::BTreeMap;
+//!   applied in arrival order by the core; its cursor is the versionstamp of the last message
+//!   received (a snapshot's or a delta's, coalesced or not);
+//! - the bot sends only while logged in; after each login the core decides what to resend
+//!   (the unacknowledged inputs above the session's `lastSeq`, renumbered after it);
+//! - a client that lost its mirror (after a restart or a [`Outbound::Reset`]) resubscribes
+//!   from a fresh snapshot.
 
 use rand::Rng;
+use sekai_client::{ClientCore, Resume, SubId};
 use sekai_edge::session::Outbound;
-use sekai_layer::world::model::{Change, Entity, Input};
+use sekai_layer::world::model::{Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, Vec3};
+use std::collections::BTreeMap;
 
 use crate::bot::Bot;
 use crate::edge::ResumePoint;
@@ -47,16 +48,12 @@ pub struct Client {
     pub bot: Bot,
     /// The connection.
     pub link: Link,
-    /// The next seq to hand out.
-    pub next_seq: u64,
-    /// Sent inputs not yet acknowledged, by seq.
-    pub unacked: BTreeMap<u64, Input>,
-    /// The client's view of its area.
-    pub mirror: BTreeMap<EntityId, Entity>,
-    /// The versionstamp received up to.
-    pub cursor: Option<[u8; 10]>,
-    /// True once a snapshot arrived (and the mirror was not lost since).
-    pub has_snapshot: bool,
+    /// True once the current connection's login answered (the bot sends only then).
+    pub logged_in: bool,
+    /// The shipped client core.
+    pub core: ClientCore,
+    /// The core's subscription to `area`.
+    pub sub: SubId,
     /// Apply each delta's changes in reverse (the `ReorderDelta` planted bug).
     pub reorder: bool,
     /// The bot thinks until this time (µs) before its next input.
@@ -66,76 +63,97 @@ pub struct Client {
 impl Client {
     /// A disconnected client of `spec` that connects at time 0.
     pub fn new(spec: &PlayerSpec) -> Self {
+        let mut core = ClientCore::new();
+        let sub = core.subscribe(spec.area);
         Self {
             player: spec.player,
             area: spec.area,
             bot: Bot::new(spec.avatar, spec.spawn),
             link: Link::Down { at: 0 },
-            next_seq: 1,
-            unacked: BTreeMap::new(),
-            mirror: BTreeMap::new(),
-            cursor: None,
-            has_snapshot: false,
+            logged_in: false,
+            core,
+            sub,
             reorder: false,
             next_send_at: 0,
         }
     }
 
-    /// The bot's next input, numbered with the player's next seq.
-    pub fn next_input(&mut self, rng: &mut impl Rng, resources: &[(EntityId, Vec3)]) -> Input {
-        let action = self.bot.next_action(rng, &self.mirror, resources);
-        let input = Input {
-            player: self.player,
-            seq: self.next_seq,
-            action,
-        };
-        self.next_seq += 1;
-        input
+    /// The mirror of the client's area.
+    pub fn mirror(&self) -> &BTreeMap<EntityId, Entity> {
+        static EMPTY: BTreeMap<EntityId, Entity> = BTreeMap::new();
+        self.core.mirror(self.sub).map_or(&EMPTY, |m| &m.entities)
     }
 
-    /// What a resumed session needs: the cursor; `None` without a snapshot.
+    /// Whether the client has a current mirror (a snapshot arrived, no reset since).
+    pub fn has_snapshot(&self) -> bool {
+        self.core.has_snapshot(self.sub)
+    }
+
+    /// Inputs sent and not acknowledged.
+    pub fn unacked(&self) -> usize {
+        self.core.unacked().len()
+    }
+
+    /// The bot's next input, numbered by the core.
+    pub fn next_input(&mut self, rng: &mut impl Rng, resources: &[(EntityId, Vec3)]) -> Input {
+        static EMPTY: BTreeMap<EntityId, Entity> = BTreeMap::new();
+        let mirror = self.core.mirror(self.sub).map_or(&EMPTY, |m| &m.entities);
+        let action = self.bot.next_action(rng, mirror, resources);
+        let seq = self.core.send(action.clone());
+        Input {
+            player: self.player,
+            seq,
+            action,
+        }
+    }
+
+    /// What a resumed session needs: the cursor; `None` without a current mirror.
     pub fn resume_point(&self) -> Option<ResumePoint> {
-        self.cursor.filter(|_| self.has_snapshot)
+        self.core
+            .mirror(self.sub)
+            .and_then(|m| m.cursor)
+            .filter(|_| self.has_snapshot())
+    }
+
+    /// The login answered with `last_seq`: what the core resends, as inputs.
+    pub fn logged_in(&mut self, last_seq: u64) -> Vec<Input> {
+        self.logged_in = true;
+        let Resume { resend, .. } = self.core.on_login(last_seq);
+        resend
+            .into_iter()
+            .map(|(seq, action)| Input {
+                player: self.player,
+                seq,
+                action,
+            })
+            .collect()
     }
 
     /// Forgets the mirror (a client restart, or a reset by the edge).
     pub fn forget_view(&mut self) {
-        self.mirror.clear();
-        self.cursor = None;
-        self.has_snapshot = false;
+        self.core.on_reset(self.sub, "client restart".into());
     }
 
     /// Takes the acknowledgement of `seq`.
     pub fn receive_ack(&mut self, seq: u64) {
-        self.unacked.remove(&seq);
+        self.core.on_accepted(seq);
     }
 
     /// Applies one pushed message; false for a reset (the client must drop its view and
     /// resubscribe).
     pub fn receive(&mut self, message: Outbound) -> bool {
         match message {
-            Outbound::Snapshot { entities, at } => {
-                self.mirror = entities.into_iter().map(|e| (e.id, e)).collect();
-                self.cursor = Some(at);
-                self.has_snapshot = true;
-            }
+            Outbound::Snapshot { entities, at } => self.core.on_snapshot(self.sub, at, entities),
             Outbound::Delta { stamp, mut delta } => {
                 if self.reorder {
                     delta.changes.reverse();
                 }
-                for change in delta.changes {
-                    match change {
-                        Change::Upsert(entity) => {
-                            self.mirror.insert(entity.id, entity);
-                        }
-                        Change::Remove(id) => {
-                            self.mirror.remove(&id);
-                        }
-                    }
-                }
-                self.cursor = Some(stamp);
+                self.core.on_delta(self.sub, stamp, &delta);
             }
-            Outbound::Reset { .. } => return false,
+            Outbound::Reset { reason } => {
+                self.core.on_reset(self.sub, reason.to_string());
+                return false;
+            }
         }
         true
     }

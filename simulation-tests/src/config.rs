@@ -22,6 +22,9 @@ pub enum PlantedBug {
     /// The edge serves a cached region at the head it was cached at, not the head read in the
     /// snapshot's own transaction (a stale cache).
     StaleCache,
+    /// The shipped fan-out core moves a region's cursor past the cut of a pass cut short
+    /// (`PlantedFanoutBug::CursorPastCut`): the commits after the cut are never handed over.
+    FanoutCursorPastCut,
 }
 
 /// Sizes and fault rates of one run.

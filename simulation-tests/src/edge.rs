@@ -26,10 +26,12 @@ use std::time::Duration;
 
 use sekai_edge::session::{Admission, InputError, InputGate, InputLimits, Subscriber};
 use sekai_layer::world::inbox::{action_digest, DurableSeq};
-use sekai_layer::world::model::{Delta, Entity, Input};
+use sekai_layer::world::model::{Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId};
 
-use crate::edge_ops::{EdgeCache, LogEntry, Watch};
+use sekai_edge::fanout::core::{hand_over, Commits, FanoutCore, PlantedFanoutBug, RegionCursor};
+
+use crate::edge_ops::{EdgeCache, Watch};
 
 /// Where a resumed session starts: the versionstamp the client received up to.
 pub type ResumePoint = [u8; 10];
@@ -89,6 +91,10 @@ pub struct Session {
     pub dirty: bool,
     /// Watches armed by the last catch-up.
     pub watches: Vec<Watch>,
+    /// The region cursors of the shipped fan-out core, for this session's regions.
+    pub fanout: FanoutCore,
+    /// The bug planted in the fan-out core, if any.
+    pub fanout_bug: Option<PlantedFanoutBug>,
     /// How the client takes messages.
     pub delivery: Delivery,
     /// Virtual time (µs) of the next delivery allowed.
@@ -128,6 +134,8 @@ impl Session {
             reading: false,
             dirty: true,
             watches: Vec::new(),
+            fanout: FanoutCore::new(),
+            fanout_bug: None,
             delivery,
             next_delivery_at: 0,
             deltas_delivered: 0,
@@ -150,45 +158,46 @@ impl Session {
         self.subscriber.cursor().unwrap_or([0; 10])
     }
 
+    /// A fan-out core whose regions start after `stamp`, with the planted bug if any.
+    pub fn fanout_after(&self, stamp: [u8; 10]) -> FanoutCore {
+        let mut core = FanoutCore::starting_after(self.regions(), stamp);
+        core.plant(self.fanout_bug);
+        core
+    }
+
     /// Starts streaming after a snapshot of the area as of `at`.
     pub fn start_snapshot(&mut self, entities: Vec<Entity>, at: [u8; 10]) {
         self.subscriber.start_snapshot(entities, at);
+        self.fanout = self.fanout_after(at);
         self.phase = Phase::Streaming;
         self.dirty = true;
     }
 
-    /// Starts streaming after `from`: replays `entries` (the log after `from`) and settles on
-    /// `visible` (the area's entities read at the same version as the entries).
+    /// Starts streaming after `from`: replays `commits` (the log after `from`, read by a pass
+    /// that left the region cursors `cursors`; `None`: nothing was read, every region is at
+    /// `from`) and settles on `visible` (the area's entities read at the same version).
     pub fn start_replay(
         &mut self,
         from: [u8; 10],
-        entries: Vec<LogEntry>,
+        commits: Commits,
+        cursors: Option<BTreeMap<RegionId, RegionCursor>>,
         visible: impl IntoIterator<Item = EntityId>,
     ) {
         self.subscriber.start_resume(from);
-        self.hand_over(entries);
+        self.fanout = self.fanout_after(from);
+        if let Some(cursors) = cursors {
+            self.fanout.commit(cursors);
+        }
+        self.hand_over(&commits);
         self.subscriber.settle(visible);
         self.phase = Phase::Streaming;
     }
 
-    /// Hands the entries of a catch-up (sorted by versionstamp) to the subscriber, one
-    /// `on_commit` per commit with all of its deltas.
-    pub fn hand_over(&mut self, entries: Vec<LogEntry>) {
-        let mut current: Option<([u8; 10], Vec<Delta>)> = None;
-        for (_, stamp, delta) in entries {
-            match &mut current {
-                Some((s, deltas)) if *s == stamp => deltas.push(delta),
-                _ => {
-                    if let Some((s, deltas)) = current.take() {
-                        self.subscriber.on_commit(s, &deltas);
-                    }
-                    current = Some((stamp, vec![delta]));
-                }
-            }
-        }
-        if let Some((s, deltas)) = current {
-            self.subscriber.on_commit(s, &deltas);
-        }
+    /// Hands a catch-up's commits to the subscriber (the shipped hand-over: one `on_commit`
+    /// per commit with all of its deltas, in commit order).
+    pub fn hand_over(&mut self, commits: &Commits) {
+        let regions = self.subscriber.regions().clone();
+        hand_over(&mut self.subscriber, &regions, commits);
     }
 
     /// The login's answer: the player's durable record opens the gate at virtual time `now`.

@@ -12,8 +12,8 @@
 //!   change log after it holds exactly the commits the snapshot does not show; the simulated
 //!   edge takes it through the shipped region cache, which serves a region only at the head read
 //!   in that same transaction;
-//! - a catch-up reads every region of a session after one cursor (the session's subscriber
-//!   keeps one versionstamp for all its regions) at one read version and arms a watch on each
+//! - a catch-up is one pass of the shipped fan-out core (`sekai_edge::fanout::core`) over the
+//!   session's regions at one read version, with the shipped log reads, and arms a watch on each
 //!   region's head in the same transaction, so a frame committed after the read fires a watch;
 //!   the catch-up of a resumed session also reads the area's entities at that version (what the
 //!   subscriber settles on after the replay).
@@ -26,23 +26,26 @@ use std::sync::{Arc, Mutex};
 
 use sekai_cache::RegionCache;
 
+use sekai_edge::fanout::core::{Commits, FanoutCore, RegionCursor};
+use sekai_edge::fanout::{read_region, FanoutConfig};
 use sekai_layer::kv::{run, Database, FdbError, FdbResult, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
 use sekai_layer::world::inbox::submit_input;
-use sekai_layer::world::model::{Delta, Entity, Input};
-use sekai_layer::world::query::{changelog_after, entities_in_area};
+use sekai_layer::world::model::{Entity, Input};
+use sekai_layer::world::query::entities_in_area;
 use sekai_layer::world::store::{get_entity, region_head};
 use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
 
 /// A pending watch (fires, or fails, once its key changes).
 pub type Watch = Pin<Box<dyn Future<Output = FdbResult<()>> + Send>>;
 
-/// A change-log entry: region, 10-byte commit versionstamp, delta.
-pub type LogEntry = (RegionId, [u8; 10], Delta);
+/// Change-log entries per range read.
+pub const PAGE: usize = 1;
 
-/// Deltas read per change-log page.
-pub const PAGE: usize = 64;
+/// Entries a streaming session reads per region per pass: small, so the shipped cut across
+/// regions (a region whose log is longer is read again in the next pass) happens often.
+pub const MAX_PER_PASS: usize = 1;
 
 /// The cursor of a snapshot taken at `read_version`: after every commit it shows.
 pub fn snapshot_cursor(read_version: i64) -> [u8; 10] {
@@ -176,48 +179,43 @@ pub async fn snapshot_cached<D: Database>(
 
 /// What one catch-up read found.
 pub struct CatchUp {
-    /// Every entry after the cursor, in commit order across regions (a commit's entries
-    /// adjacent, in log order).
-    pub entries: Vec<LogEntry>,
+    /// The commits read, in commit order, each whole (the shipped fan-out core's pass).
+    pub commits: Commits,
+    /// The region cursors to keep if the session takes this read.
+    pub cursors: BTreeMap<RegionId, RegionCursor>,
     /// One armed watch per region head.
     pub watches: Vec<Watch>,
     /// The ids of the area's entities at the read version, when asked for.
     pub visible: Vec<EntityId>,
 }
 
-/// Reads each region's change log after `cursor` (all pages, one read version), merges the
-/// entries by versionstamp and arms a watch on every region head; with `visible_in`, also
-/// reads the ids of that area's entities at the same version.
+/// One pass of the shipped fan-out core for one session: reads each region's head and what
+/// [`FanoutCore`] asks for (the shipped `read_region`, at most `max_per_pass` entries per
+/// region, so long logs are cut as the edge cuts them), arms a watch on every region head, and
+/// merges the commits; with `visible_in`, also reads the ids of that area's entities at the
+/// same version.
 pub async fn catch_up<D: Database>(
     db: &D,
     keys: &WorldKeys,
+    core: &FanoutCore,
     regions: &[RegionId],
-    cursor: [u8; 10],
+    max_per_pass: usize,
     visible_in: Option<Area>,
 ) -> Result<CatchUp, WorldError> {
+    let config = FanoutConfig {
+        page: PAGE,
+        max_per_pass,
+        max_replay: usize::MAX,
+    };
     run(db, |trx, _| async move {
         let mut watches: Vec<Watch> = Vec::with_capacity(regions.len());
-        let mut entries = Vec::new();
+        let mut pass = core.begin();
         for region in regions {
             watches.push(Box::pin(trx.watch(&keys.head(*region))));
-            let mut after = cursor;
-            loop {
-                let (mut page, more) =
-                    changelog_after(&trx, keys, *region, Some(after), PAGE, true).await?;
-                if more {
-                    trim_partial_commit(&mut page);
-                }
-                if let Some((stamp, _)) = page.last() {
-                    after = *stamp;
-                }
-                entries.extend(page.into_iter().map(|(s, d)| (*region, s, d)));
-                if !more {
-                    break;
-                }
-            }
+            let head = region_head(&trx, keys, *region).await?;
+            read_region(&trx, keys, &config, &mut pass, *region, head).await?;
         }
-        // Stable: a commit's entries keep their log order.
-        entries.sort_by_key(|e| e.1);
+        let (output, cursors) = pass.finish();
         let visible = match &visible_in {
             Some(area) => entities_in_area(&trx, keys, area, true)
                 .await?
@@ -227,26 +225,11 @@ pub async fn catch_up<D: Database>(
             None => Vec::new(),
         };
         Ok::<_, WorldError>(CatchUp {
-            entries,
+            commits: output.commits,
+            cursors,
             watches,
             visible,
         })
     })
     .await
-}
-
-/// Drops the entries of the page's last commit when the page stopped at its limit: a cursor
-/// holds only the 10-byte commit versionstamp, so resuming after it would skip that commit's
-/// other entries (one commit appends several arrival deltas to a region, by user version).
-/// A page made of one commit only is kept whole (it cannot happen with [`PAGE`] above the
-/// players per frame).
-fn trim_partial_commit(page: &mut Vec<([u8; 10], Delta)>) {
-    let Some((last, _)) = page.last() else {
-        return;
-    };
-    let last = *last;
-    let keep = page.iter().take_while(|(s, _)| *s != last).count();
-    if keep > 0 {
-        page.truncate(keep);
-    }
 }

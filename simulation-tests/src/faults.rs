@@ -50,6 +50,8 @@ pub enum FaultKind {
     GapProbe,
     /// A snapshot found its region cached at an older head and read it again (never served).
     StaleCacheRefused,
+    /// A session's fan-out pass cut short (a region's log longer than a pass reads).
+    FanoutCut,
     /// A processor node crashed (no release: its leases expire).
     NodeCrash,
     /// A processor node joined (a new incarnation, holding nothing).
@@ -60,7 +62,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 22] = [
+    pub const ALL: [FaultKind; 23] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -80,6 +82,7 @@ impl FaultKind {
         FaultKind::OutboxReset,
         FaultKind::GapProbe,
         FaultKind::StaleCacheRefused,
+        FaultKind::FanoutCut,
         FaultKind::NodeCrash,
         FaultKind::NodeJoin,
         FaultKind::NodeLeave,
@@ -107,6 +110,7 @@ impl FaultKind {
             FaultKind::OutboxReset => "outbox reset (slow client)",
             FaultKind::GapProbe => "seq gap attempt (refused)",
             FaultKind::StaleCacheRefused => "stale cached region (refused)",
+            FaultKind::FanoutCut => "fan-out pass cut short",
             FaultKind::NodeCrash => "processor node crash",
             FaultKind::NodeJoin => "processor node join",
             FaultKind::NodeLeave => "processor node leave (graceful)",

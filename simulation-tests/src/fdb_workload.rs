@@ -393,7 +393,7 @@ impl SekaiWorkload {
         for c in 0..self.sessions.len() {
             self.follow(db, &keys, c).await?;
             let client = &self.clients[c];
-            check_mirror(db, &keys, c, &client.area, &client.mirror).await?;
+            check_mirror(db, &keys, c, &client.area, client.mirror()).await?;
         }
         if self.client_id == 0 {
             let ledger = self.load_ledgers(db).await?;

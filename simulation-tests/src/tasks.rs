@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use sekai_edge::fanout::core::FanoutCore;
 use sekai_edge::server::ensure_avatar;
 use sekai_layer::world::assign::{survey, View};
 use sekai_layer::world::error::WorldError;
@@ -188,17 +189,21 @@ impl Task {
         })
     }
 
-    /// A catch-up read of `regions` after `cursor` (with the ids in `visible_in`, if given).
+    /// A catch-up: one pass of the fan-out `core` over `regions` (with the ids in
+    /// `visible_in`, if given).
     pub fn catch_up(
         db: Db,
         keys: WorldKeys,
         owner: Owner,
+        core: FanoutCore,
         regions: Vec<RegionId>,
-        cursor: [u8; 10],
+        max_per_pass: usize,
         visible_in: Option<Area>,
     ) -> Self {
         Self::new(owner, async move {
-            TaskOutput::CaughtUp(catch_up(&db, &keys, &regions, cursor, visible_in).await)
+            TaskOutput::CaughtUp(
+                catch_up(&db, &keys, &core, &regions, max_per_pass, visible_in).await,
+            )
         })
     }
 }

@@ -93,6 +93,14 @@ fn a_stale_cached_region_is_caught() {
 }
 
 #[test]
+fn a_fanout_cursor_moved_past_the_cut_is_caught() {
+    assert_eq!(
+        caught(PlantedBug::FanoutCursorPastCut),
+        "client mirror equals the database"
+    );
+}
+
+#[test]
 fn reordered_delta_changes_are_caught() {
     assert_eq!(
         caught(PlantedBug::ReorderDelta),

@@ -1,4 +1,6 @@
 //! Watch-driven fan-out: one watch per region head for the whole edge (not one per client).
+//! Its decisions (what to read, cursors, cuts, starts, hand-over) are [`core::FanoutCore`]'s,
+//! without I/O; this module is the tokio driver that reads, watches and wakes.
 //!
 //! Each pass runs one read-only transaction at one read version `rv`:
 //! 1. for every region some subscription needs, read its head; if the head moved since the last
@@ -32,6 +34,7 @@
 //!   area's logs, or one at or below a region's trim floor (`query::changelog_floor`: entries
 //!   after it may be gone), gets a fresh snapshot instead.
 
+pub mod core;
 pub mod log;
 pub mod registry;
 
@@ -47,7 +50,6 @@ use sekai_cache::RegionCache;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
-use sekai_layer::world::model::Delta;
 use sekai_layer::world::model::Entity;
 use sekai_layer::world::query::{changelog_floor, entities_in_area};
 use sekai_layer::world::store::region_head;
@@ -57,11 +59,15 @@ use crate::session::outbox::entity_size;
 use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::Notify;
 
+use self::core::{
+    hand_over, resume_or_snapshot, Beginning, Commits, FanoutCore, Pass, RegionStep, ResumeCheck,
+};
+pub use self::core::{PlantedFanoutBug, Start};
 use crate::observe::metrics as names;
 use crate::session::Subscriber;
 use log::{last_stamp, merge, read_log, Stamp};
 use registry::Registry;
-pub use registry::{Slot, Start};
+pub use registry::Slot;
 
 /// Database versions per second: FoundationDB's versions, and the embedded engine's, advance at
 /// about this rate, so a version difference is an age.
@@ -197,12 +203,21 @@ impl Fanout {
 
     /// Runs passes until [`Fanout::stop`].
     pub async fn run<D: Database>(self, db: D, keys: WorldKeys, config: FanoutConfig) {
-        let mut regions: BTreeMap<RegionId, RegionCursor> = BTreeMap::new();
+        let mut core = FanoutCore::new();
+        let mut watches = Watches::new();
         while !self.shared.stopped.load(Ordering::Acquire) {
             let joining = self.registry().take_joining();
             let live = self.registry().live();
             match self
-                .pass(&db, &keys, &config, &mut regions, &live, &joining)
+                .pass(
+                    &db,
+                    &keys,
+                    &config,
+                    &mut core,
+                    &mut watches,
+                    &live,
+                    &joining,
+                )
                 .await
             {
                 Ok(()) => {
@@ -214,7 +229,10 @@ impl Fanout {
                             registry.go_live(id, slot);
                         }
                     }
-                    self.wait(&mut regions).await;
+                    if !core.behind() {
+                        // A region cut short has committed entries left: no waiting for it.
+                        self.wait(&mut watches).await;
+                    }
                 }
                 Err(error) => {
                     self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -229,23 +247,13 @@ impl Fanout {
 
     /// Sleeps until a region's watch fires (that region's watch is then disarmed), a
     /// subscription joins, [`IDLE_PASS`] passes or a stop.
-    async fn wait(&self, regions: &mut BTreeMap<RegionId, RegionCursor>) {
+    async fn wait(&self, watches: &mut Watches) {
         let woken = Box::pin(self.shared.wake.notified());
         let idle = Box::pin(tokio::time::sleep(IDLE_PASS));
-        if regions.values().any(|cursor| cursor.head.is_none()) {
-            return; // a region was cut short: its remaining entries are already committed
-        }
         let fired = futures::future::poll_fn(|cx| {
-            let mut any = false;
-            for cursor in regions.values_mut() {
-                if let Some(watch) = cursor.watch.as_mut() {
-                    if watch.as_mut().poll(cx).is_ready() {
-                        cursor.watch = None;
-                        any = true;
-                    }
-                }
-            }
-            if any {
+            let before = watches.len();
+            watches.retain(|_, watch| watch.as_mut().poll(cx).is_pending());
+            if watches.len() < before {
                 std::task::Poll::Ready(())
             } else {
                 std::task::Poll::Pending
@@ -254,13 +262,16 @@ impl Fanout {
         let _ = select(Box::pin(fired), select(woken, idle)).await;
     }
 
-    /// One pass (see the module docs); leaves a watch armed on every wanted region's head.
+    /// One pass (see the module docs): the reads [`FanoutCore`] asks for, at one read version;
+    /// leaves a watch armed on every wanted region's head.
+    #[allow(clippy::too_many_arguments)]
     async fn pass<D: Database>(
         &self,
         db: &D,
         keys: &WorldKeys,
         config: &FanoutConfig,
-        regions: &mut BTreeMap<RegionId, RegionCursor>,
+        core: &mut FanoutCore,
+        watches: &mut Watches,
         live: &[Arc<Slot>],
         joining: &[(u64, Arc<Slot>, Start)],
     ) -> Result<(), WorldError> {
@@ -272,86 +283,42 @@ impl Fanout {
             .chain(joining.iter().map(|(_, slot, _)| slot))
             .flat_map(|slot| slot.regions().iter().copied())
             .collect();
-        let mut next: BTreeMap<RegionId, RegionCursor> = BTreeMap::new();
+        let mut pass = core.begin();
         let mut heads: BTreeMap<RegionId, u64> = BTreeMap::new();
-        let mut read: Vec<(RegionId, Entries, bool)> = Vec::new();
+        let mut armed = Watches::new();
         for region in &wanted {
-            // The head moves with every append to the log: an unchanged head means nothing new
-            // in this region as of this pass's read version, so its log is not read.
             let head = region_head(&trx, keys, *region).await?;
             heads.insert(*region, head);
-            let old = regions.get(region);
-            let mut cursor = RegionCursor {
-                known: old.is_some_and(|c| c.known),
-                stamp: old.and_then(|c| c.stamp),
-                head: old.and_then(|c| c.head),
-                watch: None,
-            };
-            let armed = old.is_some_and(|c| c.watch.is_some());
-            if !cursor.known {
-                cursor.stamp = last_stamp(&trx, keys, *region).await?;
-                cursor.known = true;
-            } else if cursor.head != Some(head) {
-                let (entries, complete) = read_log(
-                    &trx,
-                    keys,
-                    *region,
-                    cursor.stamp,
-                    config.page,
-                    config.max_per_pass,
-                )
-                .await?;
-                read.push((*region, entries, complete));
+            read_region(&trx, keys, config, &mut pass, *region, head).await?;
+            if pass.needs_watch(*region, head, watches.contains_key(region)) {
+                armed.insert(*region, trx.watch(&keys.head(*region)).map(|_| ()).boxed());
             }
-            if cursor.head != Some(head) || !armed {
-                cursor.watch = Some(trx.watch(&keys.head(*region)).map(|_| ()).boxed());
-            }
-            cursor.head = Some(head);
-            next.insert(*region, cursor);
         }
-        let cut = read
-            .iter()
-            .filter(|(_, entries, complete)| !complete && !entries.is_empty())
-            .filter_map(|(_, entries, _)| entries.last().map(|(stamp, _)| *stamp))
-            .min();
-        let mut entries = Vec::new();
-        for (region, region_entries, complete) in read {
-            let read_count = region_entries.len();
-            let kept: Vec<(Stamp, Delta)> = region_entries
-                .into_iter()
-                .filter(|(stamp, _)| cut.is_none_or(|cut| *stamp <= cut))
-                .collect();
-            if let (Some(cache), Some(head)) = (self.shared.cache.as_ref(), heads.get(&region)) {
-                // Entries read are committed whatever becomes of this pass: the cached region
-                // may take them now, so this pass's joiners already hit it.
-                let whole = complete && kept.len() == read_count;
-                cache.advance(region, *head, kept.iter().map(|(_, d)| d), whole);
+        let (output, cursors) = pass.finish();
+        if let Some(cache) = self.shared.cache.as_ref() {
+            // Entries read are committed whatever becomes of this pass: the cached region may
+            // take them now, so this pass's joiners already hit it.
+            for advance in &output.cache {
+                cache.advance(
+                    advance.region,
+                    advance.head,
+                    advance.deltas.iter(),
+                    advance.whole,
+                );
             }
-            if let Some(cursor) = next.get_mut(&region) {
-                if let Some((stamp, _)) = kept.last() {
-                    cursor.stamp = Some(*stamp);
-                }
-                if !complete || cut.is_some() {
-                    // Cut short: read this region again in the next pass.
-                    cursor.head = None;
-                }
-            }
-            entries.extend(kept);
         }
-        let commits = merge(entries);
+        let commits = output.commits;
         let mut starts = Vec::with_capacity(joining.len());
         for (_, slot, start) in joining {
             starts.push(self.start(&trx, keys, config, &heads, slot, *start).await?);
         }
         trx.commit().await?;
 
-        // Only now, after the pass succeeded: keep the watches that are still armed.
-        for (region, cursor) in next.iter_mut() {
-            if cursor.watch.is_none() {
-                cursor.watch = regions.remove(region).and_then(|old| old.watch);
-            }
-        }
-        *regions = next;
+        // Only now, after the pass succeeded: keep the new cursors, the watches still armed
+        // for wanted regions, and the new ones.
+        core.commit(cursors);
+        watches.retain(|region, _| wanted.contains(region));
+        watches.extend(armed);
         self.shared
             .stats
             .commits
@@ -363,11 +330,14 @@ impl Fanout {
         let (mut coalesced, mut queued_bytes) = (0u64, 0usize);
         for slot in live
             .iter()
-            .filter(|slot| !slot.regions().is_disjoint(&touched))
+            .filter(|slot| !slot.is_closed() && !slot.regions().is_disjoint(&touched))
         {
-            let (c, bytes) = hand_over(slot, &commits);
-            coalesced += c;
-            queued_bytes += bytes;
+            let handed = hand_over(&mut slot.lock(), slot.regions(), &commits);
+            coalesced += handed.coalesced;
+            queued_bytes += handed.queued_bytes;
+            if handed.queued {
+                slot.wake();
+            }
         }
         self.shared
             .stats
@@ -377,7 +347,8 @@ impl Fanout {
         gauge!(names::FANOUT_SUBSCRIPTIONS).set(live.len() as f64);
         gauge!(names::FANOUT_REGIONS).set(wanted.len() as f64);
         for ((_, slot, _), start) in joining.iter().zip(starts) {
-            start.apply(slot);
+            start.apply(&mut slot.lock());
+            slot.wake();
         }
         Ok(())
     }
@@ -409,9 +380,12 @@ impl Fanout {
                     .await?
                     .is_some_and(|floor| floor >= from);
             }
-            if trimmed_past {
-                tracing::info!("resume point older than a trimmed log; sending a snapshot");
-            } else if from <= at {
+            let check = ResumeCheck {
+                from,
+                newest: at,
+                trimmed_past,
+            };
+            if resume_or_snapshot(&check) {
                 let mut entries = Vec::new();
                 let mut complete = true;
                 for region in &regions {
@@ -430,8 +404,6 @@ impl Fanout {
                     });
                 }
                 tracing::info!("resume point too far behind; sending a snapshot instead");
-            } else {
-                tracing::info!("resume point newer than the area's logs; sending a snapshot");
             }
         }
         let entities = self.area_now(trx, keys, &area, &regions, heads).await?;
@@ -485,65 +457,42 @@ impl Fanout {
     }
 }
 
-/// Change-log entries of one region: (commit versionstamp, delta), in commit order.
-type Entries = Vec<(Stamp, Delta)>;
-
 /// A watch on a region head, type-erased.
 type WatchFuture = futures::future::BoxFuture<'static, ()>;
 
-/// What the fan-out knows of one region between passes.
-#[derive(Default)]
-struct RegionCursor {
-    /// Whether `stamp` was read (a region new to the fan-out starts at its newest commit).
-    known: bool,
-    /// The newest commit handed over (`None`: the log was empty).
-    stamp: Option<Stamp>,
-    /// The head read by the pass that last read this region's log in full; `None` forces a read.
-    head: Option<u64>,
-    /// The armed watch on the region's head; `None` once it fired.
-    watch: Option<WatchFuture>,
-}
+/// The armed watch of each wanted region whose watch has not fired.
+type Watches = BTreeMap<RegionId, WatchFuture>;
 
-/// What a joining subscription starts with.
-enum Beginning {
-    Snapshot {
-        entities: Vec<sekai_layer::world::model::Entity>,
-        at: Stamp,
-    },
-    Replay {
-        from: Stamp,
-        commits: BTreeMap<Stamp, Vec<Delta>>,
-        visible: Vec<sekai_schema::EntityId>,
-    },
-}
-
-impl Beginning {
-    fn apply(self, slot: &Slot) {
-        let mut subscriber = slot.lock();
-        match self {
-            Beginning::Snapshot { entities, at } => subscriber.start_snapshot(entities, at),
-            Beginning::Replay {
-                from,
-                commits,
-                visible,
-            } => {
-                subscriber.start_resume(from);
-                for (stamp, deltas) in &commits {
-                    subscriber.on_commit(*stamp, deltas);
-                }
-                subscriber.settle(visible);
-            }
+/// Reads what `pass` asks for `region` (whose head is `head` in `trx`) and reports it: the one
+/// place a fan-out reads the change log (the simulator calls it too).
+pub async fn read_region<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    config: &FanoutConfig,
+    pass: &mut Pass,
+    region: RegionId,
+    head: u64,
+) -> Result<(), WorldError> {
+    match pass.step(region, head) {
+        RegionStep::FindStart => {
+            let stamp = last_stamp(trx, keys, region).await?;
+            pass.started_at(region, head, stamp);
         }
-        drop(subscriber);
-        slot.wake();
+        RegionStep::ReadLog { after } => {
+            let (entries, complete) =
+                read_log(trx, keys, region, after, config.page, config.max_per_pass).await?;
+            pass.read(region, head, entries, complete);
+        }
+        RegionStep::Unchanged => pass.unchanged(region, head),
     }
+    Ok(())
 }
 
 /// Records a pass's metrics: the commits handed over and the age of each (its commit version
 /// to the pass's read version, plus the time since the read version was taken), the outboxes'
 /// coalescings and their queued bytes.
 fn record_pass(
-    commits: &BTreeMap<Stamp, Vec<Delta>>,
+    commits: &Commits,
     read_version: i64,
     read_at: Instant,
     coalesced: u64,
@@ -562,27 +511,4 @@ fn record_pass(
             .max(0);
         lag.record(behind as f64 / VERSIONS_PER_SECOND + since_read);
     }
-}
-
-/// Hands a pass's commits to one live subscription; returns how many times its outbox
-/// coalesced doing so and the bytes it holds queued after.
-fn hand_over(slot: &Slot, commits: &BTreeMap<Stamp, Vec<Delta>>) -> (u64, usize) {
-    if slot.is_closed() {
-        return (0, 0);
-    }
-    let mut subscriber = slot.lock();
-    let coalesced_before = subscriber.coalesced();
-    let mut queued = false;
-    for (stamp, deltas) in commits {
-        if deltas.iter().any(|d| slot.regions().contains(&d.region)) {
-            queued |= subscriber.on_commit(*stamp, deltas);
-        }
-    }
-    let coalesced = subscriber.coalesced() - coalesced_before;
-    let bytes = subscriber.queued_bytes();
-    drop(subscriber);
-    if queued {
-        slot.wake();
-    }
-    (coalesced, bytes)
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use sekai_schema::RegionId;
 use tokio::sync::Notify;
 
-use super::log::Stamp;
+use super::core::Start;
 use crate::session::Subscriber;
 
 /// One subscription: its state machine and the signal that it has something to send.
@@ -68,15 +68,6 @@ impl Slot {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
-}
-
-/// How a joining subscription starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
-    /// With a snapshot of its area.
-    Snapshot,
-    /// Replaying the log after this commit versionstamp.
-    Resume(Stamp),
 }
 
 /// Joining and live subscriptions.

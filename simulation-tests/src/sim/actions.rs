@@ -18,10 +18,12 @@ use crate::checks::Violation;
 use crate::client::Link;
 use crate::config::PlantedBug;
 use crate::edge::{Delivery, Phase, Session};
+use crate::edge_ops::MAX_PER_PASS;
 use crate::faults::FaultKind;
 use crate::processor_node::{assign_every_us, idle_renew_us, Life, Step};
 use crate::tasks::{Owner, Task};
 use crate::trace::Event;
+use sekai_edge::fanout::core::PlantedFanoutBug;
 
 /// How long a bot thinks between inputs, in µs.
 const THINK_US: std::ops::Range<u64> = 20_000..120_000;
@@ -110,28 +112,17 @@ impl Simulation {
             resume,
             delivery,
         );
+        if self.config.bug == PlantedBug::FanoutCursorPastCut {
+            session.fanout_bug = Some(PlantedFanoutBug::CursorPastCut);
+        }
         if resumed && self.config.bug == PlantedBug::ResumeAtTail {
             session.phase = Phase::SeekingTail;
         }
-        let resent: Vec<Input> = client.unacked.values().cloned().collect();
         client.link = Link::Up {
             edge,
             session: session_id,
         };
-        let player = client.player;
-        for input in &resent {
-            self.tally.add(FaultKind::ClientResend, 1);
-            self.trace.record(
-                self.now,
-                Event::InputSent {
-                    client: c,
-                    player,
-                    seq: input.seq,
-                    resend: true,
-                },
-            );
-        }
-        session.inputs.extend(resent);
+        client.logged_in = false;
         self.edges[edge].sessions.insert(session_id, session);
         self.record(Event::Connected {
             client: c,
@@ -200,7 +191,8 @@ impl Simulation {
                 if s.subscriber.has_pending() && self.now >= s.next_delivery_at {
                     ready.push(Action::Deliver(e, *id));
                 }
-                if !s.storing && !s.inputs.is_empty() {
+                // A session logs in first (as a real client does), then stores its inputs.
+                if !s.storing && (!s.inputs.is_empty() || s.gate.is_none()) {
                     ready.push(Action::Store(e, *id));
                 }
                 let wants_read = s.phase != Phase::Streaming || s.dirty;
@@ -212,7 +204,8 @@ impl Simulation {
         if sending {
             for (c, client) in self.clients.iter().enumerate() {
                 if matches!(client.link, Link::Up { .. })
-                    && client.unacked.len() < self.config.window
+                    && client.logged_in
+                    && client.unacked() < self.config.window
                     && self.now >= client.next_send_at
                 {
                     ready.push(Action::Send(c));
@@ -300,7 +293,6 @@ impl Simulation {
         };
         let input = client.next_input(&mut self.rng, &self.world.resources);
         client.next_send_at = self.now + self.rng.gen_range(THINK_US);
-        client.unacked.insert(input.seq, input.clone());
         let player = client.player;
         self.ledger.sent.insert(player, input.seq);
         let duplicate = self.rng.gen_bool(self.config.duplicate_input);
@@ -497,13 +489,16 @@ impl Simulation {
             Phase::Resuming(from) => {
                 session.dirty = false;
                 session.watches.clear();
-                Task::catch_up(db, self.keys.clone(), owner, regions, from, Some(area))
+                let core = session.fanout_after(from);
+                let keys = self.keys.clone();
+                Task::catch_up(db, keys, owner, core, regions, usize::MAX, Some(area))
             }
             Phase::Streaming => {
                 session.dirty = false;
                 session.watches.clear();
-                let cursor = session.cursor();
-                Task::catch_up(db, self.keys.clone(), owner, regions, cursor, None)
+                let core = session.fanout.clone();
+                let keys = self.keys.clone();
+                Task::catch_up(db, keys, owner, core, regions, MAX_PER_PASS, None)
             }
             Phase::Closed => return,
         };

@@ -171,6 +171,7 @@ impl Simulation {
             return;
         };
         let closed = session.phase == Phase::Closed;
+        let mut login: Option<(usize, u64)> = None;
         let error = match output {
             TaskOutput::Stored { input, result } => {
                 session.storing = false;
@@ -197,6 +198,9 @@ impl Simulation {
                 match result {
                     Ok(durable) => {
                         session.logged_in(durable, std::time::Duration::from_micros(self.now));
+                        if !closed {
+                            login = Some((session.client, durable.seq));
+                        }
                         None
                     }
                     Err(error) => Some(("login", error)),
@@ -209,7 +213,7 @@ impl Simulation {
                         if session.phase == Phase::SeekingTail {
                             // The planted bug: resume at the tail, not at the client's cursor.
                             let visible: Vec<_> = entities.iter().map(|e| e.id).collect();
-                            session.start_replay(at, Vec::new(), visible);
+                            session.start_replay(at, Default::default(), None, visible);
                             session.dirty = true;
                         } else {
                             session.start_snapshot(entities, at);
@@ -227,9 +231,18 @@ impl Simulation {
                         session.watches = caught.watches;
                         match session.phase {
                             Phase::Resuming(from) => {
-                                session.start_replay(from, caught.entries, caught.visible);
+                                let (commits, cursors) = (caught.commits, caught.cursors);
+                                session.start_replay(from, commits, Some(cursors), caught.visible);
                             }
-                            _ => session.hand_over(caught.entries),
+                            _ => {
+                                session.fanout.commit(caught.cursors);
+                                session.hand_over(&caught.commits);
+                            }
+                        }
+                        // A region cut short has committed entries left: read again now.
+                        if session.fanout.behind() {
+                            session.dirty = true;
+                            self.tally.add(FaultKind::FanoutCut, 1);
                         }
                         let coalesced = session.new_coalescings();
                         self.tally.add(FaultKind::OutboxCoalesced, coalesced);
@@ -248,8 +261,38 @@ impl Simulation {
         if closed && !session.storing && !session.reading {
             self.edges[e].sessions.remove(&s);
         }
+        if let Some((c, last_seq)) = login {
+            self.resend_after_login(e, s, c, last_seq);
+        }
         if let Some((what, error)) = error {
             self.layer_error(what, &error);
+        }
+    }
+
+    /// The session's login answered `last_seq`: the client core decides what to resend (the
+    /// unacknowledged inputs above it, renumbered after it), queued before anything new.
+    fn resend_after_login(&mut self, e: usize, s: u64, c: usize, last_seq: u64) {
+        let resent = self.clients[c].logged_in(last_seq);
+        let player = self.clients[c].player;
+        for input in &resent {
+            self.tally.add(FaultKind::ClientResend, 1);
+            self.ledger.sent.insert(player, input.seq);
+            self.trace.record(
+                self.now,
+                Event::InputSent {
+                    client: c,
+                    player,
+                    seq: input.seq,
+                    resend: true,
+                },
+            );
+        }
+        if let Some(session) = self.edges[e].sessions.get_mut(&s) {
+            debug_assert!(
+                session.inputs.is_empty(),
+                "a client sends only once logged in"
+            );
+            session.inputs.extend(resent);
         }
     }
 }

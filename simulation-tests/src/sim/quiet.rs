@@ -73,7 +73,7 @@ impl Simulation {
 
     /// What is still going on (for a liveness report).
     fn pending_work(&self) -> String {
-        let unacked: usize = self.clients.iter().map(|c| c.unacked.len()).sum();
+        let unacked: usize = self.clients.iter().map(|c| c.unacked()).sum();
         let down = self
             .clients
             .iter()
@@ -98,7 +98,7 @@ impl Simulation {
                 )
             })
             .collect();
-        let blind = self.clients.iter().filter(|c| !c.has_snapshot).count();
+        let blind = self.clients.iter().filter(|c| !c.has_snapshot()).count();
         format!(
             "{} tasks, {unacked} unacked inputs, {down} clients down, {blind} without a snapshot, \
              {nodes_up} nodes up, {active} regions processed, unsettled sessions {unsettled:?}, ready {:?}",
@@ -115,7 +115,7 @@ impl Simulation {
         let clients_settled = self
             .clients
             .iter()
-            .all(|c| c.unacked.is_empty() && c.has_snapshot && matches!(c.link, Link::Up { .. }));
+            .all(|c| c.unacked() == 0 && c.has_snapshot() && matches!(c.link, Link::Up { .. }));
         let sessions_settled = self.edges.iter().all(|e| {
             e.sessions.values().all(|s| {
                 s.phase == Phase::Streaming && !s.dirty && !s.has_output() && s.inputs.is_empty()
@@ -172,7 +172,7 @@ impl Simulation {
         )
         .await?;
         for (i, client) in self.clients.iter().enumerate() {
-            check_mirror(db, &self.keys, i, &client.area, &client.mirror).await?;
+            check_mirror(db, &self.keys, i, &client.area, client.mirror()).await?;
         }
         self.check_assignment().await?;
         Ok(summary)
