@@ -38,18 +38,23 @@ fn a_seed_replays_to_the_same_trace() {
 
 /// Runs seeds with `bug` planted until one fails; returns the failed check's name.
 fn caught(bug: PlantedBug) -> &'static str {
+    caught_within(bug, BUG_SEEDS)
+}
+
+/// [`caught`] over the first `seeds` seeds.
+fn caught_within(bug: PlantedBug, seeds: u64) -> &'static str {
     let config = SimConfig {
         bug,
         ..SimConfig::default()
     };
-    for seed in 0..BUG_SEEDS {
+    for seed in 0..seeds {
         let result = run_seed(seed, &config);
         if let Some((violation, trace)) = result.violation {
             println!("{bug:?} caught at seed {seed}: {violation}\n{trace}");
             return violation.check;
         }
     }
-    panic!("{bug:?} went unnoticed over {BUG_SEEDS} seeds");
+    panic!("{bug:?} went unnoticed over {seeds} seeds");
 }
 
 #[test]
@@ -94,8 +99,10 @@ fn a_stale_cached_region_is_caught() {
 
 #[test]
 fn a_fanout_cursor_moved_past_the_cut_is_caught() {
+    // Rarer than the others: it needs a pass cut short while another region read past the cut
+    // (first caught at seed 102).
     assert_eq!(
-        caught(PlantedBug::FanoutCursorPastCut),
+        caught_within(PlantedBug::FanoutCursorPastCut, 200),
         "client mirror equals the database"
     );
 }
