@@ -212,6 +212,7 @@ impl SekaiWorkload {
         let input = client.next_input(&mut self.rng, &self.world.resources);
         self.ledger.sent.insert(input.player, input.seq);
         route_and_submit(db, keys, client.bot.avatar, &input).await?;
+        client.receive_ack(input.seq);
         self.ledger.acked.insert((input.player, input.seq));
         Ok(())
     }
@@ -298,8 +299,11 @@ impl SekaiWorkload {
                 let (entities, at) = snapshot(db, keys, &session.area()).await?;
                 session.start_snapshot(entities, at);
             }
-            let caught = catch_up(db, keys, &session.regions(), session.cursor(), None).await?;
-            session.hand_over(caught.entries);
+            let core = session.fanout.clone();
+            let regions = session.regions();
+            let caught = catch_up(db, keys, &core, &regions, usize::MAX, None).await?;
+            session.fanout.commit(caught.cursors);
+            session.hand_over(&caught.commits);
             let mut reset = false;
             while let Some(message) = session.subscriber.poll_transmit() {
                 reset |= !self.clients[c].receive(message);
