@@ -13,7 +13,9 @@
 //! - [`demo`]: `sekai demo`, everything above in one process;
 //! - [`chaos`]: `sekai chaos`, SIGKILLs of a serving child process under load, then a check
 //!   that every acknowledged input was applied exactly once, in order;
-//! - [`stall`]: clients that stop reading, and `sekai bench stall`.
+//! - [`stall`]: clients that stop reading, and `sekai bench stall`;
+//! - [`fuzz_edge`]: `sekai bench fuzz-edge`, malformed RPC and QUIC abuse against a live edge
+//!   while bots play.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
@@ -25,6 +27,7 @@ pub mod client;
 pub mod commands;
 pub mod demo;
 pub mod fanout;
+pub mod fuzz_edge;
 pub mod observe;
 pub mod plot;
 pub mod proc_stats;
