@@ -31,6 +31,7 @@ use sekai_layer::world::model::Action;
 use crate::bots::{start_bots, BotConfig, BotStats};
 use crate::chaos::server::{free_udp_address, ServeChild};
 use crate::client::{client_endpoint, ClientConfig, EdgeClient};
+use crate::proc_stats::{cpu_seconds, rss_mib};
 use crate::tls::SELF_SIGNED_NAME;
 use crate::token::{unix_now, TokenKey};
 use crate::world_setup::WorldShape;
@@ -77,6 +78,10 @@ struct Window {
     p99_us: u64,
     applied: u64,
     errors: u64,
+    /// The serve child's CPU over the window, in cores.
+    edge_cores: f64,
+    /// The serve child's largest resident memory sampled, MiB.
+    rss_max: f64,
     /// False when the serve child exited during the window.
     alive: bool,
 }
@@ -256,6 +261,9 @@ async fn measure(
     let errors_start = stats.errors.load(Ordering::Relaxed);
     let started = Instant::now();
     let mut alive = true;
+    let pid = serve.pid().unwrap_or(0);
+    let mut cpu_last = cpu_seconds(pid).unwrap_or(0.0);
+    let (mut rss_max, mut cpu_total) = (0.0f64, 0.0);
     while started.elapsed() < window {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Some(status) = serve.exit_status() {
@@ -263,18 +271,27 @@ async fn measure(
             alive = false;
             break;
         }
+        let cpu = cpu_seconds(pid).unwrap_or(cpu_last);
+        let rss = rss_mib(pid).unwrap_or(0.0);
+        rss_max = rss_max.max(rss);
+        cpu_total += cpu - cpu_last;
         let (_, p99, _) = stats.total_quantiles();
         println!(
-            "[{what}] {:>3.0} s: bots p99 {:.2} ms; fuzz cases {}, messages {}, protocol closes {}",
+            "[{what}] {:>3.0} s: bots p99 {:.2} ms; edge {:.2} cores, RSS {rss:.0} MiB; fuzz cases \
+             {}, messages {}, protocol closes {}",
             started.elapsed().as_secs_f64(),
             p99 as f64 / 1e3,
+            cpu - cpu_last,
             counts.total(|k| &k.cases),
             counts.total(|k| &k.messages),
             counts.total(|k| &k.protocol_closes),
         );
+        cpu_last = cpu;
     }
     let (p50_us, p99_us, _) = stats.total_quantiles();
     Window {
+        edge_cores: cpu_total / started.elapsed().as_secs_f64().max(1e-3),
+        rss_max,
         p50_us,
         p99_us,
         applied: stats.applied.load(Ordering::Relaxed) - applied_start,
@@ -378,6 +395,11 @@ fn report(args: &FuzzEdgeArgs, seed: u64, run: &Run, panics: u64) -> Result<(), 
         run.baseline.errors,
         run.fuzzed.errors,
     );
+    println!(
+        "edge CPU {:.2} cores baseline, {:.2} cores fuzzed; edge RSS max {:.0} MiB baseline, {:.0} \
+         MiB fuzzed",
+        run.baseline.edge_cores, run.fuzzed.edge_cores, run.baseline.rss_max, run.fuzzed.rss_max
+    );
     match &run.fresh_login {
         Ok(seq) => println!(
             "edge alive: {}; a fresh client logged in and got ack {seq}",
@@ -403,7 +425,7 @@ fn report(args: &FuzzEdgeArgs, seed: u64, run: &Run, panics: u64) -> Result<(), 
         "{{\"seed\":{seed},\"bots\":{},\"fuzzers\":{},\"fuzz_connections\":{},\"messages\":{},\
          \"protocol_closes\":{},\"normal_closes\":{},\"other_closes\":{},\"left_open\":{},\
          \"baseline_p50_us\":{},\"baseline_p99_us\":{},\"fuzzed_p50_us\":{},\"fuzzed_p99_us\":{},\
-         \"p99_ratio\":{ratio:.3},\"bot_errors_fuzzed\":{},\"edge_panics\":{panics},\
+         \"p99_ratio\":{ratio:.3},\"edge_cores_baseline\":{:.3},\"edge_cores_fuzzed\":{:.3},\"edge_rss_max_mib\":{:.1},\"bot_errors_fuzzed\":{},\"edge_panics\":{panics},\
          \"edge_alive\":{},\"fresh_login\":{},\"by_kind\":{{{}}}}}",
         args.bots,
         args.fuzzers,
@@ -417,6 +439,9 @@ fn report(args: &FuzzEdgeArgs, seed: u64, run: &Run, panics: u64) -> Result<(), 
         run.baseline.p99_us,
         run.fuzzed.p50_us,
         run.fuzzed.p99_us,
+        run.baseline.edge_cores,
+        run.fuzzed.edge_cores,
+        run.fuzzed.rss_max.max(run.baseline.rss_max),
         run.fuzzed.errors,
         run.alive && run.fuzzed.alive,
         run.fresh_login.is_ok(),
