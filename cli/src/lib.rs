@@ -9,6 +9,8 @@
 //! - [`chaos`]: `sekai chaos`, SIGKILLs of a serving child process under load, then a check
 //!   that every acknowledged input was applied exactly once, in order;
 //! - [`stall`]: clients that stop reading, and `sekai bench stall`;
+//! - [`fuzz_edge`]: `sekai bench fuzz-edge`, malformed RPC and QUIC abuse against a live edge
+//!   while bots play;
 //! - [`plot`]: latency CDFs and timelines as SVG; [`proc_stats`]: CPU and memory from `/proc`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -19,6 +21,7 @@ pub mod bots;
 pub mod chaos;
 pub mod commands;
 pub mod demo;
+pub mod fuzz_edge;
 pub mod kv_bench;
 pub mod plot;
 pub mod proc_stats;

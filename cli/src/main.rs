@@ -94,6 +94,12 @@ enum Bench {
     /// The demo's load for a long time: server RSS, store size and each period's own p99,
     /// minute by minute, their slopes, a plot. Last line JSON.
     Soak(sekai_cli::bench_edge::soak::BenchSoakArgs),
+    /// Black-box fuzzing of a live edge: a `sekai serve` child, bots playing a baseline window,
+    /// then M fuzzers sending malformed, truncated and oversized Cap'n Proto RPC messages,
+    /// extra streams and datagrams in a second window; the bots' p99 ratio, fuzz messages per
+    /// kind, protocol-error closes, and whether the edge survived and still logs a fresh client
+    /// in. Fails if the edge died or panicked. Last line JSON.
+    FuzzEdge(sekai_cli::fuzz_edge::FuzzEdgeArgs),
     /// The raw baseline's server (started by `bench edge`).
     #[command(hide = true)]
     RawServer(sekai_cli::bench_edge::RawServerArgs),
@@ -215,6 +221,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Bench {
             which: Bench::Soak(args),
         }) => sekai_cli::bench_edge::soak::bench_soak(args).await,
+        Some(Command::Bench {
+            which: Bench::FuzzEdge(args),
+        }) => sekai_cli::fuzz_edge::bench_fuzz_edge(args).await,
         Some(Command::Bench {
             which: Bench::RawServer(args),
         }) => sekai_cli::bench_edge::raw_server_command(args).await,

@@ -94,6 +94,11 @@ impl ServeChild {
         self.child.id()
     }
 
+    /// The child's exit status once it has exited (reaping it); `None` while it runs.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// SIGKILLs the server and waits until the OS has reaped it.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
