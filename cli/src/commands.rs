@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use sekai_layer::embedded::EmbeddedDatabase;
 use sekai_layer::kv::{Database, RangeOption, Transaction};
+use sekai_layer::world::audit;
 use sekai_layer::world::nodes::{run_heartbeat, Roles};
 use sekai_layer::world::processor::ProcessorStats;
 use sekai_layer::world::query::{entities_in_area, frames};
@@ -629,6 +630,10 @@ pub enum Inspect {
     },
     /// Every region head (the counter edges watch).
     Heads,
+    /// Checks the world's invariants (the layer's one checker, `world::audit`): frame records
+    /// contiguous and matching the change log, each player's inputs applied in order, the
+    /// spatial index agreeing with the entities. Exits non-zero on a violation.
+    Audit,
 }
 
 /// Prints what was asked of a data directory.
@@ -689,6 +694,24 @@ pub async fn inspect(args: InspectArgs) -> Result<(), String> {
                     println!("{region}: head {head}");
                 }
             }
+        }
+        Inspect::Audit => {
+            let regions = audit::regions_in_use(&trx, &keys)
+                .await
+                .map_err(|e| e.to_string())?;
+            let summary = audit::check_world(&db, &keys, &regions, audit::Expect::default())
+                .await
+                .map_err(|violation| format!("audit failed: {violation}"))?;
+            println!(
+                "audit passed: {} regions, {} frames, {} inputs applied ({} rejected by the \
+                 rules), {} waiting in inboxes, {} entities",
+                regions.len(),
+                summary.frames,
+                summary.inputs,
+                summary.rejected,
+                summary.pending,
+                summary.entities
+            );
         }
     }
     Ok(())

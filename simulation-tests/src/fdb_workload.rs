@@ -37,11 +37,11 @@ use sekai_layer::world::nodes::{self, Roles};
 use sekai_layer::world::processor::{run_frame, ProcessorStats};
 use sekai_schema::{EntityId, RegionId, WorldKeys};
 
-use crate::checks::{check_mirror, check_world, scan, Ledger, Violation};
 use crate::client::Client;
 use crate::edge::{Delivery, Phase, Session};
 use crate::edge_ops::{catch_up, route_and_submit, snapshot};
 use crate::world_setup::WorldSpec;
+use sekai_layer::world::audit::{check_mirror, check_world, scan, Expect, Ledger, Violation};
 
 /// Prefix of the workload's own bookkeeping keys (outside the world's keys).
 const BOOK: &[u8] = b"\x02sekai-sim-book\x00";
@@ -401,7 +401,17 @@ impl SekaiWorkload {
         }
         if self.client_id == 0 {
             let ledger = self.load_ledgers(db).await?;
-            check_world(db, &keys, &self.world.regions, &ledger, self.world.totals).await?;
+            check_world(
+                db,
+                &keys,
+                &self.world.regions,
+                Expect {
+                    ledger: Some(&ledger),
+                    totals: Some(self.world.totals),
+                    quiet: true,
+                },
+            )
+            .await?;
         }
         Ok(())
     }

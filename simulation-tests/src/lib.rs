@@ -6,21 +6,20 @@
 //! `/dev/shm`), and lets bots, edges and region processors work through the real layer (T1, T2,
 //! leases, the change log) and the edge's real I/O-free session core (`sekai_edge::session`:
 //! subscriber, outbox, input gate) while a seeded scheduler interleaves their transactions and
-//! injects faults. Once quiet, [`checks`] verifies the world's invariants. The same seed always yields
-//! the same trace hash.
+//! injects faults. Frames and acknowledgements are checked online as they happen, and once quiet
+//! the world is checked whole, both by the layer's one checker (`sekai_layer::world::audit`). The
+//! same seed always yields the same trace hash.
 //!
 //! - [`sim_db`]: the KV wrapper that turns every database call into a scheduling point;
 //! - [`world_setup`], [`bot`], [`client`], [`edge`], [`edge_ops`], [`processor_node`],
 //!   [`tasks`]: the simulated actors;
 //! - [`sim`]: the scheduler, the faults and the quiet phase;
-//! - [`checks`]: the invariants, generic over the KV contract;
 //! - [`runner`]: many seeds on all cores, and the report;
 //! - `fdb_workload` (feature `fdb-sim`): the same workload inside FoundationDB's simulator.
 
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 pub mod bot;
-pub mod checks;
 pub mod client;
 pub mod config;
 pub mod edge;

@@ -3,7 +3,7 @@
 //! Invariant: pages continue from `RangeOption::next_range`, so every pair in the range is
 //! returned exactly once, in key order, all at the transaction's one read version. Use it for
 //! ranges known to be small enough for one transaction (5 s, 10 MB); longer scans page across
-//! transactions from a continuation instead (`world::audit::scan`).
+//! transactions from a continuation instead.
 
 use super::options::{KeyValue, RangeOption};
 use super::traits::Transaction;

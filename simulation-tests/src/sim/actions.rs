@@ -14,7 +14,6 @@ use sekai_layer::world::model::Input;
 use sekai_schema::RegionId;
 
 use super::Simulation;
-use crate::checks::Violation;
 use crate::client::Link;
 use crate::config::PlantedBug;
 use crate::edge::{Delivery, Phase, Session};
@@ -24,6 +23,7 @@ use crate::processor_node::{assign_every_us, idle_renew_us, Life, Step};
 use crate::tasks::{Owner, Task};
 use crate::trace::Event;
 use sekai_edge::fanout::core::PlantedFanoutBug;
+use sekai_layer::world::audit::Violation;
 
 /// How long a bot thinks between inputs, in µs.
 const THINK_US: std::ops::Range<u64> = 20_000..120_000;
@@ -385,6 +385,9 @@ impl Simulation {
         let player = self.clients[c].player;
         for seq in acks {
             self.record(Event::InputAcked { player, seq });
+            if let Err(violation) = self.online.on_ack(player, seq, &self.ledger) {
+                self.fail(violation);
+            }
             self.clients[c].receive_ack(seq);
             self.ledger.acked.insert((player, seq));
         }

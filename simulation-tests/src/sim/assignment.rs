@@ -12,7 +12,7 @@ use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::lease;
 
 use super::Simulation;
-use crate::checks::Violation;
+use sekai_layer::world::audit::Violation;
 
 /// Name of the one-processor check.
 pub const ONE_PROCESSOR: &str = "every region has exactly one live processor";

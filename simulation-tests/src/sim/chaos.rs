@@ -14,11 +14,11 @@ use rand::Rng;
 use sekai_schema::RegionId;
 
 use super::Simulation;
-use crate::checks::{check_durable, Violation};
 use crate::client::Link;
 use crate::faults::FaultKind;
 use crate::tasks::Owner;
 use crate::trace::Event;
+use sekai_layer::world::audit::{check_durable, Violation};
 
 /// µs in a millisecond.
 const MS: u64 = 1_000;

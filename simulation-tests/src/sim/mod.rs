@@ -27,7 +27,6 @@ use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::FaultCounts;
 use sekai_schema::{RegionId, WorldKeys};
 
-use crate::checks::{Ledger, Violation, WorldSummary};
 use crate::client::Client;
 use crate::config::SimConfig;
 use crate::edge::Edge;
@@ -37,6 +36,7 @@ use crate::processor_node::ProcessorNode;
 use crate::tasks::Task;
 use crate::trace::{Event, Trace};
 use crate::world_setup::WorldSpec;
+use sekai_layer::world::audit::{Ledger, OnlineAudit, Violation, WorldSummary};
 
 /// Longest virtual time a step that did something takes (one KV call), in µs.
 const MAX_BUSY_STEP_US: u64 = 400;
@@ -106,6 +106,8 @@ pub(crate) struct Simulation {
     clients: Vec<Client>,
     tasks: Vec<Task>,
     ledger: Ledger,
+    /// The layer's online checker: every committed frame and every ack, as it happens.
+    online: OnlineAudit,
     trace: Trace,
     tally: FaultTally,
     engine_counts: FaultCounts,
@@ -176,6 +178,7 @@ impl Simulation {
             clients,
             tasks: Vec::new(),
             ledger: Ledger::default(),
+            online: OnlineAudit::new(),
             trace,
             tally: FaultTally::default(),
             engine_counts,

@@ -12,12 +12,12 @@ use sekai_layer::world::error::WorldError;
 use sekai_schema::RegionId;
 
 use super::Simulation;
-use crate::checks::Violation;
 use crate::edge::Phase;
 use crate::faults::FaultKind;
 use crate::processor_node::Step;
 use crate::tasks::{Owner, TaskOutput};
 use crate::trace::Event;
+use sekai_layer::world::audit::Violation;
 
 /// How long a node that left stays away, in µs.
 const LEAVE_DOWN_US: std::ops::Range<u64> = 100_000..2_000_000;
@@ -129,6 +129,12 @@ impl Simulation {
             Ok(Ok(frame)) => {
                 p.wake = true;
                 let record = frame.record;
+                if let Err(violation) =
+                    self.online
+                        .on_frame(record.region, record.frame, &record.inputs)
+                {
+                    self.fail(violation);
+                }
                 self.ledger
                     .frames
                     .insert((record.region, record.frame), record.inputs.clone());

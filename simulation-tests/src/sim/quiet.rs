@@ -9,10 +9,12 @@
 //! lost wake-up shows up as a liveness violation or a mirror mismatch.
 
 use super::Simulation;
-use crate::checks::{check_durable, check_mirror, check_world, scan, Violation, WorldSummary};
 use crate::client::Link;
 use crate::edge::Phase;
 use crate::trace::Event;
+use sekai_layer::world::audit::{
+    check_durable, check_mirror, check_world, scan, Expect, Violation, WorldSummary,
+};
 
 /// Virtual time the quiet phase may take before the run is declared stuck, in µs.
 const QUIET_BUDGET_US: u64 = 120_000_000;
@@ -163,14 +165,12 @@ impl Simulation {
             .db()
             .map_err(|e| Violation::new("engine open", e.to_string()))?
             .inner();
-        let summary = check_world(
-            db,
-            &self.keys,
-            &self.world.regions,
-            &self.ledger,
-            self.world.totals,
-        )
-        .await?;
+        let expect = Expect {
+            ledger: Some(&self.ledger),
+            totals: Some(self.world.totals),
+            quiet: true,
+        };
+        let summary = check_world(db, &self.keys, &self.world.regions, expect).await?;
         for (i, client) in self.clients.iter().enumerate() {
             check_mirror(db, &self.keys, i, &client.area, client.mirror()).await?;
         }
