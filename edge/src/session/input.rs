@@ -168,6 +168,10 @@ impl InputGate {
             });
         }
         self.admitted = seq;
+        debug_assert!(
+            self.durable < self.admitted,
+            "admitted runs ahead of durable"
+        );
         if self.digests.len() == DIGEST_WINDOW {
             self.digests.pop_front();
         }
@@ -179,6 +183,10 @@ impl InputGate {
     pub fn stored(&mut self, seq: u64) {
         debug_assert!(seq <= self.admitted, "stored a seq that was never admitted");
         self.durable = self.durable.max(seq);
+        debug_assert!(
+            self.durable <= self.admitted,
+            "only admitted seqs become durable"
+        );
     }
 
     /// T1 failed: the session refuses further inputs.

@@ -124,7 +124,12 @@ impl Outbox {
     pub fn pop(&mut self) -> Option<Outbound> {
         let item = self.queue.pop_front()?;
         if let Outbound::Delta { delta, .. } = &item {
-            self.delta_bytes = self.delta_bytes.saturating_sub(delta_size(delta));
+            let size = delta_size(delta);
+            debug_assert!(
+                self.delta_bytes >= size,
+                "queued bytes count every queued delta"
+            );
+            self.delta_bytes -= size.min(self.delta_bytes);
         }
         Some(item)
     }

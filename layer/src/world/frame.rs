@@ -308,8 +308,13 @@ async fn forward_strays<T: Transaction>(
         };
         match region {
             Some(region) if region != hot.state.region => {
+                // One user version per forwarded input: at most MAX_INPUTS_PER_FRAME of them.
+                debug_assert!(
+                    user_version < u16::MAX,
+                    "forwarded inputs exceed a user version"
+                );
                 inbox::submit_input(trx, keys, region, &input, user_version);
-                user_version = user_version.saturating_add(1);
+                user_version += 1;
             }
             _ => stay.push(input),
         }
