@@ -22,9 +22,12 @@
 //! - acknowledgements are queued only after T1 committed (or for seqs the gate knows durable).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sekai_edge::session::{Admission, InputError, InputGate, InputLimits, Subscriber};
+use sekai_edge::session::{
+    Admission, AvatarLocation, InputError, InputGate, InputLimits, Subscriber,
+};
 use sekai_layer::world::inbox::{action_digest, DurableSeq};
 use sekai_layer::world::model::{Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId};
@@ -74,6 +77,9 @@ pub struct Session {
     pub phase: Phase,
     /// The subscription: filter, cursor, seen set and outbox (the real session core).
     pub subscriber: Subscriber,
+    /// Where T1 routes the player's inputs (the shipped `AvatarLocation`, kept current by the
+    /// subscriber's deltas, set by the login).
+    pub location: Arc<AvatarLocation>,
     /// Input admission (the real session core); `None` until the login read the player's
     /// durable record (the shipped `ensure_avatar`).
     pub gate: Option<InputGate>,
@@ -120,12 +126,16 @@ impl Session {
             Some(from) => Phase::Resuming(from),
             None => Phase::Snapshotting,
         };
+        let guess = sekai_schema::geometry::region_of(&area.center);
+        let location = Arc::new(AvatarLocation::new(avatar, guess));
         Self {
             client,
             player,
             avatar,
             phase,
-            subscriber: Subscriber::new(player, area, delivery.budget),
+            subscriber: Subscriber::new(player, area, delivery.budget)
+                .with_avatar(location.clone()),
+            location,
             gate: None,
             inputs: VecDeque::new(),
             probes: BTreeSet::new(),
@@ -200,8 +210,10 @@ impl Session {
         hand_over(&mut self.subscriber, &regions, commits);
     }
 
-    /// The login's answer: the player's durable record opens the gate at virtual time `now`.
-    pub fn logged_in(&mut self, durable: DurableSeq, now: Duration) {
+    /// The login's answer: the avatar's region sets where T1 routes, and the player's durable
+    /// record opens the gate at virtual time `now`.
+    pub fn logged_in(&mut self, avatar: &Entity, durable: DurableSeq, now: Duration) {
+        self.location.set_region(avatar.region());
         self.gate = Some(InputGate::new(durable, InputLimits::default(), now));
     }
 

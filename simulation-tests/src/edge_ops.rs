@@ -3,11 +3,10 @@
 //! engine and inside FoundationDB's simulator.
 //!
 //! Invariants:
-//! - T1 routes an input to the inbox of the region its avatar is in, read **serializably in the
-//!   same transaction** as the append: if a frame moves the avatar before T1 commits, T1 conflicts
-//!   and re-routes. (Routing from a separate read could let seq n+1 reach the new region and be
-//!   applied before seq n in the old one, which the per-player applied seq would then drop
-//!   silently. A planted variant of that was not caught in 400 seeds: the window is narrow.)
+//! - T1 routes as the edge does: to the avatar's last known region (updated from the deltas the
+//!   session's subscriber sees, re-read when the rules proved it wrong); an input that reaches
+//!   the wrong region is forwarded by that region's frame, and a frame applies a player's seq
+//!   only after the one before it, so a late forward is waited for, never skipped;
 //! - a snapshot is read at one read version; its cursor is `(read version, 0xFFFF)`, so the
 //!   change log after it holds exactly the commits the snapshot does not show; the simulated
 //!   edge takes it through the shipped region cache, which serves a region only at the head read
@@ -28,13 +27,15 @@ use sekai_cache::RegionCache;
 
 use sekai_edge::fanout::core::{Commits, FanoutCore, RegionCursor};
 use sekai_edge::fanout::{read_region, FanoutConfig};
-use sekai_layer::kv::{run, Database, FdbError, FdbResult, Transaction};
+use sekai_edge::server::t1_region;
+use sekai_edge::session::AvatarLocation;
+use sekai_layer::kv::{run, Database, FdbResult, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
-use sekai_layer::world::inbox::submit_input;
+use sekai_layer::world::inbox::submit_batch;
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::query::entities_in_area;
-use sekai_layer::world::store::{get_entity, region_head};
+use sekai_layer::world::store::region_head;
 use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
 
 /// A pending watch (fires, or fails, once its key changes).
@@ -54,28 +55,19 @@ pub fn snapshot_cursor(read_version: i64) -> [u8; 10] {
     stamp
 }
 
-fn missing_avatar() -> WorldError {
-    WorldError::Fdb(FdbError::from_code(
-        sekai_layer::kv::codes::CLIENT_INVALID_OPERATION,
-    ))
-}
-
-/// T1 with routing: appends `input` to the inbox of the region `avatar` is in; returns it.
+/// T1 as the edge ships it: the region from the session's [`AvatarLocation`] (the shipped
+/// `t1_region`: the last known region, re-read when proven stale), then the shipped batch
+/// append (`inbox::submit_batch`, here a batch of one). A wrong guess is forwarded by the
+/// frame of the region it reached.
 pub async fn route_and_submit<D: Database>(
     db: &D,
     keys: &WorldKeys,
-    avatar: EntityId,
+    location: &AvatarLocation,
     input: &Input,
 ) -> Result<RegionId, WorldError> {
-    run(db, |trx, _| async move {
-        let entity = get_entity(&trx, keys, avatar, false)
-            .await?
-            .ok_or_else(missing_avatar)?;
-        let region = entity.region();
-        submit_input(&trx, keys, region, input, 0);
-        Ok(region)
-    })
-    .await
+    let region = t1_region(db, keys, location).await;
+    submit_batch(db, keys, &[(region, input.clone())]).await?;
+    Ok(region)
 }
 
 /// The entities in `area` and the cursor after them.

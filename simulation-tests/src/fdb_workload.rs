@@ -211,7 +211,7 @@ impl SekaiWorkload {
         let client = &mut self.clients[c];
         let input = client.next_input(&mut self.rng, &self.world.resources);
         self.ledger.sent.insert(input.player, input.seq);
-        route_and_submit(db, keys, client.bot.avatar, &input).await?;
+        route_and_submit(db, keys, &self.sessions[c].location, &input).await?;
         client.receive_ack(input.seq);
         self.ledger.acked.insert((input.player, input.seq));
         Ok(())

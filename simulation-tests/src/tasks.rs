@@ -7,15 +7,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use sekai_edge::fanout::core::FanoutCore;
-use sekai_edge::server::ensure_avatar;
+use sekai_edge::server::{ensure_avatar, LoginState};
+use sekai_edge::session::AvatarLocation;
 use sekai_layer::world::assign::{survey, View};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
-use sekai_layer::world::inbox::DurableSeq;
 use sekai_layer::world::lease::{acquire, release, Lease};
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::nodes::{leave, Roles};
@@ -73,7 +74,7 @@ pub enum TaskOutput {
         result: Result<RegionId, WorldError>,
     },
     /// A login: the player's durable record.
-    LoggedIn(Result<DurableSeq, WorldError>),
+    LoggedIn(Result<LoginState, WorldError>),
     /// A snapshot of the session's area.
     Snapshot(Result<(Vec<Entity>, [u8; 10]), WorldError>),
     /// A catch-up read.
@@ -158,15 +159,21 @@ impl Task {
         })
     }
 
-    /// T1 of `input` for the player of `avatar`.
-    pub fn store(db: Db, keys: WorldKeys, owner: Owner, avatar: EntityId, input: Input) -> Self {
+    /// T1 of `input`, routed by the session's avatar location.
+    pub fn store(
+        db: Db,
+        keys: WorldKeys,
+        owner: Owner,
+        location: Arc<AvatarLocation>,
+        input: Input,
+    ) -> Self {
         Self::new(owner, async move {
-            let result = route_and_submit(&db, &keys, avatar, &input).await;
+            let result = route_and_submit(&db, &keys, &location, &input).await;
             TaskOutput::Stored { input, result }
         })
     }
 
-    /// The shipped login of `player` (whose avatar exists): its durable record.
+    /// The shipped login of `player` (whose avatar exists): its avatar and durable record.
     pub fn login(
         db: Db,
         keys: WorldKeys,
@@ -175,9 +182,7 @@ impl Task {
         avatar: EntityId,
     ) -> Self {
         Self::new(owner, async move {
-            let result = ensure_avatar(&db, &keys, player, Vec3::new(0.0, 0.0, 0.0), avatar)
-                .await
-                .map(|state| state.durable);
+            let result = ensure_avatar(&db, &keys, player, Vec3::new(0.0, 0.0, 0.0), avatar).await;
             TaskOutput::LoggedIn(result)
         })
     }

@@ -16,7 +16,9 @@ use sekai_layer::world::model::{Change, Entity, EntityKind, Inventory};
 use sekai_layer::world::players::{avatar_of, bind_avatar};
 use sekai_layer::world::store::get_entity;
 use sekai_layer::world::write::write_entities;
-use sekai_schema::{EntityId, PlayerId, Vec3, WorldKeys};
+use sekai_schema::{EntityId, PlayerId, RegionId, Vec3, WorldKeys};
+
+use crate::session::AvatarLocation;
 
 /// Hit points of a new avatar.
 pub const AVATAR_HP: u32 = 100;
@@ -79,4 +81,23 @@ pub async fn read_avatar<D: Database>(
         get_entity(&trx, keys, id, true).await
     })
     .await
+}
+
+/// The region an input of the avatar at `location` goes to (T1's routing): the last known one,
+/// re-read from the database when the rules proved it wrong. A wrong guess costs a forward (the
+/// frame of the region the input reached sends it on, `frame::forward_strays`), never an
+/// input: the frame that applies it waits for its player's earlier seqs.
+pub async fn t1_region<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    location: &AvatarLocation,
+) -> RegionId {
+    if location.is_stale() {
+        match read_avatar(db, keys, location.id()).await {
+            Ok(Some(avatar)) => location.set_region(avatar.region()),
+            Ok(None) => tracing::warn!(avatar = ?location.id(), "avatar no longer exists"),
+            Err(error) => tracing::warn!(avatar = ?location.id(), %error, "avatar lookup failed"),
+        }
+    }
+    location.region()
 }

@@ -29,7 +29,7 @@ use sekai_schema::edge_capnp::gateway;
 use sekai_schema::{PlayerId, Vec3, WorldKeys};
 use tokio::sync::mpsc;
 
-pub use login::{ensure_avatar, LoginState};
+pub use login::{ensure_avatar, t1_region, LoginState};
 
 use crate::fanout::{Fanout, FanoutConfig};
 use crate::session::InputLimits;

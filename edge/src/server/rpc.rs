@@ -26,7 +26,7 @@ use sekai_schema::edge_capnp::{avatar, gateway, session, subscription};
 use sekai_schema::{Area, PlayerId};
 
 use super::inputs::SessionMark;
-use super::login::{ensure_avatar, read_avatar};
+use super::login::{ensure_avatar, t1_region};
 use super::push::push;
 use super::{EdgeContext, GaugeGuard};
 use crate::fanout::{Slot, Start};
@@ -198,14 +198,7 @@ pub struct Avatar<D: Database> {
 impl<D: Database> Avatar<D> {
     /// The region to send T1 to: the last known one, re-read when proven stale.
     async fn region(&self) -> sekai_schema::RegionId {
-        if self.location.is_stale() {
-            match read_avatar(&self.ctx.db, &self.ctx.keys, self.location.id()).await {
-                Ok(Some(avatar)) => self.location.set_region(avatar.region()),
-                Ok(None) => tracing::warn!(player = self.player, "avatar no longer exists"),
-                Err(error) => tracing::warn!(player = self.player, %error, "avatar lookup failed"),
-            }
-        }
-        self.location.region()
+        t1_region(&self.ctx.db, &self.ctx.keys, &self.location).await
     }
 }
 

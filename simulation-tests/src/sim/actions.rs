@@ -468,7 +468,8 @@ impl Simulation {
             edge: e,
             session: s,
         };
-        let task = Task::store(db, self.keys.clone(), owner, session.avatar, input);
+        let location = session.location.clone();
+        let task = Task::store(db, self.keys.clone(), owner, location, input);
         self.tasks.push(task);
     }
 

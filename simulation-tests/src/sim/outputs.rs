@@ -202,10 +202,11 @@ impl Simulation {
             TaskOutput::LoggedIn(result) => {
                 session.storing = false;
                 match result {
-                    Ok(durable) => {
-                        session.logged_in(durable, std::time::Duration::from_micros(self.now));
+                    Ok(state) => {
+                        let now = std::time::Duration::from_micros(self.now);
+                        session.logged_in(&state.avatar, state.durable, now);
                         if !closed {
-                            login = Some((session.client, durable.seq));
+                            login = Some((session.client, state.durable.seq));
                         }
                         None
                     }
