@@ -1,7 +1,9 @@
 //! T2, `ProcessInputsAndUpdateWorld`: one frame of one region in one transaction.
 //!
 //! Invariants:
-//! - the frame reads the lease (and renews it when it applies inputs, or when the lease is due),
+//! - the frame reads the lease serializably (so a takeover fails it with a conflict) and
+//!   renews it only when it is due: a lease key rewritten by every frame would pile up versions
+//!   that every scan of the leases (`lease::snapshot_all`, each node's survey) walks through; it
 //!   reads the pending inputs, the region version and the last frame number serializably, so a
 //!   concurrent takeover, external write or second processor fails it with a conflict; an idle
 //!   frame that clears nothing and renews nothing is read-only and costs no fsync;
@@ -195,7 +197,9 @@ pub async fn process_frame<T: Transaction>(
             trx.watch(&keys.inbox_signal(region)),
         )));
     }
-    checked.renew(trx, keys, region);
+    if checked.is_due() {
+        checked.renew(trx, keys, region);
+    }
     let frame = last_frame(trx, keys, region).await? + 1;
     let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;
