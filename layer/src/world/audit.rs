@@ -2,7 +2,8 @@
 //!
 //! Each check scans in pages across transactions (so it works on large worlds) and returns the
 //! violations it found as text; an empty list means the invariant holds:
-//! - frame numbers of a region are 1, 2, 3, … with no gap;
+//! - frame numbers of a region are 1, 2, 3, … with no gap; once the processor has trimmed the
+//!   oldest records (`trim::FrameTrimmer`) the stored ones are n, n + 1, … up to the last frame;
 //! - the spatial index and the entities agree: every entity has exactly the spatial entry and
 //!   reverse entry its position says, and no index entry points at nothing;
 //! - resource totals (for the conservation law of `rules`) over every stored entity.
@@ -57,7 +58,9 @@ pub async fn world_resources<D: Database>(
     Ok(resource_totals(all_entities(db, keys).await?.values()))
 }
 
-/// Gaps or repeats in `region`'s frame numbers.
+/// Gaps or repeats in `region`'s frame numbers: the stored records must be numbered
+/// consecutively up to the last frame, from 1, or from where trimming left them (a prefix that
+/// was trimmed is no gap).
 pub async fn frame_gaps<D: Database>(
     db: &D,
     keys: &WorldKeys,
@@ -65,10 +68,11 @@ pub async fn frame_gaps<D: Database>(
 ) -> Result<Vec<String>, WorldError> {
     let (begin, end) = keys.frame_range(region);
     let mut problems = Vec::new();
+    let mut first = None;
     for (index, kv) in scan(db, begin, end).await?.iter().enumerate() {
         let (_, number) = keys.decode_frame(&kv.key)?;
         let record = decode_frame_record(&kv.value)?;
-        let expected = index as u64 + 1;
+        let expected = *first.get_or_insert(number.max(1)) + index as u64;
         if number != expected || record.frame != number {
             problems.push(format!(
                 "region {region}: frame key {number} (record {}) where {expected} was due",
