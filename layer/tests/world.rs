@@ -544,3 +544,128 @@ async fn an_input_routed_to_the_old_region_is_forwarded_to_the_avatar() {
         .position;
     assert_eq!(at.x, 261.0);
 }
+
+#[tokio::test]
+async fn the_frame_trimmer_keeps_the_newest_frames_a_page_at_a_time() {
+    use sekai_layer::world::audit::frames::check_frames;
+    use sekai_layer::world::audit::{check_world, Expect};
+    use sekai_layer::world::model::Change;
+    use sekai_layer::world::query::{changelog_after, changelog_floor};
+    use sekai_layer::world::trim::FrameTrimmer;
+    use sekai_layer::world::write::write_entities;
+
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    place_avatar(&db, &keys, 1, Vec3::new(10.0, 0.0, 10.0)).await;
+    let mut hot = HotRegion::new(region);
+    for seq in 1..=30u64 {
+        let to = Vec3::new(10.0 + (seq % 2) as f32, 0.0, 10.0);
+        let input = Input {
+            player: 1,
+            seq,
+            action: Action::Move { to },
+        };
+        inbox::submit(&db, &keys, region, &input).await.unwrap();
+        assert_eq!(drain_with(&db, &keys, region, 7, &mut hot).await, 1);
+        if seq % 10 == 5 {
+            // A service write between frames: a change-log entry outside any frame.
+            let rock = Entity {
+                id: EntityId::from_u128(500 + u128::from(seq)),
+                kind: EntityKind::Rock,
+                hp: 2,
+                position: Vec3::new(40.0, 0.0, 40.0 + seq as f32),
+                inventory: Inventory::default(),
+                owner: 0,
+            };
+            run(&db, |trx, _| {
+                let (keys, rock) = (keys.clone(), rock.clone());
+                async move { write_entities(&trx, &keys, &[Change::Upsert(rock)]).await }
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let trx = db.create_trx().unwrap();
+    let (before, _) = changelog_after(&trx, &keys, region, None, 1_000, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.len(),
+        34,
+        "30 frames, 3 service writes and the avatar's creation"
+    );
+
+    // Keep 10 frames: everything up to frame 20 goes, 4 entries per transaction, 2 per call.
+    let mut trimmer = FrameTrimmer::new(10, 4, 2);
+    let mut calls = Vec::new();
+    loop {
+        let cleared = trimmer.trim(&db, &keys, region, 30).await.unwrap();
+        if cleared == 0 {
+            break;
+        }
+        assert!(cleared <= 8, "a call clears at most steps x page entries");
+        calls.push(cleared);
+    }
+    assert!(
+        calls.len() >= 3,
+        "the backlog drained over several calls: {calls:?}"
+    );
+    let first_kept = before
+        .iter()
+        .position(|(_, d)| d.frame > 20)
+        .expect("frame 21 is logged");
+    assert_eq!(calls.iter().sum::<usize>(), first_kept);
+
+    let trx = db.create_trx().unwrap();
+    let (kept, _) = changelog_after(&trx, &keys, region, None, 1_000, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        before[first_kept..].to_vec(),
+        "the newest 10 frames' entries remain"
+    );
+    let floor = changelog_floor(&trx, &keys, region).await.unwrap().unwrap();
+    assert_eq!(
+        floor,
+        before[first_kept - 1].0,
+        "the floor is the last cleared entry"
+    );
+    let numbers: Vec<u64> = frames(&trx, &keys, region, 0, 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.frame)
+        .collect();
+    assert_eq!(
+        numbers,
+        (21..=30).collect::<Vec<_>>(),
+        "frame records of frames 1..=20 cleared"
+    );
+    check_frames(&trx, &keys, region)
+        .await
+        .expect("a trimmed prefix is no gap");
+    let expect = Expect {
+        quiet: true,
+        ..Expect::default()
+    };
+    check_world(&db, &keys, &[region], expect)
+        .await
+        .expect("the trimmed log still matches the kept frame records");
+
+    // A new trimmer (a takeover) finds where the records stand; a hole is still a gap.
+    let mut again = FrameTrimmer::new(10, 4, 2);
+    assert_eq!(again.trim(&db, &keys, region, 30).await.unwrap(), 0);
+    run(&db, |trx, _| {
+        let keys = keys.clone();
+        async move {
+            trx.clear(&keys.frame(region, 25));
+            Ok::<_, sekai_layer::kv::FdbError>(())
+        }
+    })
+    .await
+    .unwrap();
+    let trx = db.create_trx().unwrap();
+    assert!(check_frames(&trx, &keys, region).await.is_err());
+}

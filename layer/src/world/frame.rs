@@ -24,7 +24,11 @@
 //! - frame numbers of a region go up by exactly one: frame n+1 is written by the transaction that
 //!   read n as the last frame record;
 //! - the hot state is used only when the region version read inside this transaction equals the
-//!   one it was loaded at; any failed attempt discards it (it may hold uncommitted changes).
+//!   one it was loaded at; any failed attempt discards it (it may hold uncommitted changes);
+//! - the hot tier's avatar index always describes its entities: it is rebuilt whenever the
+//!   entities are (re)loaded and follows every frame's changes (`AvatarIndex::apply`), so a frame
+//!   never scans the region's entities to find avatars (checked by `debug_assert!` after every
+//!   frame); a hot tier that is current is never reloaded, however many entities it holds.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -36,7 +40,7 @@ use super::codec::{decode_input, encode_delta, encode_frame_record};
 use super::error::WorldError;
 use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
-use super::rules::{apply_frame, departs, RegionState};
+use super::rules::{apply_frame_indexed, departs, AvatarIndex, RegionState};
 use super::{inbox, players, store};
 use crate::kv::{key_after, FdbResult, MutationType, RangeOption, Transaction};
 
@@ -51,6 +55,8 @@ pub const MAX_APPLIED_PER_FRAME: usize = 256;
 pub struct HotRegion {
     /// The region's entities.
     pub state: RegionState,
+    /// The avatars of `state`, indexed (rebuilt on load, then kept up to date frame by frame).
+    avatars: AvatarIndex,
     loaded_at: Option<u64>,
     /// Where the next inbox scan starts: every entry before it was consumed or is in
     /// `waiting`. Scanning from the inbox's start would walk the deletion markers of every
@@ -71,6 +77,7 @@ impl HotRegion {
                 region,
                 entities: BTreeMap::new(),
             },
+            avatars: AvatarIndex::default(),
             loaded_at: None,
             inbox_from: None,
             waiting: BTreeMap::new(),
@@ -201,8 +208,10 @@ pub async fn process_frame<T: Transaction>(
         checked.renew(trx, keys, region);
     }
     let frame = last_frame(trx, keys, region).await? + 1;
-    let (outcomes, changes) = apply_frame(&mut hot.state, &inputs, new_id);
+    let (outcomes, changes) = apply_frame_indexed(&mut hot.state, &hot.avatars, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;
+    hot.avatars.apply(&hot.state, &changes);
+    debug_assert_eq!(hot.avatars.to_map(), hot.state.avatars());
     for input in &inputs {
         trx.set(&keys.applied(input.player), &input.seq.to_le_bytes());
     }
@@ -251,6 +260,7 @@ async fn ensure_hot<T: Transaction>(
         return Ok(());
     }
     hot.state.entities = load_region(trx, keys, region).await?;
+    hot.avatars = AvatarIndex::new(&hot.state);
     hot.loaded_at = Some(version);
     tracing::debug!(%region, entities = hot.state.entities.len(), "hot region loaded");
     Ok(())
@@ -293,12 +303,11 @@ async fn forward_strays<T: Transaction>(
     hot: &HotRegion,
     inputs: Vec<Input>,
 ) -> Result<Vec<Input>, WorldError> {
-    let here = hot.state.avatars();
     let mut whereabouts: BTreeMap<PlayerId, Option<RegionId>> = BTreeMap::new();
     let mut stay = Vec::with_capacity(inputs.len());
     let mut user_version: u16 = 0;
     for input in inputs {
-        if here.contains_key(&input.player) {
+        if hot.avatars.get(input.player).is_some() {
             stay.push(input);
             continue;
         }

@@ -7,8 +7,12 @@
 //!   appended after that read always wakes it;
 //! - a failed frame attempt discards the hot tier before retrying; nothing in the loop depends on
 //!   this task staying alive: another processor takes over after the lease expires;
-//! - every `TRIM_EVERY_FRAMES` frames it trims its change log to the newest `CHANGELOG_KEEP`
-//!   entries.
+//! - every `TRIM_EVERY_FRAMES` frames it trims the change-log entries and frame records of
+//!   frames older than the newest `FRAMES_KEEP` (`trim::FrameTrimmer`): at most `TRIM_STEPS`
+//!   transactions of at most `TRIM_PAGE` entries each, so a trim's cost, and the stall it adds to
+//!   the region's frames, does not grow with the region's history (counting the newest entries,
+//!   as `trim::trim_keeping` does, read all of them every time: a stall that grew for as long as
+//!   the log did).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,16 +26,23 @@ use super::error::WorldError;
 use super::frame::{process_frame, FrameStep, HotRegion};
 use super::lease::{self, Lease};
 use super::model::{Delta, FrameRecord};
-use super::trim::trim_keeping;
+use super::trim::FrameTrimmer;
 use crate::kv::{Database, Transaction};
 use crate::telemetry;
 
 /// How long an idle processor waits before renewing its lease.
 pub const IDLE_RENEW: Duration = Duration::from_millis(500);
 
-/// Change-log entries a region keeps; older ones are trimmed (resuming past them needs a
-/// snapshot).
-pub const CHANGELOG_KEEP: usize = 100_000;
+/// Frames whose change-log entries and frame records a region keeps; older ones are trimmed
+/// (resuming past them needs a snapshot; `query::frames` no longer finds them).
+pub const FRAMES_KEEP: u64 = 100_000;
+
+/// The most change-log entries (and the most frame records) one trim transaction clears.
+pub const TRIM_PAGE: usize = 1_024;
+
+/// The most trim transactions after one frame: with [`TRIM_PAGE`], enough to clear several times
+/// what [`TRIM_EVERY_FRAMES`] frames append, so a backlog drains.
+pub const TRIM_STEPS: usize = 4;
 
 /// Frames between two trims of the change log.
 pub const TRIM_EVERY_FRAMES: u64 = 1_024;
@@ -169,13 +180,15 @@ pub async fn hold_region<D: Database>(
 ) {
     tracing::info!(%region, epoch = lease.epoch, "processor holds the lease");
     let mut hot = HotRegion::new(region);
+    let mut trimmer = FrameTrimmer::new(FRAMES_KEEP, TRIM_PAGE, TRIM_STEPS);
     while !stop.load(Ordering::Relaxed) {
         match run_frame(db, keys, &lease, &mut hot, new_id, stats).await {
             Ok(Ok(frame)) => {
                 on_frame(&frame);
                 if frame.record.frame.is_multiple_of(TRIM_EVERY_FRAMES) {
-                    if let Err(error) = trim_keeping(db, keys, region, CHANGELOG_KEEP).await {
-                        tracing::warn!(%region, %error, "change-log trim failed");
+                    let newest = frame.record.frame;
+                    if let Err(error) = trimmer.trim(db, keys, region, newest).await {
+                        tracing::warn!(%region, %error, "trim failed");
                     }
                 }
             }

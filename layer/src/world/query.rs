@@ -97,7 +97,8 @@ pub async fn changelog_floor<T: Transaction>(
         .and_then(|v| v.try_into().ok()))
 }
 
-/// Frame records of `region` from frame `from` on, at most `limit`.
+/// Frame records of `region` from frame `from` on, at most `limit`. The processor keeps the
+/// records of the newest `processor::FRAMES_KEEP` frames; older ones may be trimmed.
 pub async fn frames<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,

@@ -133,10 +133,88 @@ impl RegionState {
 
     /// Avatars that belong to a player (owner 0 is nobody), in id order.
     fn owned_avatars(&self) -> impl Iterator<Item = &Entity> {
-        self.entities
-            .values()
-            .filter(|e| e.kind == EntityKind::PlayerAvatar && e.owner != 0)
+        self.entities.values().filter(|e| is_owned_avatar(e))
     }
+}
+
+/// An index of the avatars of a region's players, kept beside [`RegionState::entities`] so a
+/// frame finds avatars without scanning every entity (walls and items accumulate as players
+/// build; [`RegionState::avatars`] is linear in them).
+///
+/// Invariant: after [`AvatarIndex::new`] over a state, and [`AvatarIndex::apply`] of every change
+/// the rules made to it since, [`AvatarIndex::to_map`] equals [`RegionState::avatars`] of that
+/// state (checked by `debug_assert!` in the processor and by tests). Whoever replaces the
+/// entities wholesale rebuilds the index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AvatarIndex {
+    /// Each player's avatars in the region, by id (the smallest is the player's avatar).
+    by_player: BTreeMap<PlayerId, std::collections::BTreeSet<EntityId>>,
+    /// The owner of each indexed avatar.
+    owner_of: BTreeMap<EntityId, PlayerId>,
+}
+
+impl AvatarIndex {
+    /// The index of every owned avatar in `state` (one linear scan).
+    pub fn new(state: &RegionState) -> Self {
+        let mut index = Self::default();
+        for avatar in state.owned_avatars() {
+            index.insert(avatar.owner, avatar.id);
+        }
+        index
+    }
+
+    /// `player`'s avatar (the smallest id if there are several), as [`RegionState::avatar_of`].
+    pub fn get(&self, player: PlayerId) -> Option<EntityId> {
+        self.by_player.get(&player)?.first().copied()
+    }
+
+    /// Every player's avatar, as [`RegionState::avatars`] returns them.
+    pub fn to_map(&self) -> BTreeMap<PlayerId, EntityId> {
+        self.by_player
+            .iter()
+            .filter_map(|(player, ids)| Some((*player, *ids.first()?)))
+            .collect()
+    }
+
+    /// Follows `changes`, made by the rules to `state` (which already holds their result): an
+    /// upserted avatar still in `state` is indexed under its owner, one that left (or was
+    /// removed) is dropped.
+    pub fn apply(&mut self, state: &RegionState, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Upsert(e) => {
+                    self.remove(e.id);
+                    let here = state.entities.get(&e.id);
+                    if let Some(e) = here.filter(|e| is_owned_avatar(e)) {
+                        self.insert(e.owner, e.id);
+                    }
+                }
+                Change::Remove(id) => self.remove(*id),
+            }
+        }
+    }
+
+    fn insert(&mut self, player: PlayerId, id: EntityId) {
+        self.by_player.entry(player).or_default().insert(id);
+        self.owner_of.insert(id, player);
+    }
+
+    fn remove(&mut self, id: EntityId) {
+        let Some(player) = self.owner_of.remove(&id) else {
+            return;
+        };
+        if let Some(ids) = self.by_player.get_mut(&player) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_player.remove(&player);
+            }
+        }
+    }
+}
+
+/// True for an avatar that belongs to a player (owner 0 is nobody).
+fn is_owned_avatar(e: &Entity) -> bool {
+    e.kind == EntityKind::PlayerAvatar && e.owner != 0
 }
 
 /// True when `change` moves an entity out of `region`: an upsert of an entity now in another
@@ -179,11 +257,23 @@ pub fn apply_frame(
     inputs: &[Input],
     new_id: &mut impl FnMut() -> EntityId,
 ) -> (Vec<Outcome>, Vec<Change>) {
-    let avatars = state.avatars();
+    let avatars = AvatarIndex::new(state);
+    apply_frame_indexed(state, &avatars, inputs, new_id)
+}
+
+/// [`apply_frame`] with the avatars looked up in `avatars`, an index of `state` as it is before
+/// the frame (see [`AvatarIndex`]): no scan of the region's entities. The caller brings the
+/// index up to date with [`AvatarIndex::apply`] of the returned changes.
+pub fn apply_frame_indexed(
+    state: &mut RegionState,
+    avatars: &AvatarIndex,
+    inputs: &[Input],
+    new_id: &mut impl FnMut() -> EntityId,
+) -> (Vec<Outcome>, Vec<Change>) {
     let mut outcomes = Vec::with_capacity(inputs.len());
     let mut changes = Vec::new();
     for input in inputs {
-        let avatar = avatars.get(&input.player).copied();
+        let avatar = avatars.get(input.player);
         let (outcome, mut applied) = apply_with_avatar(state, input, avatar, new_id);
         outcomes.push(outcome);
         changes.append(&mut applied);
@@ -901,6 +991,39 @@ mod tests {
         assert_eq!(avatar(&state).inventory.count(ItemKind::Wood), 1);
     }
 
+    #[test]
+    fn the_avatar_index_follows_departures_and_removals() {
+        let mut second = avatar_at(250.0, 100.0, 0, 0);
+        second.id = EntityId(9);
+        let mut stranger = avatar_at(50.0, 50.0, 0, 0);
+        stranger.id = EntityId(20);
+        stranger.owner = PLAYER + 1;
+        let mut state = state_with(0, 0, vec![second.clone(), stranger.clone()]);
+        let mut index = AvatarIndex::new(&state);
+        assert_eq!(index.get(PLAYER), Some(AVATAR), "the smallest id");
+        assert_eq!(index.to_map(), state.avatars());
+        // The player's first avatar walks out of the region: the second becomes its avatar.
+        state.entities.get_mut(&AVATAR).unwrap().position = Vec3::new(254.0, 0.0, 100.0);
+        let to = Vec3::new(262.0, 0.0, 100.0);
+        let inputs = [Input {
+            player: PLAYER,
+            seq: 1,
+            action: Action::Move { to },
+        }];
+        let (outcomes, changes) =
+            apply_frame_indexed(&mut state, &index, &inputs, &mut ids_from(1000));
+        assert!(outcomes[0].accepted);
+        assert!(changes.iter().any(|c| departs(REGION, c)));
+        index.apply(&state, &changes);
+        assert_eq!(index.get(PLAYER), Some(EntityId(9)));
+        assert_eq!(index.to_map(), state.avatars());
+        // A removal drops the stranger's avatar, and its player with it.
+        state.entities.remove(&stranger.id);
+        index.apply(&state, &[Change::Remove(stranger.id)]);
+        assert_eq!(index.get(PLAYER + 1), None);
+        assert_eq!(index.to_map(), state.avatars());
+    }
+
     /// Replays `changes` onto `entities` the way a delta's consumer does.
     fn replay(entities: &mut BTreeMap<EntityId, Entity>, region: RegionId, changes: &[Change]) {
         for change in changes {
@@ -1006,6 +1129,7 @@ mod tests {
         let initial = resource_totals(state.entities.values());
         let mut ids = ids_from(1 << 64);
         let mut accepted: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut index = AvatarIndex::new(&state);
         for frame in 0..300u64 {
             let inputs: Vec<Input> = (0..rng.gen_range(0..6))
                 .map(|i| {
@@ -1023,7 +1147,9 @@ mod tests {
                 })
                 .collect();
             let mut replayed = state.entities.clone();
-            let (outcomes, changes) = apply_frame(&mut state, &inputs, &mut ids);
+            let (outcomes, changes) = apply_frame_indexed(&mut state, &index, &inputs, &mut ids);
+            index.apply(&state, &changes);
+            assert_eq!(index.to_map(), state.avatars(), "seed {seed} frame {frame}");
             assert_eq!(outcomes.len(), inputs.len());
             for (input, outcome) in inputs.iter().zip(&outcomes) {
                 if outcome.accepted {

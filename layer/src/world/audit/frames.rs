@@ -105,44 +105,59 @@ pub(super) async fn check_frames_and_inputs<T: Transaction>(
 }
 
 /// The region's change-log frame deltas are its frame records, in order, with the same inputs;
-/// returns the inputs applied, with their commit stamps.
+/// returns the inputs applied, with their commit stamps. Trimming clears the oldest frames'
+/// records and log entries in bounded steps, so either may start later than the other: a log
+/// entry of a frame older than the first record, or a record older than the first log entry,
+/// is a trimmed prefix; from where both exist they must agree to the end.
 async fn check_log_matches<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     region: RegionId,
     records: &[FrameRecord],
 ) -> Result<Vec<([u8; 10], PlayerId, u64)>, Violation> {
+    let mismatch = |detail: String| Violation::new("change log matches frames", detail);
+    let first_record = records.first().map_or(u64::MAX, |r| r.frame);
     let mut applied = Vec::new();
-    let mut next = records.iter();
+    let mut logged: Option<(u64, u64)> = None; // first and last frame in the log
     for kv in scan(trx, keys.changelog_range(region)).await? {
         let (_, stamp) = keys.decode_changelog(&kv.key).map_err(WorldError::from)?;
         let delta = decode_delta(&kv.value).map_err(WorldError::from)?;
         if delta.frame == 0 {
             continue; // arrivals and service writes
         }
+        if let Some((_, last)) = logged.filter(|(_, last)| delta.frame != last + 1) {
+            return Err(mismatch(format!(
+                "region {region}: log holds frame {} after frame {last}",
+                delta.frame
+            )));
+        }
+        logged = Some((logged.map_or(delta.frame, |(first, _)| first), delta.frame));
         let inputs: Vec<(PlayerId, u64)> =
             delta.outcomes.iter().map(|o| (o.player, o.seq)).collect();
-        let record = next.next();
-        if record.map(|r| (r.frame, &r.inputs)) != Some((delta.frame, &inputs)) {
-            return Err(Violation::new(
-                "change log matches frames",
-                format!(
-                    "region {region}: log holds frame {} with {inputs:?} where the records \
-                     hold {:?}",
-                    delta.frame,
-                    record.map(|r| (r.frame, &r.inputs))
-                ),
-            ));
-        }
         let mut commit = [0u8; 10];
         commit.copy_from_slice(&stamp.as_bytes()[..10]);
-        applied.extend(inputs.into_iter().map(|(p, s)| (commit, p, s)));
+        applied.extend(inputs.iter().map(|(p, s)| (commit, *p, *s)));
+        if delta.frame < first_record {
+            continue; // its record was trimmed first
+        }
+        let record = records.get((delta.frame - first_record) as usize);
+        if record.map(|r| &r.inputs) != Some(&inputs) {
+            return Err(mismatch(format!(
+                "region {region}: log holds frame {} with {inputs:?}, the record {:?}",
+                delta.frame,
+                record.map(|r| &r.inputs)
+            )));
+        }
     }
-    if let Some(record) = next.next() {
-        return Err(Violation::new(
-            "change log matches frames",
-            format!("region {region}: frame {} has no log entry", record.frame),
-        ));
+    let last_logged = logged.map(|(_, last)| last);
+    if let Some(record) = records.last().filter(|r| Some(r.frame) != last_logged) {
+        let logged_from = logged.map_or(u64::MAX, |(first, _)| first);
+        if record.frame >= logged_from || logged.is_none() {
+            return Err(mismatch(format!(
+                "region {region}: frame {} has no log entry (log ends at {last_logged:?})",
+                record.frame
+            )));
+        }
     }
     Ok(applied)
 }
