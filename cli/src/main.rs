@@ -146,7 +146,7 @@ enum Bench {
 /// The log filter when `RUST_LOG` is not set: Sekai's own INFO lines, only warnings and errors
 /// of the dependencies (fjall, lsm_tree, quinn, ...).
 const DEFAULT_LOG_FILTER: &str =
-    "warn,sekai=info,sekai_edge=info,sekai_layer=info,sekai_cache=info";
+    "warn,sekai=info,sekai_cli=info,sekai_edge=info,sekai_client=info,sekai_layer=info,sekai_cache=info";
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
