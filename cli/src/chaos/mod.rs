@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rustls::pki_types::CertificateDer;
 use sekai_schema::WorldKeys;
 
 use crate::commands::{open_waiting, WORLD};
@@ -137,13 +136,12 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
         seed,
     };
     let mut serve = ServeChild::start(&exe, &dir, listen, SECRET, &shape, &[]).await?;
-    let cert = std::fs::read(dir.join(sekai_edge::tls::CERT_FILE))
-        .map_err(|e| format!("reading the edge certificate: {e}"))?;
+    let cert = server::kept_certificate(&dir)?;
     let log = Arc::new(AckLog::new(args.bots, 1));
     let threads = acks::start(
         ChaosBots {
             server: listen,
-            certificate: CertificateDer::from(cert),
+            certificate: cert,
             tokens: TokenKey::new(SECRET.as_bytes().to_vec()),
             seed,
             threads: args.threads,

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -27,6 +28,13 @@ pub fn free_udp_address() -> Result<SocketAddr, String> {
 /// A running `sekai serve`.
 pub struct ServeChild {
     child: Child,
+}
+
+/// The certificate a `serve` on `dir` keeps (and its clients pin).
+pub fn kept_certificate(dir: &Path) -> Result<CertificateDer<'static>, String> {
+    std::fs::read(dir.join(sekai_edge::tls::CERT_FILE))
+        .map(CertificateDer::from)
+        .map_err(|e| format!("reading the edge certificate: {e}"))
 }
 
 impl ServeChild {

@@ -29,7 +29,7 @@ use rustls::pki_types::CertificateDer;
 use sekai_layer::world::model::Action;
 
 use crate::bots::{start_bots, BotConfig, BotStats};
-use crate::chaos::server::{free_udp_address, ServeChild};
+use crate::chaos::server::{free_udp_address, kept_certificate, ServeChild};
 use crate::proc_stats::{cpu_seconds, rss_mib};
 use crate::world_setup::WorldShape;
 pub use attack::{FuzzCounts, FuzzKind, FuzzPlan, FuzzTarget};
@@ -110,9 +110,7 @@ pub async fn bench_fuzz_edge(args: FuzzEdgeArgs) -> Result<(), String> {
         seed,
     };
     let mut serve = ServeChild::start(&exe, dir.path(), listen, SECRET, &shape, &[]).await?;
-    let cert = std::fs::read(dir.path().join(sekai_edge::tls::CERT_FILE))
-        .map_err(|e| format!("reading the edge certificate: {e}"))?;
-    let certificate = CertificateDer::from(cert);
+    let certificate = kept_certificate(dir.path())?;
     let tokens = TokenKey::new(SECRET.as_bytes().to_vec());
     let stats = Arc::new(BotStats::default());
     let bot_threads = start_bots(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 
 use crate::bots::{start_bots, BotConfig, BotStats};
-use crate::chaos::server::{free_udp_address, ServeChild};
+use crate::chaos::server::{free_udp_address, kept_certificate, ServeChild};
 use crate::proc_stats::rss_mib;
 use crate::world_setup::WorldShape;
 use client::{StallKind, StallingClient};
@@ -86,9 +86,7 @@ pub async fn bench_stall(args: StallArgs) -> Result<(), String> {
     ];
     let mut serve = ServeChild::start(&exe, dir.path(), listen, SECRET, &shape, &extra).await?;
     let pid = serve.pid().ok_or("sekai serve has no pid")?;
-    let cert = std::fs::read(dir.path().join(sekai_edge::tls::CERT_FILE))
-        .map_err(|e| format!("reading the edge certificate: {e}"))?;
-    let certificate = CertificateDer::from(cert);
+    let certificate = kept_certificate(dir.path())?;
     let tokens = TokenKey::new(SECRET.as_bytes().to_vec());
     let stats = Arc::new(BotStats::default());
     let bot_threads = start_bots(
