@@ -5,10 +5,12 @@
 //! - a processor acquires a lease that is free, expired (by the database's read version, so
 //!   every process agrees on time) or already its own; taking it from another holder bumps the
 //!   epoch;
-//! - every T2 reads the lease serializably, and every T2 that applies inputs renews it, so a
-//!   processor whose lease was taken over fails its next frame with a conflict or `LeaseLost`:
-//!   two processors never both commit a frame of one region under the same lease read. An idle
-//!   T2 renews only when the lease is due ([`Checked::is_due`]), so idling costs no writes;
+//! - every T2 reads the lease serializably, so a processor whose lease was taken over fails its
+//!   next frame with a conflict or `LeaseLost`: two processors never both commit a frame of one
+//!   region under the same lease read (and two frames of one region also conflict on the last
+//!   frame number each reads serializably). A T2 renews the lease only when it is due
+//!   ([`Checked::is_due`]), busy or idle: a lease key rewritten by every frame would pile up
+//!   versions that every scan of the leases walks through;
 //! - a holder hands a lease over with [`release`]: the record keeps its epoch, names no holder
 //!   (holder 0, which no node uses) and is already expired, so the next [`acquire`], by anyone,
 //!   takes it at once with the epoch bumped, and the old holder's next frame fails `LeaseLost`.
