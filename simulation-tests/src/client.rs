@@ -80,8 +80,7 @@ impl Client {
 
     /// The mirror of the client's area.
     pub fn mirror(&self) -> &BTreeMap<EntityId, Entity> {
-        static EMPTY: BTreeMap<EntityId, Entity> = BTreeMap::new();
-        self.core.mirror(self.sub).map_or(&EMPTY, |m| &m.entities)
+        mirror_of(&self.core, self.sub)
     }
 
     /// Whether the client has a current mirror (a snapshot arrived, no reset since).
@@ -96,8 +95,7 @@ impl Client {
 
     /// The bot's next input, numbered by the core.
     pub fn next_input(&mut self, rng: &mut impl Rng, resources: &[(EntityId, Vec3)]) -> Input {
-        static EMPTY: BTreeMap<EntityId, Entity> = BTreeMap::new();
-        let mirror = self.core.mirror(self.sub).map_or(&EMPTY, |m| &m.entities);
+        let mirror = mirror_of(&self.core, self.sub);
         let action = self.bot.next_action(rng, mirror, resources);
         let seq = self.core.send(action.clone());
         Input {
@@ -157,4 +155,11 @@ impl Client {
         }
         true
     }
+}
+
+/// The entities `core` mirrors for `sub` (none once unsubscribed); a free function so the bot
+/// can borrow the mirror while the client's other fields are borrowed mutably.
+fn mirror_of(core: &ClientCore, sub: SubId) -> &BTreeMap<EntityId, Entity> {
+    static EMPTY: BTreeMap<EntityId, Entity> = BTreeMap::new();
+    core.mirror(sub).map_or(&EMPTY, |m| &m.entities)
 }

@@ -70,16 +70,16 @@ pub enum RegionStep {
     Unchanged,
 }
 
-/// A cached region to bring up to date with what a pass read.
+/// A cached region to bring up to date with what a pass read: its deltas are those of
+/// [`PassOutput::commits`] for `region` ([`PassOutput::deltas_of`]).
 #[derive(Debug)]
 pub struct CacheAdvance {
     /// The region.
     pub region: RegionId,
     /// Its head in this pass.
     pub head: u64,
-    /// The deltas handed over for it, in commit order.
-    pub deltas: Vec<Delta>,
-    /// Whether they are everything up to `head` (else the cached region must be dropped).
+    /// Whether the pass's deltas of the region are everything up to `head` (else the cached
+    /// region must be dropped).
     pub whole: bool,
 }
 
@@ -90,6 +90,16 @@ pub struct PassOutput {
     pub commits: Commits,
     /// The regions whose cached copy can take the deltas read.
     pub cache: Vec<CacheAdvance>,
+}
+
+impl PassOutput {
+    /// The deltas of `region` in this pass, in commit order.
+    pub fn deltas_of(&self, region: RegionId) -> impl Iterator<Item = &Delta> {
+        self.commits
+            .values()
+            .flatten()
+            .filter(move |d| d.region == region)
+    }
 }
 
 /// The fan-out's state between passes.
@@ -135,9 +145,9 @@ impl FanoutCore {
     }
 
     /// Starts a pass.
-    pub fn begin(&self) -> Pass {
+    pub fn begin(&self) -> Pass<'_> {
         Pass {
-            old: self.regions.clone(),
+            old: &self.regions,
             next: BTreeMap::new(),
             read: Vec::new(),
             bug: self.bug,
@@ -151,16 +161,17 @@ impl FanoutCore {
     }
 }
 
-/// One pass in progress.
+/// One pass in progress (it reads the core's cursors; the new ones are kept apart until
+/// [`FanoutCore::commit`]).
 #[derive(Debug)]
-pub struct Pass {
-    old: BTreeMap<RegionId, RegionCursor>,
+pub struct Pass<'a> {
+    old: &'a BTreeMap<RegionId, RegionCursor>,
     next: BTreeMap<RegionId, RegionCursor>,
     read: Vec<(RegionId, u64, Entries, bool)>,
     bug: Option<PlantedFanoutBug>,
 }
 
-impl Pass {
+impl Pass<'_> {
     /// What to read for `region`, whose head this pass read as `head`.
     pub fn step(&self, region: RegionId, head: u64) -> RegionStep {
         match self.old.get(&region) {
@@ -252,7 +263,6 @@ impl Pass {
             output.cache.push(CacheAdvance {
                 region,
                 head,
-                deltas: kept.iter().map(|(_, d)| d.clone()).collect(),
                 whole: complete && kept.len() == read_count,
             });
             if let Some(cursor) = next.get_mut(&region) {

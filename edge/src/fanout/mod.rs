@@ -50,7 +50,7 @@ use sekai_cache::RegionCache;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
-use sekai_layer::world::model::Entity;
+use sekai_layer::world::model::{Delta, Entity};
 use sekai_layer::world::query::{changelog_floor, entities_in_area};
 use sekai_layer::world::store::region_head;
 use sekai_schema::Area;
@@ -299,10 +299,11 @@ impl Fanout {
             // Entries read are committed whatever becomes of this pass: the cached region may
             // take them now, so this pass's joiners already hit it.
             for advance in &output.cache {
+                let deltas: Vec<&Delta> = output.deltas_of(advance.region).collect();
                 cache.advance(
                     advance.region,
                     advance.head,
-                    advance.deltas.iter(),
+                    deltas.into_iter(),
                     advance.whole,
                 );
             }
@@ -469,7 +470,7 @@ pub async fn read_region<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     config: &FanoutConfig,
-    pass: &mut Pass,
+    pass: &mut Pass<'_>,
     region: RegionId,
     head: u64,
 ) -> Result<(), WorldError> {

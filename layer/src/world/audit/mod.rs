@@ -116,7 +116,8 @@ pub async fn scan<T: Transaction>(trx: &T, range: KeyRange) -> Result<Vec<KeyVal
     Ok(get_range_all(trx, range.0, range.1, true).await?)
 }
 
-/// Every region that has frame records, an inbox entry or change-log entries.
+/// Every region with a head (every region whose change log was ever written: loads and frames
+/// bump it).
 pub async fn regions_in_use<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
