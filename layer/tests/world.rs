@@ -12,10 +12,12 @@ use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
 use sekai_layer::world::lease;
+use sekai_layer::world::model::Change;
 use sekai_layer::world::model::{Action, Entity, EntityKind, Input, Inventory, Vec3};
 use sekai_layer::world::processor::{run_frame, ProcessorStats};
 use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_layer::world::store;
+use sekai_layer::world::write::write_entities;
 use sekai_schema::{Area, EntityId, RegionId, WorldKeys};
 
 fn keys() -> WorldKeys {
@@ -275,9 +277,7 @@ async fn area_queries_match_a_brute_force_scan() {
 
 #[tokio::test]
 async fn a_service_write_reaches_the_processor_hot_tier_and_the_change_log() {
-    use sekai_layer::world::model::Change;
     use sekai_layer::world::query::changelog_after;
-    use sekai_layer::world::write::write_entities;
 
     let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
     let keys = keys();
@@ -437,29 +437,14 @@ async fn thousands_of_waiting_inputs_delay_no_other_player() {
 
 #[tokio::test]
 async fn trimming_keeps_the_newest_entries_and_raises_the_floor() {
-    use sekai_layer::world::model::Change;
     use sekai_layer::world::query::{changelog_after, changelog_floor};
     use sekai_layer::world::trim::trim_keeping;
-    use sekai_layer::world::write::write_entities;
 
     let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
     let keys = keys();
     let region = RegionId::new(0, 0);
     for i in 0..5u128 {
-        let rock = Entity {
-            id: EntityId::from_u128(100 + i),
-            kind: EntityKind::Rock,
-            hp: 2,
-            position: Vec3::new(10.0 + i as f32, 0.0, 10.0),
-            inventory: Inventory::default(),
-            owner: 0,
-        };
-        run(&db, |trx, _| {
-            let (keys, rock) = (keys.clone(), rock.clone());
-            async move { write_entities(&trx, &keys, &[Change::Upsert(rock)]).await }
-        })
-        .await
-        .unwrap();
+        write_rock(&db, &keys, 100 + i, Vec3::new(10.0 + i as f32, 0.0, 10.0)).await;
     }
     let trx = db.create_trx().unwrap();
     let (all, _) = changelog_after(&trx, &keys, region, None, 100, true)
@@ -549,10 +534,8 @@ async fn an_input_routed_to_the_old_region_is_forwarded_to_the_avatar() {
 async fn the_frame_trimmer_keeps_the_newest_frames_a_page_at_a_time() {
     use sekai_layer::world::audit::frames::check_frames;
     use sekai_layer::world::audit::{check_world, Expect};
-    use sekai_layer::world::model::Change;
     use sekai_layer::world::query::{changelog_after, changelog_floor};
     use sekai_layer::world::trim::FrameTrimmer;
-    use sekai_layer::world::write::write_entities;
 
     let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
     let keys = keys();
@@ -570,20 +553,8 @@ async fn the_frame_trimmer_keeps_the_newest_frames_a_page_at_a_time() {
         assert_eq!(drain_with(&db, &keys, region, 7, &mut hot).await, 1);
         if seq % 10 == 5 {
             // A service write between frames: a change-log entry outside any frame.
-            let rock = Entity {
-                id: EntityId::from_u128(500 + u128::from(seq)),
-                kind: EntityKind::Rock,
-                hp: 2,
-                position: Vec3::new(40.0, 0.0, 40.0 + seq as f32),
-                inventory: Inventory::default(),
-                owner: 0,
-            };
-            run(&db, |trx, _| {
-                let (keys, rock) = (keys.clone(), rock.clone());
-                async move { write_entities(&trx, &keys, &[Change::Upsert(rock)]).await }
-            })
-            .await
-            .unwrap();
+            let at = Vec3::new(40.0, 0.0, 40.0 + seq as f32);
+            write_rock(&db, &keys, 500 + u128::from(seq), at).await;
         }
     }
     let trx = db.create_trx().unwrap();
@@ -668,4 +639,22 @@ async fn the_frame_trimmer_keeps_the_newest_frames_a_page_at_a_time() {
     .unwrap();
     let trx = db.create_trx().unwrap();
     assert!(check_frames(&trx, &keys, region).await.is_err());
+}
+
+/// Writes one rock as a service would (its own transaction, a change-log entry outside frames).
+async fn write_rock(db: &EmbeddedDatabase, keys: &WorldKeys, id: u128, position: Vec3) {
+    let rock = Entity {
+        id: EntityId::from_u128(id),
+        kind: EntityKind::Rock,
+        hp: 2,
+        position,
+        inventory: Inventory::default(),
+        owner: 0,
+    };
+    run(db, |trx, _| {
+        let rock = rock.clone();
+        async move { write_entities(&trx, keys, &[Change::Upsert(rock)]).await }
+    })
+    .await
+    .unwrap();
 }
