@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
-use sekai_layer::embedded::EmbeddedDatabase;
+use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
 use sekai_layer::kv::{Database, RangeOption, Transaction};
 use sekai_layer::world::audit;
 use sekai_layer::world::nodes::{run_heartbeat, Roles};
@@ -109,6 +109,14 @@ pub struct ServeArgs {
     /// of the regions, shared with the other processor nodes), or both.
     #[arg(long, default_value = "edge,processor")]
     pub roles: Roles,
+    /// Microseconds between the starts of two commit groups of the embedded engine (as FDB's
+    /// commit proxies batch): under load, commits arriving sooner share the next group and its
+    /// fsync; an idle engine commits at once. 0 commits each group as soon as the last is durable.
+    #[arg(long, default_value_t = 1000)]
+    pub commit_interval_us: u64,
+    /// MiB of the embedded engine's memtable before it is flushed.
+    #[arg(long, default_value_t = 64)]
+    pub memtable_mb: u64,
 }
 
 /// Runs an edge with its processors until Ctrl-C, on the embedded engine or (`--fdb`) on
@@ -116,7 +124,13 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     match args.fdb.clone() {
         None => {
-            let db = open_waiting(&args.dir, Duration::from_secs(args.lock_wait_secs)).await?;
+            let options = EngineOptions {
+                commit_interval: Duration::from_micros(args.commit_interval_us),
+                memtable_bytes: args.memtable_mb << 20,
+                ..EngineOptions::default()
+            };
+            let wait = Duration::from_secs(args.lock_wait_secs);
+            let db = open_waiting(&args.dir, options, wait).await?;
             serve_on(db, args).await
         }
         Some(cluster_file) => serve_on_fdb(&cluster_file, args).await,
@@ -127,12 +141,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
 /// lock (a server killed a moment ago releases it once the OS reaps it).
 pub(crate) async fn open_waiting(
     dir: &std::path::Path,
+    options: EngineOptions,
     wait: Duration,
 ) -> Result<EmbeddedDatabase, String> {
     let started = Instant::now();
     let mut warned = false;
     loop {
-        match EmbeddedDatabase::open(dir) {
+        match EmbeddedDatabase::open_with(dir, options.clone()) {
             Ok(db) => return Ok(db),
             Err(error) if error.is_locked() && started.elapsed() < wait => {
                 if !warned {

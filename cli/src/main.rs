@@ -5,6 +5,13 @@ use sekai_cli::demo::{print_report, report_json, run_demo, DemoConfig};
 use sekai_cli::kv_bench::{self, BenchConfig};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: the hot path allocates many small, short-lived buffers
+/// (Cap'n Proto segments, RPC bookkeeping, transaction write maps) from several threads, and
+/// glibc spent about 18 % of the server's CPU in `_int_malloc`, `malloc_consolidate` and
+/// `_int_free` at 800 bots (`perf`; see issue 9's closing note).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sekai: a database-native game runtime on FoundationDB's model.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]

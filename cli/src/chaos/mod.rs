@@ -33,6 +33,7 @@ use crate::commands::{open_waiting, WORLD};
 use crate::world_setup::WorldShape;
 use acks::{AckLog, ChaosBots};
 use sekai_edge::token::TokenKey;
+use sekai_layer::embedded::EngineOptions;
 use server::ServeChild;
 
 /// The secret of the chaos run's tokens.
@@ -218,7 +219,7 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
         // Quiet: the processors drain the inboxes; then a clean stop frees the directory.
         tokio::time::sleep(Duration::from_secs(2)).await;
         serve.stop().await;
-        let db = open_waiting(&dir, Duration::from_secs(30)).await?;
+        let db = open_waiting(&dir, EngineOptions::default(), Duration::from_secs(30)).await?;
         let result = check::check_store(&db, &keys, &shape.regions(), &acked).await?;
         drop(db);
         let behind = result.behind;

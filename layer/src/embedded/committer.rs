@@ -8,6 +8,9 @@
 //!   index among the accepted transactions, so versionstamps are unique and increasing;
 //! - a transaction is checked against the history *and* the earlier transactions of its own
 //!   group, as FDB's resolvers do;
+//! - groups start at least `interval` apart: a commit that arrives sooner waits for the next
+//!   group (and an idle committer starts a group at once), so fsyncs stay at most one per
+//!   `interval` however many commits arrive;
 //! - a reply of success is sent only after the group is fsynced and published;
 //! - if the store fails, the group is answered `commit_unknown_result` and every later commit
 //!   `operation_failed`: nothing is acknowledged that may not be on disk.
@@ -17,6 +20,7 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fjall::{PersistMode, Readable};
 use tokio::sync::oneshot;
@@ -85,6 +89,7 @@ pub struct Committer {
     meta: fjall::Keyspace,
     shared: Arc<Shared>,
     history: ConflictHistory,
+    interval: Duration,
 }
 
 impl Committer {
@@ -94,6 +99,7 @@ impl Committer {
         data: fjall::Keyspace,
         meta: fjall::Keyspace,
         shared: Arc<Shared>,
+        interval: Duration,
     ) -> Self {
         Self {
             db,
@@ -101,19 +107,31 @@ impl Committer {
             meta,
             shared,
             history: ConflictHistory::default(),
+            interval,
         }
     }
 
     /// Serves commit requests until every sender is gone.
     pub fn run(mut self, requests: Receiver<CommitRequest>) {
+        let mut last_start: Option<Instant> = None;
         while let Ok(first) = requests.recv() {
             let mut group = vec![first];
+            let open_until = last_start.map(|start| start + self.interval);
             while group.len() < MAX_GROUP {
-                match requests.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
+                let wait = open_until.map_or(Duration::ZERO, |until| {
+                    until.saturating_duration_since(Instant::now())
+                });
+                let next = if wait.is_zero() {
+                    requests.try_recv().ok()
+                } else {
+                    requests.recv_timeout(wait).ok()
+                };
+                match next {
+                    Some(next) => group.push(next),
+                    None => break,
                 }
             }
+            last_start = Some(Instant::now());
             self.commit_group(group);
         }
         tracing::debug!("committer stopped");

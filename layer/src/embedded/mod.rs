@@ -52,6 +52,17 @@ pub struct EngineOptions {
     /// Commit inline in the committing task instead of on the committer thread: every commit
     /// is its own group, so a single-threaded caller (the simulator) replays exactly.
     pub inline_commits: bool,
+    /// The least time between the starts of two commit groups (FDB's commit proxies batch the
+    /// same way, `COMMIT_TRANSACTION_BATCH_INTERVAL_*`): a commit arriving sooner waits for the
+    /// next group, so under load groups grow and their fsyncs do not multiply. Zero commits each
+    /// group as soon as the previous one is durable. An idle engine never waits.
+    pub commit_interval: std::time::Duration,
+    /// Bytes a memtable holds before it is sealed and flushed (fjall's default is 64 MiB). A
+    /// smaller memtable is a shallower skiplist, so every point read and insert compares fewer
+    /// keys; the cost is more, smaller flushes.
+    pub memtable_bytes: u64,
+    /// Bytes of fjall's block cache (its default is 32 MiB).
+    pub cache_bytes: u64,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +72,9 @@ impl Default for EngineOptions {
             manual_clock: None,
             watch_limit: DEFAULT_WATCH_LIMIT,
             inline_commits: false,
+            commit_interval: std::time::Duration::ZERO,
+            memtable_bytes: 64 << 20,
+            cache_bytes: 32 << 20,
         }
     }
 }
@@ -314,9 +328,15 @@ impl EmbeddedDatabase {
             path: path.to_path_buf(),
             source,
         };
-        let store = Store::builder(path).open().map_err(store_error)?;
+        let store = Store::builder(path)
+            .cache_size(options.cache_bytes)
+            .open()
+            .map_err(store_error)?;
+        let memtable_bytes = options.memtable_bytes;
         let data = store
-            .keyspace("data", KeyspaceCreateOptions::default)
+            .keyspace("data", || {
+                KeyspaceCreateOptions::default().max_memtable_size(memtable_bytes)
+            })
             .map_err(store_error)?;
         let meta = store
             .keyspace("meta", KeyspaceCreateOptions::default)
@@ -351,7 +371,7 @@ impl EmbeddedDatabase {
                 options.faults.as_ref().map_or(0, |f| f.seed),
             )),
         });
-        let committer = Committer::new(store, data, meta, shared.clone());
+        let committer = Committer::new(store, data, meta, shared.clone(), options.commit_interval);
         let path_to_committer = if options.inline_commits {
             CommitPath::Inline(committer)
         } else {
