@@ -196,3 +196,37 @@ async fn sigkill_loses_nothing_acknowledged() {
         "the child committed too little to test anything"
     );
 }
+
+/// With a commit interval, commits that arrive while a group is "open" share the next group:
+/// one fsync and one commit version for all of them (FDB's commit batching), and each still
+/// gets its own versionstamp.
+#[tokio::test]
+async fn commits_within_the_commit_interval_share_one_group() {
+    let db = EmbeddedDatabase::temporary(EngineOptions {
+        commit_interval: Duration::from_millis(500),
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    // An idle engine commits at once; this group opens the interval.
+    commit_stamped(&db).await;
+    let before = db.stats();
+    let commits = (0..20).map(|_| {
+        let db = db.clone();
+        tokio::spawn(async move { commit_stamped(&db).await })
+    });
+    let mut stamps = Vec::new();
+    for commit in commits.collect::<Vec<_>>() {
+        stamps.push(commit.await.unwrap());
+    }
+    let after = db.stats();
+    assert_eq!(after.commits - before.commits, 20);
+    assert_eq!(
+        after.fsyncs - before.fsyncs,
+        1,
+        "20 commits in one interval, one group"
+    );
+    let versions: std::collections::BTreeSet<_> = stamps.iter().map(|s| s[..8].to_vec()).collect();
+    assert_eq!(versions.len(), 1, "one group, one commit version");
+    let distinct: std::collections::BTreeSet<_> = stamps.iter().collect();
+    assert_eq!(distinct.len(), 20, "each commit keeps its own versionstamp");
+}
