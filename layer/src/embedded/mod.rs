@@ -63,6 +63,11 @@ pub struct EngineOptions {
     pub memtable_bytes: u64,
     /// Bytes of fjall's block cache (its default is 32 MiB).
     pub cache_bytes: u64,
+    /// The nice value of fjall's background threads (memtable flushes, compaction) on Linux:
+    /// higher runs them on CPU the commit path leaves idle instead of preempting it (on one
+    /// server core, a 64 MiB flush at normal priority stalled commits for tens of ms: 400 bots'
+    /// p99 fell from ~128 ms to 40–66 ms at nice 10). 0 leaves them at the caller's priority.
+    pub background_nice: i32,
 }
 
 impl Default for EngineOptions {
@@ -75,6 +80,7 @@ impl Default for EngineOptions {
             commit_interval: std::time::Duration::ZERO,
             memtable_bytes: 64 << 20,
             cache_bytes: 32 << 20,
+            background_nice: 10,
         }
     }
 }
@@ -328,10 +334,7 @@ impl EmbeddedDatabase {
             path: path.to_path_buf(),
             source,
         };
-        let store = Store::builder(path)
-            .cache_size(options.cache_bytes)
-            .open()
-            .map_err(store_error)?;
+        let store = open_store(path, &options).map_err(store_error)?;
         let memtable_bytes = options.memtable_bytes;
         let data = store
             .keyspace("data", || {
@@ -419,6 +422,39 @@ impl EmbeddedDatabase {
         EngineStats {
             commits: s.commits.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Opens fjall from a short-lived thread whose CPU priority is `options.background_nice`: the
+/// background threads fjall starts while opening inherit it, and no other thread does (on Linux
+/// a nice value belongs to one thread, and a thread may raise its own without privileges).
+fn open_store(path: &Path, options: &EngineOptions) -> Result<Store, fjall::Error> {
+    let open = || {
+        lower_this_threads_priority(options.background_nice);
+        Store::builder(path).cache_size(options.cache_bytes).open()
+    };
+    if options.background_nice == 0 {
+        return open();
+    }
+    std::thread::scope(|scope| match scope.spawn(open).join() {
+        Ok(opened) => opened,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// Raises the calling thread's nice value to `nice` (best effort: a failure only logs).
+fn lower_this_threads_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `setpriority` reads its plain integer arguments only; `who` = 0 is the calling
+        // thread on Linux.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        if result != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the store's background priority");
         }
     }
 }
