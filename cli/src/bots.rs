@@ -33,7 +33,7 @@ use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
 use sekai_client::{
-    client_endpoint, ClientConfig, EdgeClient, Mirror, MirrorEvent, ReconnectPolicy,
+    client_endpoint_on, ClientConfig, ClientError, EdgeClient, Mirror, MirrorEvent, ReconnectPolicy,
 };
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
@@ -188,7 +188,7 @@ fn run_thread(index: usize, threads: usize, config: BotConfig, stats: Arc<BotSta
         }
         .parse()
         .unwrap_or_else(|_| unreachable!("a literal socket address"));
-        let endpoint = match client_endpoint(bind, &config.certificate) {
+        let endpoint = match shared_endpoint(bind, &config.certificate) {
             Ok(endpoint) => endpoint,
             Err(error) => {
                 tracing::error!(%error, "cannot open a bot endpoint");
@@ -434,4 +434,15 @@ fn step_towards(position: Vec3, target: Option<Vec3>, rng: &mut ChaCha8Rng) -> A
     } else {
         Action::Move { to: position }
     }
+}
+
+/// A client endpoint for many connections at once (a load generator's): one socket with the
+/// edge's large kernel buffers ([`sekai_edge::tls::SOCKET_BUFFER_BYTES`]), so the generator does
+/// not drop the very packets whose latency it measures.
+pub fn shared_endpoint(
+    bind: SocketAddr,
+    certificate: &CertificateDer<'_>,
+) -> Result<quinn::Endpoint, ClientError> {
+    let socket = sekai_edge::tls::bind_udp(bind, sekai_edge::tls::SOCKET_BUFFER_BYTES)?;
+    client_endpoint_on(socket, certificate)
 }

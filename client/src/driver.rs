@@ -108,7 +108,19 @@ pub fn client_endpoint(
     bind: SocketAddr,
     server_cert: &CertificateDer<'_>,
 ) -> Result<quinn::Endpoint, ClientError> {
-    let mut endpoint = quinn::Endpoint::client(bind)?;
+    client_endpoint_on(std::net::UdpSocket::bind(bind)?, server_cert)
+}
+
+/// A QUIC client endpoint on an already bound `socket` (e.g. one with larger kernel buffers, for
+/// many clients sharing it) that trusts only `server_cert`.
+pub fn client_endpoint_on(
+    socket: std::net::UdpSocket,
+    server_cert: &CertificateDer<'_>,
+) -> Result<quinn::Endpoint, ClientError> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let mut endpoint =
+        quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)?;
     endpoint.set_default_client_config(client_config(server_cert)?);
     Ok(endpoint)
 }

@@ -35,6 +35,6 @@ pub use backoff::{Backoff, ReconnectPolicy};
 pub use core::{ClientCore, Event, Mirror, Resume, SubId};
 #[cfg(feature = "quinn")]
 pub use driver::{
-    client_endpoint, start_rpc, ClientConfig, ClientError, EdgeClient, MirrorEvent,
-    SubscriptionHandle, ACK_TIMEOUT,
+    client_endpoint, client_endpoint_on, start_rpc, ClientConfig, ClientError, EdgeClient,
+    MirrorEvent, SubscriptionHandle, ACK_TIMEOUT,
 };

@@ -22,7 +22,6 @@ use rand::{Rng, SeedableRng};
 use rustls::pki_types::CertificateDer;
 
 use crate::bots::BotStats;
-use sekai_client::client_endpoint;
 use sekai_edge::tls::{
     server_config, server_endpoint, TlsSource, DEFAULT_IDLE_TIMEOUT, SELF_SIGNED_NAME,
 };
@@ -114,7 +113,7 @@ pub async fn raw_clients(
     let bind: SocketAddr = "127.0.0.1:0"
         .parse()
         .map_err(|e: std::net::AddrParseError| e.to_string())?;
-    let endpoint = client_endpoint(bind, &certificate).map_err(|e| e.to_string())?;
+    let endpoint = crate::bots::shared_endpoint(bind, &certificate).map_err(|e| e.to_string())?;
     let epoch = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..bots {

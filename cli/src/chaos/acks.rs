@@ -28,7 +28,7 @@ use sekai_layer::world::model::{Action, Vec3};
 use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
-use sekai_client::{client_endpoint, ClientConfig, ClientError, EdgeClient, ReconnectPolicy};
+use sekai_client::{ClientConfig, ClientError, EdgeClient, ReconnectPolicy};
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
 
@@ -155,7 +155,7 @@ pub fn start(config: ChaosBots, log: Arc<AckLog>) -> Vec<std::thread::JoinHandle
 fn run_thread(index: usize, threads: usize, config: ChaosBots, log: Arc<AckLog>) {
     crate::bots::block_on_local(async move {
         let bind = SocketAddr::from(([0, 0, 0, 0], 0));
-        let endpoint = match client_endpoint(bind, &config.certificate) {
+        let endpoint = match crate::bots::shared_endpoint(bind, &config.certificate) {
             Ok(endpoint) => endpoint,
             Err(error) => {
                 tracing::error!(%error, "cannot open a bot endpoint");

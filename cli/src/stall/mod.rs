@@ -23,7 +23,6 @@ use crate::chaos::server::{free_udp_address, kept_certificate, ServeChild};
 use crate::proc_stats::rss_mib;
 use crate::world_setup::WorldShape;
 use client::{StallKind, StallingClient};
-use sekai_client::client_endpoint;
 use sekai_edge::token::{unix_now, TokenKey};
 
 const SECRET: &str = "stall-secret";
@@ -214,7 +213,7 @@ fn run_stalling(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-        let endpoint = match client_endpoint(bind, &certificate) {
+        let endpoint = match crate::bots::shared_endpoint(bind, &certificate) {
             Ok(endpoint) => endpoint,
             Err(error) => {
                 tracing::error!(%error, "cannot open the stalling clients' endpoint");
