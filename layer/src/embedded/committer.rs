@@ -115,20 +115,19 @@ impl Committer {
     pub fn run(mut self, requests: Receiver<CommitRequest>) {
         let mut last_start: Option<Instant> = None;
         while let Ok(first) = requests.recv() {
+            // Sleep out the interval rather than wake for each request that arrives in it: the
+            // requests queue meanwhile, and one wake-up takes them all.
+            if let Some(until) = last_start.map(|start| start + self.interval) {
+                let wait = until.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
             let mut group = vec![first];
-            let open_until = last_start.map(|start| start + self.interval);
             while group.len() < MAX_GROUP {
-                let wait = open_until.map_or(Duration::ZERO, |until| {
-                    until.saturating_duration_since(Instant::now())
-                });
-                let next = if wait.is_zero() {
-                    requests.try_recv().ok()
-                } else {
-                    requests.recv_timeout(wait).ok()
-                };
-                match next {
-                    Some(next) => group.push(next),
-                    None => break,
+                match requests.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
                 }
             }
             last_start = Some(Instant::now());
