@@ -293,3 +293,31 @@ fn pem_error(path: &std::path::Path, e: rustls::pki_types::pem::Error) -> TlsErr
         reason: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edge_socket_gets_larger_kernel_buffers_than_a_plain_one() {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let plain = socket2::Socket::from(std::net::UdpSocket::bind(loopback).unwrap());
+        let sized = socket2::Socket::from(bind_udp(loopback, SOCKET_BUFFER_BYTES).unwrap());
+        assert!(
+            sized.recv_buffer_size().unwrap() > plain.recv_buffer_size().unwrap(),
+            "receive buffer not enlarged"
+        );
+        assert!(
+            sized.send_buffer_size().unwrap() > plain.send_buffer_size().unwrap(),
+            "send buffer not enlarged"
+        );
+        // And it is a working socket bound where asked.
+        let sized: std::net::UdpSocket = sized.into();
+        let to = sized.local_addr().unwrap();
+        let from = std::net::UdpSocket::bind(loopback).unwrap();
+        from.send_to(b"ping", to).unwrap();
+        let mut buf = [0u8; 8];
+        let (len, _) = sized.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"ping");
+    }
+}
