@@ -64,9 +64,9 @@ pub struct EngineOptions {
     /// next group, so under load groups grow and their fsyncs do not multiply. Zero commits each
     /// group as soon as the previous one is durable. An idle engine never waits.
     pub commit_interval: std::time::Duration,
-    /// Bytes a memtable holds before it is sealed and flushed (fjall's default is 64 MiB). A
-    /// smaller memtable is a shallower skiplist, so every point read and insert compares fewer
-    /// keys; the cost is more, smaller flushes.
+    /// Bytes the data keyspace's memtable holds before it is sealed and flushed (fjall's default
+    /// is 64 MiB). Smaller lowers RSS but flushes more often: at 300 bots on one core, 16 MiB
+    /// doubled the p99 and saved no CPU.
     pub memtable_bytes: u64,
     /// Bytes of fjall's block cache (its default is 32 MiB).
     pub cache_bytes: u64,
@@ -439,14 +439,15 @@ impl EmbeddedDatabase {
 /// background threads fjall starts while opening inherit it, and no other thread does (on Linux
 /// a nice value belongs to one thread, and a thread may raise its own without privileges).
 fn open_store(path: &Path, options: &EngineOptions) -> Result<Store, fjall::Error> {
-    let open = || {
-        lower_this_threads_priority(options.background_nice);
-        Store::builder(path).cache_size(options.cache_bytes).open()
-    };
+    let open = || Store::builder(path).cache_size(options.cache_bytes).open();
     if options.background_nice == 0 {
         return open();
     }
-    std::thread::scope(|scope| match scope.spawn(open).join() {
+    let open_lowered = || {
+        lower_this_threads_priority(options.background_nice);
+        open()
+    };
+    std::thread::scope(|scope| match scope.spawn(open_lowered).join() {
         Ok(opened) => opened,
         Err(panic) => std::panic::resume_unwind(panic),
     })
@@ -454,9 +455,8 @@ fn open_store(path: &Path, options: &EngineOptions) -> Result<Store, fjall::Erro
 
 /// Raises the calling thread's nice value to `nice` (best effort: a failure only logs).
 fn lower_this_threads_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
     #[cfg(target_os = "linux")]
     {
         // SAFETY: `setpriority` reads its plain integer arguments only; `who` = 0 is the calling
