@@ -287,10 +287,13 @@ async fn play(
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ player);
     let mut position = home;
-    // Real clients are not phase-locked: start each bot's 10 Hz clock at a random offset.
+    // Real clients are not phase-locked: each bot's 10 Hz clock starts at a random offset and
+    // keeps it. A tick missed while an ack was late is skipped, not delayed: with `Delay`, every
+    // bot waiting out one server stall restarted its clock at the same instant (when the acks
+    // came back), and from then on all bots sent in one burst per 100 ms.
     tokio::time::sleep(Duration::from_millis(rng.gen_range(0..100))).await;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks = 0u64;
     let mut datagrams_seen = 0;
     while !stats.stop.load(Ordering::Relaxed) {

@@ -224,7 +224,8 @@ async fn play(
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ player);
     tokio::time::sleep(Duration::from_millis(rng.gen_range(0..100))).await;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Skip, not Delay: a bot keeps its clock's phase across a server restart (see `bots`).
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !log.stopping() {
         tick.tick().await;
         let to = Vec3::new(
