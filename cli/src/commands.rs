@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// MiB of the embedded engine's memtable before it is flushed.
     #[arg(long, default_value_t = 64)]
     pub memtable_mb: u64,
+    /// Nice value (Linux) of the embedded engine's background thread (memtable flushes,
+    /// compaction); 0 runs it at the server's own priority.
+    #[arg(long, default_value_t = EngineOptions::default().background_nice)]
+    pub background_nice: i32,
 }
 
 /// Runs an edge with its processors until Ctrl-C, on the embedded engine or (`--fdb`) on
@@ -127,6 +131,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             let options = EngineOptions {
                 commit_interval: Duration::from_micros(args.commit_interval_us),
                 memtable_bytes: args.memtable_mb << 20,
+                background_nice: args.background_nice,
                 ..EngineOptions::default()
             };
             let wait = Duration::from_secs(args.lock_wait_secs);
