@@ -71,9 +71,10 @@ pub struct EngineOptions {
     /// Bytes of fjall's block cache (its default is 32 MiB).
     pub cache_bytes: u64,
     /// The nice value of fjall's background threads (memtable flushes, compaction) on Linux:
-    /// higher runs them on CPU the commit path leaves idle instead of preempting it (on one
-    /// server core, a 64 MiB flush at normal priority stalled commits for tens of ms: 400 bots'
-    /// p99 fell from ~128 ms to 40–66 ms at nice 10). 0 leaves them at the caller's priority.
+    /// higher runs them on CPU the commit path leaves idle instead of preempting it. 0 leaves
+    /// them at the caller's priority. The 100+ ms stalls once blamed on a flush at normal
+    /// priority were lsm-tree freeing the flushed memtable under its version lock (see
+    /// `vendor/README.md`); at 300 bots, nice 0 and 10 stalled alike before that patch.
     pub background_nice: i32,
 }
 
