@@ -366,17 +366,13 @@ mod tests {
     }
 }
 
-/// Drops `removed` on a short-lived thread, or here when no thread can be started (SEKAI PATCH).
+/// Drops `removed` on a short-lived thread (SEKAI PATCH). If the thread cannot start, `spawn`
+/// drops the closure, and with it `removed`, here.
 fn drop_elsewhere<T: Send + 'static>(removed: Vec<T>) {
     if removed.is_empty() {
         return;
     }
-    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(removed)));
-    let theirs = slot.clone();
-    let spawned = std::thread::Builder::new()
+    let _ = std::thread::Builder::new()
         .name("lsm-tree:drop".into())
-        .spawn(move || drop(theirs.lock().map(|mut v| v.take())));
-    if spawned.is_err() {
-        drop(slot.lock().map(|mut v| v.take()));
-    }
+        .spawn(move || drop(removed));
 }
