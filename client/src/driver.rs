@@ -1,5 +1,6 @@
-//! The quinn driver of [`ClientCore`]: connect to an edge over QUIC, log in, subscribe, send
-//! inputs, and resume after a reconnect. Every decision (seqs, resends, mirrors, where a
+//! The quinn driver of [`ClientCore`]: connect to an edge over QUIC, log in, subscribe (streamed:
+//! `Session.subscribeStream`, read by [`crate::streams`]), send inputs, and resume after a
+//! reconnect. Every decision (seqs, resends, mirrors, where a
 //! subscription resumes) is the core's; this module does the I/O.
 //!
 //! Cap'n Proto RPC is not `Send`: an [`EdgeClient`] lives on one thread and must be used inside
@@ -20,13 +21,15 @@ use capnp_rpc::rpc_twoparty_capnp::Side;
 use capnp_rpc::{twoparty, RpcSystem};
 use rustls::pki_types::CertificateDer;
 use sekai_model::protocol::Stamp;
-use sekai_model::wire::{fill_send, read_delta, read_entity, read_stamp, WireError};
+use sekai_model::stream::StreamEvent;
+use sekai_model::wire::{fill_send, read_entity, WireError};
 use sekai_model::{Action, Delta, Entity};
-use sekai_schema::edge_capnp::{ack, avatar, delta_sink, gateway, session, subscription};
+use sekai_schema::edge_capnp::{ack, avatar, gateway, session, subscription};
 use sekai_schema::{Area, EntityId, PlayerId};
 
 use crate::backoff::{Backoff, ReconnectPolicy};
 use crate::core::{ClientCore, Mirror, SubId};
+use crate::streams::{read_streams, StreamHandler};
 use crate::tls::{client_config, ClientTlsError};
 
 /// How long the client waits for an input's acknowledgement before it counts the connection
@@ -171,83 +174,46 @@ impl Shared {
     }
 }
 
-/// The client's `DeltaSink` for one subscription: hands what the edge pushes to the core.
-struct Sink {
-    shared: Rc<Shared>,
-    sub: SubId,
-}
-
-impl delta_sink::Server for Sink {
-    async fn snapshot(
-        self: Rc<Self>,
-        params: delta_sink::SnapshotParams,
-        _: delta_sink::SnapshotResults,
-    ) -> Result<(), capnp::Error> {
-        let params = params.get()?;
-        let at = read_stamp(params.get_at()?)?;
-        let mut entities = Vec::new();
-        for entity in params.get_entities()? {
-            entities.push(read_entity(entity)?);
+impl Shared {
+    /// Hands one event of subscription `sub`'s stream to the core and tells the handler.
+    fn on_stream_event(&self, sub: SubId, event: StreamEvent) {
+        match event {
+            StreamEvent::Opened(_) => {}
+            StreamEvent::Snapshot { entities, at } => {
+                self.core.borrow_mut().on_snapshot(sub, at, entities);
+                self.tell(sub, &MirrorEvent::Snapshot { at });
+            }
+            StreamEvent::Deltas(deltas) => {
+                for (stamp, delta) in &deltas {
+                    if self.core.borrow_mut().on_delta(sub, *stamp, delta) {
+                        self.tell(
+                            sub,
+                            &MirrorEvent::Delta {
+                                stamp: *stamp,
+                                delta,
+                            },
+                        );
+                    }
+                }
+            }
+            StreamEvent::Reset(reason) => {
+                self.core.borrow_mut().on_reset(sub, reason.clone());
+                self.tell(sub, &MirrorEvent::Reset { reason: &reason });
+            }
         }
-        self.shared
-            .core
-            .borrow_mut()
-            .on_snapshot(self.sub, at, entities);
-        self.shared.tell(self.sub, &MirrorEvent::Snapshot { at });
-        Ok(())
     }
 
-    async fn delta(
-        self: Rc<Self>,
-        params: delta_sink::DeltaParams,
-        _: delta_sink::DeltaResults,
-    ) -> Result<(), capnp::Error> {
-        let params = params.get()?;
-        let stamp = read_stamp(params.get_versionstamp()?)?;
-        self.apply(stamp, &read_delta(params.get_delta()?)?);
-        Ok(())
-    }
-
-    async fn deltas(
-        self: Rc<Self>,
-        params: delta_sink::DeltasParams,
-        _: delta_sink::DeltasResults,
-    ) -> Result<(), capnp::Error> {
-        for item in params.get()?.get_batch()? {
-            let stamp = read_stamp(item.get_versionstamp()?)?;
-            self.apply(stamp, &read_delta(item.get_delta()?)?);
-        }
-        Ok(())
-    }
-
-    async fn reset(
-        self: Rc<Self>,
-        params: delta_sink::ResetParams,
-        _: delta_sink::ResetResults,
-    ) -> Result<(), capnp::Error> {
-        let reason = params.get()?.get_reason()?.to_string()?;
-        self.shared
-            .core
-            .borrow_mut()
-            .on_reset(self.sub, reason.clone());
-        self.shared
-            .tell(self.sub, &MirrorEvent::Reset { reason: &reason });
-        Ok(())
-    }
-}
-
-impl Sink {
-    /// Hands one delta to the core and, when applied, tells the handler.
-    fn apply(&self, stamp: Stamp, delta: &Delta) {
-        let applied = self
-            .shared
-            .core
-            .borrow_mut()
-            .on_delta(self.sub, stamp, delta);
-        if applied {
-            self.shared
-                .tell(self.sub, &MirrorEvent::Delta { stamp, delta });
-        }
+    /// Reads `connection`'s subscription streams into this state, as a task of the `LocalSet`.
+    fn read_streams_of(self: &Rc<Self>, connection: &quinn::Connection) {
+        let shared = Rc::downgrade(self);
+        let on_event: StreamHandler = Rc::new(move |tag, event| {
+            if let (Some(shared), Ok(sub)) = (shared.upgrade(), usize::try_from(tag)) {
+                shared.on_stream_event(SubId(sub), event);
+            }
+        });
+        let options =
+            *ReaderOptions::new().traversal_limit_in_words(Some(CLIENT_MAX_MESSAGE_WORDS));
+        tokio::task::spawn_local(read_streams(connection.clone(), options, on_event));
     }
 }
 
@@ -306,6 +272,7 @@ impl EdgeClient {
     ) -> Result<Self, ClientError> {
         let link = open(endpoint, &config).await?;
         let shared = Rc::new(Shared::default());
+        shared.read_streams_of(&link.connection);
         let resume = shared.core.borrow_mut().on_login(link.last_seq);
         debug_assert!(resume.subscribe.is_empty() && resume.resend.is_empty());
         Ok(Self {
@@ -441,15 +408,11 @@ impl EdgeClient {
         area: Area,
         resume: Option<Stamp>,
     ) -> Result<(), ClientError> {
-        let mut request = self.link.session.subscribe_request();
+        let mut request = self.link.session.subscribe_stream_request();
         let mut params = request.get();
         area.write_capnp(params.reborrow().init_area());
-        params.set_sink(capnp_rpc::new_client(Sink {
-            shared: self.shared.clone(),
-            sub,
-        }));
         params.set_resume_from(resume.as_ref().map_or(&[][..], |r| &r[..]));
-        params.set_batched(true);
+        params.set_tag(sub.0 as u64);
         let reply = request.send().promise.await?;
         let live = reply.get()?.get_subscription()?;
         self.shared.live.borrow_mut().insert(sub, live);
@@ -485,6 +448,7 @@ impl EdgeClient {
     pub async fn reconnect(&mut self) -> Result<(), ClientError> {
         self.disconnect();
         self.link = open(&self.endpoint, &self.config).await?;
+        self.shared.read_streams_of(&self.link.connection);
         let resume = self.shared.core.borrow_mut().on_login(self.link.last_seq);
         for (sub, area, from) in resume.subscribe {
             self.start(sub, area, from).await?;

@@ -29,6 +29,8 @@ pub mod core;
 #[cfg(feature = "quinn")]
 pub mod driver;
 #[cfg(feature = "quinn")]
+pub mod streams;
+#[cfg(feature = "quinn")]
 pub mod tls;
 
 pub use backoff::{Backoff, ReconnectPolicy};

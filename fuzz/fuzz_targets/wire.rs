@@ -1,6 +1,6 @@
 //! Wire conversion (`sekai_model::wire`): the bytes are a Cap'n Proto message (flat word
 //! format, as a peer could send it inside an RPC call) whose root is read as an action, a
-//! delta or an entity state, the readers the edge and the SDK apply to what the other side
+//! delta, an entity state, an area or a streamed subscription's message, the readers the edge and the SDK apply to what the other side
 //! sends; the versionstamp reader gets the raw bytes. None may panic.
 #![no_main]
 
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(message) = serialize::read_message_from_flat_slice(&mut slice, options) else {
         return;
     };
-    match which % 4 {
+    match which % 5 {
         0 => {
             if let Ok(root) = message.get_root::<action::Reader<'_>>() {
                 let _ = read_input(7, 1, root);
@@ -39,6 +39,13 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Ok(root) = message.get_root::<entity_state::Reader<'_>>() {
                 let _ = read_entity(root);
+            }
+        }
+        3 => {
+            if let Ok(root) =
+                message.get_root::<sekai_schema::edge_capnp::stream_message::Reader<'_>>()
+            {
+                let _ = sekai_model::stream::read(root);
             }
         }
         _ => {

@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod model;
 pub mod protocol;
+pub mod stream;
 pub mod wire;
 
 pub use model::{

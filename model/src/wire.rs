@@ -15,7 +15,7 @@ use crate::codec::{
 use crate::model::{Action, Delta, Entity, Input};
 use capnp::message::{self, ReaderOptions};
 use capnp::serialize;
-use sekai_schema::edge_capnp::{avatar, delta_sink};
+use sekai_schema::edge_capnp::{avatar, delta_sink, stamped_delta};
 use sekai_schema::world_capnp::{action, delta, entity_state, input};
 use sekai_schema::PlayerId;
 
@@ -57,7 +57,17 @@ pub fn fill_deltas(
     params: delta_sink::deltas_params::Builder<'_>,
     deltas: &[([u8; 10], Delta)],
 ) -> Result<(), WireError> {
-    let mut list = params.init_batch(u32::try_from(deltas.len()).unwrap_or(u32::MAX));
+    fill_stamped_deltas(
+        params.init_batch(u32::try_from(deltas.len()).unwrap_or(u32::MAX)),
+        deltas,
+    )
+}
+
+/// Fills a list of `StampedDelta`, initialised to `deltas.len()`, with `deltas` in order.
+pub(crate) fn fill_stamped_deltas(
+    mut list: capnp::struct_list::Builder<'_, stamped_delta::Owned>,
+    deltas: &[([u8; 10], Delta)],
+) -> Result<(), WireError> {
     for (i, (stamp, value)) in deltas.iter().enumerate() {
         let mut item = list.reborrow().get(u32::try_from(i).unwrap_or(u32::MAX));
         item.set_versionstamp(stamp);
@@ -75,7 +85,17 @@ pub fn fill_snapshot(
     at: &[u8; 10],
 ) -> Result<(), WireError> {
     params.set_at(at);
-    let mut list = params.init_entities(u32::try_from(entities.len()).unwrap_or(u32::MAX));
+    fill_entities(
+        params.init_entities(u32::try_from(entities.len()).unwrap_or(u32::MAX)),
+        entities,
+    )
+}
+
+/// Fills a list of `EntityState`, initialised to `entities.len()`, with `entities` in order.
+pub(crate) fn fill_entities(
+    mut list: capnp::struct_list::Builder<'_, entity_state::Owned>,
+    entities: &[Entity],
+) -> Result<(), WireError> {
     for (i, entity) in entities.iter().enumerate() {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
         with_entity(entity, |reader| list.set_with_caveats(index, reader))?;
@@ -147,7 +167,9 @@ where
 }
 
 /// Reads a flat message produced by the layer's codec.
-fn flat_reader(bytes: &[u8]) -> capnp::Result<message::Reader<serialize::BufferSegments<&[u8]>>> {
+pub(crate) fn flat_reader(
+    bytes: &[u8],
+) -> capnp::Result<message::Reader<serialize::BufferSegments<&[u8]>>> {
     let mut rest = bytes;
     serialize::read_message_from_flat_slice(&mut rest, ReaderOptions::new())
 }

@@ -31,6 +31,25 @@ struct StampedDelta {
   delta @1 :World.Delta;
 }
 
+# One message on the QUIC unidirectional stream of a subscription made with
+# `Session.subscribeStream`. The stream carries standard Cap'n Proto stream
+# framing (segment count and sizes, then the segments; `capnp::readMessage`
+# / `capnp::serialize::read_message`), one message after another, with no
+# answers: the client only reads. The first message is `opened` with the
+# tag the client chose; after it, the same sequence `DeltaSink` would get:
+# a snapshot (or the replay after `resumeFrom`), then deltas in commit order.
+struct StreamMessage {
+  union {
+    opened @0 :UInt64;   # the `tag` of the `subscribeStream` call
+    snapshot :group {    # the full state of the area as of `at` (10 bytes)
+      entities @1 :List(World.EntityState);
+      at @2 :Data;
+    }
+    deltas @3 :List(StampedDelta);  # consecutive deltas, oldest first
+    reset @4 :Text;      # the stream ends here; subscribe afresh
+  }
+}
+
 # The bootstrap capability of an edge node.
 interface Gateway {
   # Exchange a login token for a session; fails on a bad token.
@@ -57,6 +76,17 @@ interface Session {
   # durable and will be applied; send `lastSeq + 1` next, and resend only
   # unacknowledged inputs above it, in order (see docs/PROTOCOL.md).
   info @2 () -> (player :UInt64, avatar :World.EntityState, lastSeq :UInt64);
+
+  # Subscribe like `subscribe`, but the edge pushes on a QUIC unidirectional
+  # stream it opens for this subscription (see `StreamMessage`) instead of
+  # calling a `DeltaSink`: one message per fan-out pass and no answers, so
+  # half the packets. `tag` is the client's name for the subscription; the
+  # stream's first message repeats it. Flow control is QUIC's: a client that
+  # stops reading gets its stream reset with application error code 1
+  # (stalled) after the edge's stall timeout. Dropping or cancelling the
+  # subscription finishes the stream.
+  subscribeStream @3 (area :Area, resumeFrom :Data, tag :UInt64)
+      -> (subscription :Subscription);
 }
 
 # The player's avatar.

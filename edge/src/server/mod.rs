@@ -15,6 +15,7 @@ pub mod inputs;
 mod login;
 pub mod push;
 pub mod rpc;
+pub mod stream_push;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -328,7 +329,8 @@ async fn serve_connection<D: Database>(incoming: quinn::Incoming, ctx: Arc<EdgeC
         Side::Server,
         options,
     );
-    let gateway: gateway::Client = capnp_rpc::new_client(rpc::Gateway::new(ctx, peer));
+    let gateway: gateway::Client =
+        capnp_rpc::new_client(rpc::Gateway::new(ctx, connection.clone()));
     let rpc = RpcSystem::new(Box::new(network), Some(gateway.client));
     match rpc.await {
         Ok(()) => {

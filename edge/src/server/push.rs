@@ -61,30 +61,14 @@ pub async fn push(
             progress = tokio::time::Instant::now();
         }
         while !ending && inflight.len() < window.max(1) {
-            // One look at the queue: the deltas at its front, else its next message.
-            let (deltas, item) = {
-                let mut subscriber = slot.lock();
-                let deltas = if batched {
-                    subscriber.poll_deltas(MAX_DELTAS_PER_CALL)
-                } else {
-                    Vec::new()
-                };
-                let item = if deltas.is_empty() {
-                    subscriber.poll_transmit()
-                } else {
-                    None
-                };
-                (deltas, item)
-            };
-            if !deltas.is_empty() {
-                inflight.push_back(send_deltas(&sink, &deltas));
-                continue;
+            match next_message(&slot, batched) {
+                None => break,
+                Some(Next::Deltas(deltas)) => inflight.push_back(send_deltas(&sink, &deltas)),
+                Some(Next::One(item)) => {
+                    ending = matches!(item, Outbound::Reset { .. });
+                    inflight.push_back(send(&sink, item));
+                }
             }
-            let Some(item) = item else {
-                break;
-            };
-            ending = matches!(item, Outbound::Reset { .. });
-            inflight.push_back(send(&sink, item));
         }
         if inflight.is_empty() {
             if ending {
@@ -127,6 +111,27 @@ pub async fn push(
         }
     }
     slot.close();
+}
+
+/// The next message of a subscription: a batch of deltas, or one message of any kind.
+pub(crate) enum Next {
+    /// The deltas at the front of the outbox (at most [`MAX_DELTAS_PER_CALL`]), oldest first.
+    Deltas(Vec<([u8; 10], sekai_layer::world::model::Delta)>),
+    /// The next message, one of any kind.
+    One(Outbound),
+}
+
+/// One look at a subscription's outbox: with `batched`, the deltas at its front, else (or when
+/// none is at the front) its next message; `None` when it is empty.
+pub(crate) fn next_message(slot: &Slot, batched: bool) -> Option<Next> {
+    let mut subscriber = slot.lock();
+    if batched {
+        let deltas = subscriber.poll_deltas(MAX_DELTAS_PER_CALL);
+        if !deltas.is_empty() {
+            return Some(Next::Deltas(deltas));
+        }
+    }
+    subscriber.poll_transmit().map(Next::One)
 }
 
 /// Sends `deltas` in one `deltas` call now; the returned future resolves with the answer.

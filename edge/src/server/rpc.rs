@@ -15,6 +15,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use capnp::capability::Rc;
 use metrics::counter;
@@ -28,6 +29,7 @@ use sekai_schema::{Area, PlayerId};
 use super::inputs::SessionMark;
 use super::login::{ensure_avatar, t1_region};
 use super::push::push;
+use super::stream_push::push_stream;
 use super::{EdgeContext, GaugeGuard};
 use crate::fanout::{Slot, Start};
 use crate::observe::metrics as names;
@@ -39,12 +41,17 @@ use sekai_model::wire::{read_input, read_stamp, with_entity, WireError};
 pub struct Gateway<D: Database> {
     ctx: Arc<EdgeContext<D>>,
     peer: SocketAddr,
+    connection: quinn::Connection,
 }
 
 impl<D: Database> Gateway<D> {
-    /// A gateway for the connection from `peer`.
-    pub fn new(ctx: Arc<EdgeContext<D>>, peer: SocketAddr) -> Self {
-        Self { ctx, peer }
+    /// A gateway for `connection` (streamed subscriptions open their streams on it).
+    pub fn new(ctx: Arc<EdgeContext<D>>, connection: quinn::Connection) -> Self {
+        Self {
+            ctx,
+            peer: connection.remote_address(),
+            connection,
+        }
     }
 }
 
@@ -98,6 +105,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
             client: capnp_rpc::new_client_from_rc(avatar.clone()),
             avatar,
             login_avatar: state.avatar,
+            connection: self.connection.clone(),
             _live: GaugeGuard::new(names::SESSIONS),
         }));
         Ok(())
@@ -112,7 +120,54 @@ pub struct Session<D: Database> {
     avatar: std::rc::Rc<Avatar<D>>,
     client: avatar::Client,
     login_avatar: sekai_layer::world::model::Entity,
+    connection: quinn::Connection,
     _live: GaugeGuard,
+}
+
+/// How long the edge waits for the client to allow one more unidirectional stream (QUIC's
+/// stream limit) before it refuses a streamed subscription.
+pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl<D: Database> Session<D> {
+    /// Joins the fan-out with a subscription of the area in `area` (refused when invalid),
+    /// starting from a snapshot or after the versionstamp in `resume` (when not empty).
+    fn join(
+        &self,
+        area: sekai_schema::edge_capnp::area::Reader<'_>,
+        resume: &[u8],
+    ) -> Result<(u64, Arc<Slot>), capnp::Error> {
+        let area = Area::read_capnp(area)?;
+        if !area.is_valid() {
+            tracing::warn!(
+                player = self.player,
+                ?area,
+                "subscription refused: invalid area"
+            );
+            return Err(capnp::Error::failed(format!(
+                "invalid area of interest: centre must be finite and radius in 0..={}",
+                sekai_schema::geometry::MAX_QUERY_RADIUS
+            )));
+        }
+        let start = if resume.is_empty() {
+            Start::Snapshot
+        } else {
+            Start::Resume(read_stamp(resume)?)
+        };
+        let subscriber = Subscriber::new(self.player, area, self.ctx.limits.outbox_budget)
+            .with_avatar(self.location.clone());
+        let joined = self.ctx.fanout.subscribe(subscriber, start);
+        tracing::debug!(player = self.player, ?area, ?start, "subscribed");
+        Ok(joined)
+    }
+
+    /// The capability that ends subscription `id` when cancelled or dropped.
+    fn subscription(&self, id: u64, slot: Arc<Slot>) -> subscription::Client {
+        capnp_rpc::new_client(Subscription {
+            fanout: self.ctx.fanout.clone(),
+            id,
+            slot,
+        })
+    }
 }
 
 impl<D: Database> session::Server for Session<D> {
@@ -143,44 +198,43 @@ impl<D: Database> session::Server for Session<D> {
         mut results: session::SubscribeResults,
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
-        let area = Area::read_capnp(params.get_area()?)?;
-        if !area.is_valid() {
-            tracing::warn!(
-                player = self.player,
-                ?area,
-                "subscription refused: invalid area"
-            );
-            return Err(capnp::Error::failed(format!(
-                "invalid area of interest: centre must be finite and radius in 0..={}",
-                sekai_schema::geometry::MAX_QUERY_RADIUS
-            )));
-        }
-        let resume = params.get_resume_from()?;
-        let start = if resume.is_empty() {
-            Start::Snapshot
-        } else {
-            Start::Resume(read_stamp(resume)?)
-        };
         let sink = params.get_sink()?;
-        let batched = params.get_batched();
-        let subscriber = Subscriber::new(self.player, area, self.ctx.limits.outbox_budget)
-            .with_avatar(self.location.clone());
-        let (id, slot) = self.ctx.fanout.subscribe(subscriber, start);
+        let (id, slot) = self.join(params.get_area()?, params.get_resume_from()?)?;
         tokio::task::spawn_local(push(
             slot.clone(),
             sink,
             self.ctx.limits.push_window,
-            batched,
+            params.get_batched(),
             self.ctx.limits.stall_timeout,
         ));
-        tracing::debug!(player = self.player, ?area, ?start, "subscribed");
-        results
-            .get()
-            .set_subscription(capnp_rpc::new_client(Subscription {
-                fanout: self.ctx.fanout.clone(),
-                id,
-                slot,
-            }));
+        results.get().set_subscription(self.subscription(id, slot));
+        Ok(())
+    }
+
+    /// Like `subscribe`, but pushes on a unidirectional stream the edge opens first.
+    async fn subscribe_stream(
+        self: Rc<Self>,
+        params: session::SubscribeStreamParams,
+        mut results: session::SubscribeStreamResults,
+    ) -> Result<(), capnp::Error> {
+        let params = params.get()?;
+        let stream = tokio::time::timeout(OPEN_STREAM_TIMEOUT, self.connection.open_uni())
+            .await
+            .map_err(|_| {
+                capnp::Error::overloaded(format!(
+                    "the client allowed no new unidirectional stream within {} s",
+                    OPEN_STREAM_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|error| capnp::Error::disconnected(error.to_string()))?;
+        let (id, slot) = self.join(params.get_area()?, params.get_resume_from()?)?;
+        tokio::task::spawn_local(push_stream(
+            slot.clone(),
+            stream,
+            params.get_tag(),
+            self.ctx.limits.stall_timeout,
+        ));
+        results.get().set_subscription(self.subscription(id, slot));
         Ok(())
     }
 }

@@ -1,0 +1,120 @@
+//! The push task of a streamed subscription (`Session.subscribeStream`): drains its outbox onto
+//! the subscription's own QUIC unidirectional stream, with no answers to wait for.
+//!
+//! Invariants:
+//! - the first message is `opened(tag)`; then the outbox's messages in order, each written whole
+//!   before the next is built, so the client reads them in commit order;
+//! - every delta waiting at the front of the outbox (at most
+//!   [`MAX_DELTAS_PER_CALL`](super::push::MAX_DELTAS_PER_CALL)) goes in one
+//!   message: one message per fan-out pass, not one per commit;
+//! - backpressure is QUIC's flow control: while a write waits for the client to read, the backlog
+//!   stays in the outbox, where it is coalesced within the budget, never in unbounded buffers;
+//! - a write that makes no progress for `stall_timeout` resets the stream with
+//!   [`STREAM_RESET_STALLED`] and ends the subscription, so a client that stopped reading costs at
+//!   most its stream's flow-control window plus the outbox budget, and only for `stall_timeout`;
+//! - a reset from the fan-out is written, then the stream is finished; a closed slot (the client
+//!   cancelled or dropped its subscription) finishes the stream; a failed write (the client
+//!   stopped the stream or left) ends the subscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sekai_model::stream::{encode, StreamMessage, STREAM_RESET_STALLED};
+
+use super::push::{next_message, Next};
+use crate::fanout::Slot;
+use crate::session::Outbound;
+
+/// Why a write ended the subscription.
+enum WriteEnd {
+    /// No byte was accepted for the stall timeout.
+    Stalled,
+    /// The stream or connection is gone.
+    Gone,
+}
+
+/// Pushes a subscription's messages onto `stream` until it ends; then closes its slot.
+pub async fn push_stream(
+    slot: Arc<Slot>,
+    mut stream: quinn::SendStream,
+    tag: u64,
+    stall_timeout: Duration,
+) {
+    let mut encoded = encode(StreamMessage::Opened(tag));
+    let mut ending = false;
+    'push: loop {
+        let bytes = match encoded {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "a subscription's message does not encode; ending it");
+                let _ = stream.reset(0u32.into());
+                break;
+            }
+        };
+        match write(&mut stream, &bytes, stall_timeout).await {
+            Ok(()) if ending => {
+                let _ = stream.finish();
+                break;
+            }
+            Ok(()) => {}
+            Err(WriteEnd::Stalled) => {
+                tracing::info!(
+                    stall_ms = stall_timeout.as_millis() as u64,
+                    "resetting a stalled subscription stream"
+                );
+                let _ = stream.reset(STREAM_RESET_STALLED.into());
+                break;
+            }
+            Err(WriteEnd::Gone) => {
+                tracing::debug!("subscription stream gone; ending the subscription");
+                break;
+            }
+        }
+        let next = loop {
+            if slot.is_closed() {
+                let _ = stream.finish();
+                break 'push;
+            }
+            if let Some(next) = next_message(&slot, true) {
+                break next;
+            }
+            slot.ready().await;
+        };
+        ending = matches!(next, Next::One(Outbound::Reset { .. }));
+        encoded = encode_next(&next);
+    }
+    slot.close();
+}
+
+/// Encodes the next outbox message as a stream message.
+fn encode_next(next: &Next) -> Result<Vec<u8>, sekai_model::wire::WireError> {
+    match next {
+        Next::Deltas(deltas) => encode(StreamMessage::Deltas(deltas)),
+        Next::One(Outbound::Snapshot { entities, at }) => {
+            encode(StreamMessage::Snapshot { entities, at })
+        }
+        Next::One(Outbound::Delta { stamp, delta }) => {
+            encode(StreamMessage::Deltas(&[(*stamp, delta.clone())]))
+        }
+        Next::One(Outbound::Reset { reason }) => {
+            tracing::info!(%reason, "resetting a subscription");
+            encode(StreamMessage::Reset(reason))
+        }
+    }
+}
+
+/// Writes all of `bytes`, giving up when no byte is accepted for `stall_timeout`.
+async fn write(
+    stream: &mut quinn::SendStream,
+    mut bytes: &[u8],
+    stall_timeout: Duration,
+) -> Result<(), WriteEnd> {
+    while !bytes.is_empty() {
+        match tokio::time::timeout(stall_timeout, stream.write(bytes)).await {
+            Err(_) => return Err(WriteEnd::Stalled),
+            Ok(Err(_)) => return Err(WriteEnd::Gone),
+            Ok(Ok(written)) => bytes = &bytes[written..],
+        }
+    }
+    Ok(())
+}
