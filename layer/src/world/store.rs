@@ -87,8 +87,9 @@ pub async fn indexed_cell<T: Transaction>(
     }
 }
 
-/// Writes `entity` and moves its index entries from `previous` (where the index had it).
-/// Returns the regions whose contents changed.
+/// Writes `entity` and moves its index entries from `previous` (where the index had it, read
+/// in this transaction; the reverse entry is rewritten only when the cell changes). Returns the
+/// regions whose contents changed.
 pub fn put_entity<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
@@ -108,10 +109,13 @@ pub fn put_entity<T: Transaction>(
     let encoded = encode_entity(entity);
     trx.set(&keys.entity(entity.id), &encoded);
     trx.set(&keys.spatial(region, cell, entity.id), &encoded);
-    trx.set(
-        &keys.spatial_rev(entity.id),
-        &WorldKeys::spatial_rev_value(region, cell),
-    );
+    // A move within its cell leaves the reverse entry as it is (most moves at 10 Hz).
+    if previous != Some((region, cell)) {
+        trx.set(
+            &keys.spatial_rev(entity.id),
+            &WorldKeys::spatial_rev_value(region, cell),
+        );
+    }
     touched
 }
 
