@@ -59,14 +59,15 @@ async fn raw_login(world: &World, player: u64, window: Option<u32>) -> Raw {
     }
 }
 
-/// Calls `subscribeStream` on the area of the tests with `tag`.
-async fn subscribe_stream(raw: &Raw, tag: u64) -> subscription::Client {
+/// Calls `subscribeStream` on the area of the tests with `tag`; returns the subscription and
+/// its stream, whose first message (checked) is `opened(tag)`.
+async fn subscribe_stream(raw: &Raw, tag: u64) -> (subscription::Client, quinn::RecvStream) {
     let mut request = raw.session.subscribe_stream_request();
     let mut params = request.get();
     area().write_capnp(params.reborrow().init_area());
     params.set_resume_from(&[]);
     params.set_tag(tag);
-    request
+    let subscription = request
         .send()
         .promise
         .await
@@ -74,7 +75,17 @@ async fn subscribe_stream(raw: &Raw, tag: u64) -> subscription::Client {
         .get()
         .expect("reply")
         .get_subscription()
-        .expect("subscription")
+        .expect("subscription");
+    let mut stream = raw
+        .connection
+        .accept_uni()
+        .await
+        .expect("the edge opens a stream");
+    assert_eq!(
+        next(&mut stream).await.unwrap(),
+        Some(StreamEvent::Opened(tag))
+    );
+    (subscription, stream)
 }
 
 /// The next message on `stream`, `None` once finished (bounded wait).
@@ -104,16 +115,7 @@ async fn a_stream_opens_with_its_tag_carries_deltas_and_finishes_on_cancel() {
     local
         .run_until(async {
             let raw = raw_login(&world, 1, None).await;
-            let subscription = subscribe_stream(&raw, 77).await;
-            let mut stream = raw
-                .connection
-                .accept_uni()
-                .await
-                .expect("the edge opens a stream");
-            assert_eq!(
-                next(&mut stream).await.unwrap(),
-                Some(StreamEvent::Opened(77))
-            );
+            let (subscription, mut stream) = subscribe_stream(&raw, 77).await;
             let Some(StreamEvent::Snapshot { entities, .. }) = next(&mut stream).await.unwrap()
             else {
                 panic!("the second message is not a snapshot");
@@ -168,16 +170,7 @@ async fn an_unread_stream_is_reset_as_stalled_and_the_others_keep_playing() {
         .run_until(async {
             // A 1 KiB window: a few deltas fill it once the client stops reading.
             let stalled = raw_login(&world, 1, Some(1024)).await;
-            let _subscription = subscribe_stream(&stalled, 5).await;
-            let mut stream = stalled
-                .connection
-                .accept_uni()
-                .await
-                .expect("the edge opens a stream");
-            assert_eq!(
-                next(&mut stream).await.unwrap(),
-                Some(StreamEvent::Opened(5))
-            );
+            let (_subscription, mut stream) = subscribe_stream(&stalled, 5).await;
             let healthy = world.connect(2).await;
             let view = healthy
                 .subscribe(area(), |_, _| {})
@@ -221,6 +214,35 @@ async fn an_unread_stream_is_reset_as_stalled_and_the_others_keep_playing() {
             );
             // The healthy player is unaffected.
             healthy.send(move_to(15.0)).await.expect("still playing");
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_area_opens_no_stream() {
+    let world = world(false).await;
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let raw = raw_login(&world, 1, None).await;
+            let mut request = raw.session.subscribe_stream_request();
+            let mut params = request.get();
+            let mut area = params.reborrow().init_area();
+            area.set_radius(f32::NAN);
+            params.set_tag(1);
+            let error = match request.send().promise.await {
+                Ok(_) => panic!("a NaN radius was accepted"),
+                Err(error) => error,
+            };
+            assert!(
+                error.to_string().contains("invalid area"),
+                "unexpected error: {error}"
+            );
+            // The refusal opened no stream and left no subscription behind.
+            let opened =
+                tokio::time::timeout(Duration::from_millis(300), raw.connection.accept_uni()).await;
+            assert!(opened.is_err(), "a stream was opened for a refused area");
+            assert_eq!(world.edge.fanout().live_count(), 0);
         })
         .await;
 }

@@ -211,13 +211,17 @@ impl<D: Database> session::Server for Session<D> {
         Ok(())
     }
 
-    /// Like `subscribe`, but pushes on a unidirectional stream the edge opens first.
+    /// Like `subscribe`, but pushes on a unidirectional stream opened for the subscription.
     async fn subscribe_stream(
         self: Rc<Self>,
         params: session::SubscribeStreamParams,
         mut results: session::SubscribeStreamResults,
     ) -> Result<(), capnp::Error> {
         let params = params.get()?;
+        // Join first, so a refused area opens no stream; the capability ends the subscription
+        // if the stream cannot be opened.
+        let (id, slot) = self.join(params.get_area()?, params.get_resume_from()?)?;
+        let subscription = self.subscription(id, slot.clone());
         let stream = tokio::time::timeout(OPEN_STREAM_TIMEOUT, self.connection.open_uni())
             .await
             .map_err(|_| {
@@ -227,14 +231,13 @@ impl<D: Database> session::Server for Session<D> {
                 ))
             })?
             .map_err(|error| capnp::Error::disconnected(error.to_string()))?;
-        let (id, slot) = self.join(params.get_area()?, params.get_resume_from()?)?;
         tokio::task::spawn_local(push_stream(
-            slot.clone(),
+            slot,
             stream,
             params.get_tag(),
             self.ctx.limits.stall_timeout,
         ));
-        results.get().set_subscription(self.subscription(id, slot));
+        results.get().set_subscription(subscription);
         Ok(())
     }
 }
