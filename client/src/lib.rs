@@ -6,7 +6,8 @@
 //!   frame); `Send`, so a game keeps it wherever it likes;
 //! - [`backoff`]: when to try reconnecting again, without clocks;
 //! - [`driver`] (feature `quinn`, on by default): [`EdgeClient`], the core driven over QUIC and
-//!   Cap'n Proto RPC on tokio; [`tls`]: its TLS configuration.
+//!   Cap'n Proto RPC on tokio; [`streams`]: the reader of its subscriptions' unidirectional
+//!   streams (`Session.subscribeStream`); [`tls`]: its TLS configuration.
 //!
 //! The simulator drives the same [`ClientCore`] with modelled transport and time.
 //!
