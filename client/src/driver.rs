@@ -211,9 +211,7 @@ impl Shared {
                 shared.on_stream_event(SubId(sub), event);
             }
         });
-        let options =
-            *ReaderOptions::new().traversal_limit_in_words(Some(CLIENT_MAX_MESSAGE_WORDS));
-        tokio::task::spawn_local(read_streams(connection.clone(), options, on_event));
+        tokio::task::spawn_local(read_streams(connection.clone(), reader_options(), on_event));
     }
 }
 
@@ -487,6 +485,11 @@ impl EdgeClient {
     }
 }
 
+/// How the client reads the edge's messages, on the RPC stream and on subscription streams.
+fn reader_options() -> ReaderOptions {
+    *ReaderOptions::new().traversal_limit_in_words(Some(CLIENT_MAX_MESSAGE_WORDS))
+}
+
 /// Runs the client side of Cap'n Proto RPC over a connection's stream halves, as a task of the
 /// current `LocalSet`; returns the edge's bootstrap capability.
 pub fn start_rpc<R, W>(recv: R, send: W) -> gateway::Client
@@ -494,12 +497,11 @@ where
     R: futures::AsyncRead + Unpin + 'static,
     W: futures::AsyncWrite + Unpin + 'static,
 {
-    let options = *ReaderOptions::new().traversal_limit_in_words(Some(CLIENT_MAX_MESSAGE_WORDS));
     let network = twoparty::VatNetwork::new(
         futures::io::BufReader::new(recv),
         futures::io::BufWriter::new(send),
         Side::Client,
-        options,
+        reader_options(),
     );
     let mut rpc = RpcSystem::new(Box::new(network), None);
     let gateway: gateway::Client = rpc.bootstrap(Side::Server);

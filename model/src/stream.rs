@@ -13,7 +13,7 @@ use sekai_schema::edge_capnp::stream_message;
 use crate::model::{Delta, Entity};
 use crate::protocol::Stamp;
 use crate::wire::{
-    fill_entities, fill_stamped_deltas, read_delta, read_entity, read_stamp, WireError,
+    fill_entities, fill_stamped_deltas, list_len, read_delta, read_entity, read_stamp, WireError,
 };
 
 /// The QUIC application error code with which the edge resets the stream of a client that
@@ -110,10 +110,6 @@ pub fn decode(bytes: &[u8], options: message::ReaderOptions) -> Result<StreamEve
     let mut rest = bytes;
     let message = serialize::read_message_from_flat_slice(&mut rest, options)?;
     read(message.get_root()?)
-}
-
-fn list_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -57,10 +57,7 @@ pub fn fill_deltas(
     params: delta_sink::deltas_params::Builder<'_>,
     deltas: &[([u8; 10], Delta)],
 ) -> Result<(), WireError> {
-    fill_stamped_deltas(
-        params.init_batch(u32::try_from(deltas.len()).unwrap_or(u32::MAX)),
-        deltas,
-    )
+    fill_stamped_deltas(params.init_batch(list_len(deltas.len())), deltas)
 }
 
 /// Fills a list of `StampedDelta`, initialised to `deltas.len()`, with `deltas` in order.
@@ -85,10 +82,7 @@ pub fn fill_snapshot(
     at: &[u8; 10],
 ) -> Result<(), WireError> {
     params.set_at(at);
-    fill_entities(
-        params.init_entities(u32::try_from(entities.len()).unwrap_or(u32::MAX)),
-        entities,
-    )
+    fill_entities(params.init_entities(list_len(entities.len())), entities)
 }
 
 /// Fills a list of `EntityState`, initialised to `entities.len()`, with `entities` in order.
@@ -164,6 +158,11 @@ where
     let mut message = message::Builder::new_default();
     message.set_root::<T>(r)?;
     Ok(serialize::write_message_to_words(&message))
+}
+
+/// A Cap'n Proto list length for `len` items (lists hold at most `u32::MAX`).
+pub(crate) fn list_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// Reads a flat message produced by the layer's codec.

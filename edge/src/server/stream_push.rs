@@ -20,17 +20,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sekai_model::stream::{encode, StreamMessage, STREAM_RESET_STALLED};
+use sekai_model::wire::WireError;
 
 use super::push::{next_message, Next};
 use crate::fanout::Slot;
 use crate::session::Outbound;
 
-/// Why a write ended the subscription.
-enum WriteEnd {
+/// Why a subscription's stream ended early.
+enum End {
     /// No byte was accepted for the stall timeout.
     Stalled,
     /// The stream or connection is gone.
     Gone,
+    /// A message did not encode.
+    Unencodable(WireError),
 }
 
 /// Pushes a subscription's messages onto `stream` until it ends; then closes its slot.
@@ -40,54 +43,54 @@ pub async fn push_stream(
     tag: u64,
     stall_timeout: Duration,
 ) {
-    let mut encoded = encode(StreamMessage::Opened(tag));
-    let mut ending = false;
-    'push: loop {
-        let bytes = match encoded {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(%error, "a subscription's message does not encode; ending it");
-                let _ = stream.reset(0u32.into());
-                break;
-            }
-        };
-        match write(&mut stream, &bytes, stall_timeout).await {
-            Ok(()) if ending => {
-                let _ = stream.finish();
-                break;
-            }
-            Ok(()) => {}
-            Err(WriteEnd::Stalled) => {
-                tracing::info!(
-                    stall_ms = stall_timeout.as_millis() as u64,
-                    "resetting a stalled subscription stream"
-                );
-                let _ = stream.reset(STREAM_RESET_STALLED.into());
-                break;
-            }
-            Err(WriteEnd::Gone) => {
-                tracing::debug!("subscription stream gone; ending the subscription");
-                break;
-            }
+    match drain(&slot, &mut stream, tag, stall_timeout).await {
+        Ok(()) => {
+            let _ = stream.finish();
         }
-        let next = loop {
-            if slot.is_closed() {
-                let _ = stream.finish();
-                break 'push;
-            }
-            if let Some(next) = next_message(&slot, true) {
-                break next;
-            }
-            slot.ready().await;
-        };
-        ending = matches!(next, Next::One(Outbound::Reset { .. }));
-        encoded = encode_next(&next);
+        Err(End::Stalled) => {
+            tracing::info!(
+                stall_ms = stall_timeout.as_millis() as u64,
+                "resetting a stalled subscription stream"
+            );
+            let _ = stream.reset(STREAM_RESET_STALLED.into());
+        }
+        Err(End::Gone) => tracing::debug!("subscription stream gone; ending the subscription"),
+        Err(End::Unencodable(error)) => {
+            tracing::error!(%error, "a subscription's message does not encode; ending it");
+            let _ = stream.reset(0u32.into());
+        }
     }
     slot.close();
 }
 
+/// Writes `opened(tag)`, then the outbox's messages, until the slot closes or a reset was
+/// written (`Ok`: finish the stream) or the stream fails.
+async fn drain(
+    slot: &Slot,
+    stream: &mut quinn::SendStream,
+    tag: u64,
+    stall_timeout: Duration,
+) -> Result<(), End> {
+    write(stream, encode(StreamMessage::Opened(tag)), stall_timeout).await?;
+    loop {
+        let next = loop {
+            if slot.is_closed() {
+                return Ok(());
+            }
+            if let Some(next) = next_message(slot, true) {
+                break next;
+            }
+            slot.ready().await;
+        };
+        write(stream, encode_next(&next), stall_timeout).await?;
+        if matches!(next, Next::One(Outbound::Reset { .. })) {
+            return Ok(());
+        }
+    }
+}
+
 /// Encodes the next outbox message as a stream message.
-fn encode_next(next: &Next) -> Result<Vec<u8>, sekai_model::wire::WireError> {
+fn encode_next(next: &Next) -> Result<Vec<u8>, WireError> {
     match next {
         Next::Deltas(deltas) => encode(StreamMessage::Deltas(deltas)),
         Next::One(Outbound::Snapshot { entities, at }) => {
@@ -103,16 +106,18 @@ fn encode_next(next: &Next) -> Result<Vec<u8>, sekai_model::wire::WireError> {
     }
 }
 
-/// Writes all of `bytes`, giving up when no byte is accepted for `stall_timeout`.
+/// Writes all of `encoded`, giving up when no byte is accepted for `stall_timeout`.
 async fn write(
     stream: &mut quinn::SendStream,
-    mut bytes: &[u8],
+    encoded: Result<Vec<u8>, WireError>,
     stall_timeout: Duration,
-) -> Result<(), WriteEnd> {
+) -> Result<(), End> {
+    let encoded = encoded.map_err(End::Unencodable)?;
+    let mut bytes = encoded.as_slice();
     while !bytes.is_empty() {
         match tokio::time::timeout(stall_timeout, stream.write(bytes)).await {
-            Err(_) => return Err(WriteEnd::Stalled),
-            Ok(Err(_)) => return Err(WriteEnd::Gone),
+            Err(_) => return Err(End::Stalled),
+            Ok(Err(_)) => return Err(End::Gone),
             Ok(Ok(written)) => bytes = &bytes[written..],
         }
     }
