@@ -1,6 +1,6 @@
 //! The quinn driver of [`ClientCore`]: connect to an edge over QUIC, log in, subscribe (streamed:
-//! `Session.subscribeStream`, read by [`crate::streams`]), send inputs, and resume after a
-//! reconnect. Every decision (seqs, resends, mirrors, where a
+//! `Session.subscribeStream`, read by [`crate::streams`]), send inputs (on the input stream,
+//! `Avatar.openInputs`, written by [`crate::inputs`]), and resume after a reconnect. Every decision (seqs, resends, mirrors, where a
 //! subscription resumes) is the core's; this module does the I/O.
 //!
 //! Cap'n Proto RPC is not `Send`: an [`EdgeClient`] lives on one thread and must be used inside
@@ -29,6 +29,7 @@ use sekai_schema::{Area, EntityId, PlayerId};
 
 use crate::backoff::{Backoff, ReconnectPolicy};
 use crate::core::{ClientCore, Mirror, SubId};
+use crate::inputs::InputStream;
 use crate::streams::{read_streams, StreamHandler};
 use crate::tls::{client_config, ClientTlsError};
 
@@ -77,6 +78,10 @@ pub enum ClientError {
     /// The edge refused the login (a bad or expired token): reconnecting will not help.
     #[error("login refused: {0}")]
     LoginRefused(String),
+    /// The input stream broke or was closed by the edge (the unanswered inputs may or may not
+    /// be durable: reconnect and resend).
+    #[error("input stream: {0}")]
+    InputStream(String),
     /// Connecting took longer than the attempt's deadline.
     #[error("no answer from the edge within {0:?}")]
     Timeout(Duration),
@@ -252,6 +257,8 @@ struct Link {
     avatar_at_login: Entity,
     /// Every seq at or below it is durable.
     last_seq: u64,
+    /// The input stream (`None` when the edge does not offer one: inputs go by `Avatar.send`).
+    inputs: Option<InputStream>,
 }
 
 /// A logged-in client of one edge.
@@ -323,6 +330,27 @@ impl EdgeClient {
 
     /// Sends input `seq` on the current link and hands the answer to the core.
     async fn send_seq(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
+        let Some(inputs) = &self.link.inputs else {
+            return self.send_seq_by_call(seq, action).await;
+        };
+        let answer = tokio::time::timeout(ACK_TIMEOUT, inputs.send(seq, action))
+            .await
+            .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))?;
+        match answer {
+            Ok(acked) => self.shared.core.borrow_mut().on_accepted(acked),
+            Err(ClientError::Refused { seq, ref reason }) => {
+                self.shared
+                    .core
+                    .borrow_mut()
+                    .on_refused(seq, reason.clone());
+            }
+            Err(_) => {}
+        }
+        answer
+    }
+
+    /// Sends input `seq` with an `Avatar.send` call (an edge without input streams).
+    async fn send_seq_by_call(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
         let mut request = self.link.avatar.send_request();
         fill_send(request.get(), seq, action)?;
         // An edge that died without closing answers nothing: past the timeout the connection
@@ -532,7 +560,13 @@ async fn open(endpoint: &quinn::Endpoint, config: &ClientConfig) -> Result<Link,
     let avatar = session.avatar_request().send().pipeline.get_avatar();
     let info = session.info_request().send().promise.await?;
     let info = info.get()?;
+    let inputs = match InputStream::open(&connection, &avatar, 1, reader_options()).await {
+        Ok(inputs) => Some(inputs),
+        Err(ClientError::Rpc(error)) if error.kind == capnp::ErrorKind::Unimplemented => None,
+        Err(error) => return Err(error),
+    };
     Ok(Link {
+        inputs,
         connection,
         player: info.get_player(),
         avatar_at_login: read_entity(info.get_avatar()?)?,

@@ -7,7 +7,8 @@
 //! - [`backoff`]: when to try reconnecting again, without clocks;
 //! - [`driver`] (feature `quinn`, on by default): [`EdgeClient`], the core driven over QUIC and
 //!   Cap'n Proto RPC on tokio; [`streams`]: the reader of its subscriptions' unidirectional
-//!   streams (`Session.subscribeStream`); [`tls`]: its TLS configuration.
+//!   streams (`Session.subscribeStream`); [`inputs`]: its input stream (`Avatar.openInputs`);
+//!   [`tls`]: its TLS configuration.
 //!
 //! The simulator drives the same [`ClientCore`] with modelled transport and time.
 //!
@@ -29,6 +30,8 @@ pub mod backoff;
 pub mod core;
 #[cfg(feature = "quinn")]
 pub mod driver;
+#[cfg(feature = "quinn")]
+pub mod inputs;
 #[cfg(feature = "quinn")]
 pub mod streams;
 #[cfg(feature = "quinn")]

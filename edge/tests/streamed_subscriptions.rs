@@ -7,57 +7,14 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use capnp::message::ReaderOptions;
 use common::*;
-use sekai_client::tls::client_config;
 use sekai_layer::world::model::Action;
 use sekai_model::stream::{read, StreamEvent, STREAM_RESET_STALLED};
-use sekai_schema::edge_capnp::{session, subscription};
+use sekai_schema::edge_capnp::subscription;
 use sekai_schema::Vec3;
-
-/// A raw client's session and the connection its streams arrive on.
-struct Raw {
-    connection: quinn::Connection,
-    session: session::Client,
-}
-
-/// Connects and logs in `player` with raw RPC; `window` bounds each incoming stream's
-/// flow-control window (QUIC's stream receive window) when given.
-async fn raw_login(world: &World, player: u64, window: Option<u32>) -> Raw {
-    let mut config = client_config(world.edge.certificate()).expect("client config");
-    if let Some(window) = window {
-        let mut transport = quinn::TransportConfig::default();
-        transport.stream_receive_window(window.into());
-        config.transport_config(Arc::new(transport));
-    }
-    let server = world.edge.local_addr().expect("edge address");
-    let connection = world
-        .endpoint()
-        .connect_with(config, server, sekai_edge::tls::SELF_SIGNED_NAME)
-        .expect("connect")
-        .await
-        .expect("handshake");
-    let (send, recv) = connection.open_bi().await.expect("rpc stream");
-    let gateway = sekai_client::start_rpc(recv, send);
-    let mut login = gateway.login_request();
-    login.get().set_token(world.token(player).as_str());
-    let session = login
-        .send()
-        .promise
-        .await
-        .expect("login")
-        .get()
-        .expect("reply")
-        .get_session()
-        .expect("session");
-    Raw {
-        connection,
-        session,
-    }
-}
 
 /// Calls `subscribeStream` on the area of the tests with `tag`; returns the subscription and
 /// its stream, whose first message (checked) is `opened(tag)`.

@@ -1,7 +1,8 @@
 //! Wire conversion (`sekai_model::wire`): the bytes are a Cap'n Proto message (flat word
 //! format, as a peer could send it inside an RPC call) whose root is read as an action, a
-//! delta, an entity state, an area or a streamed subscription's message, the readers the edge and the SDK apply to what the other side
-//! sends; the versionstamp reader gets the raw bytes. None may panic.
+//! delta, an entity state, an area, a streamed subscription's message, or an input stream's
+//! message or answer: the readers the edge and the SDK apply to what the other side sends; the
+//! versionstamp reader gets the raw bytes. None may panic.
 #![no_main]
 
 use capnp::message::ReaderOptions;
@@ -25,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(message) = serialize::read_message_from_flat_slice(&mut slice, options) else {
         return;
     };
-    match which % 5 {
+    match which % 7 {
         0 => {
             if let Ok(root) = message.get_root::<action::Reader<'_>>() {
                 let _ = read_input(7, 1, root);
@@ -46,6 +47,20 @@ fuzz_target!(|data: &[u8]| {
                 message.get_root::<sekai_schema::edge_capnp::stream_message::Reader<'_>>()
             {
                 let _ = sekai_model::stream::read(root);
+            }
+        }
+        4 => {
+            if let Ok(root) =
+                message.get_root::<sekai_schema::edge_capnp::input_message::Reader<'_>>()
+            {
+                let _ = sekai_model::input_stream::read_input_message(7, root);
+            }
+        }
+        5 => {
+            if let Ok(root) =
+                message.get_root::<sekai_schema::edge_capnp::input_answer::Reader<'_>>()
+            {
+                let _ = sekai_model::input_stream::read_answer(root);
             }
         }
         _ => {

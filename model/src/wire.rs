@@ -114,14 +114,21 @@ pub fn fill_send(
     value: &Action,
 ) -> Result<(), WireError> {
     params.set_seq(seq);
+    copy_action(value, |action| params.set_action(action))
+}
+
+/// Runs `f` with a Cap'n Proto reader of `action` (to copy it into any builder).
+pub fn copy_action(
+    action: &Action,
+    f: impl FnOnce(action::Reader<'_>) -> capnp::Result<()>,
+) -> Result<(), WireError> {
     let bytes = encode_input(&Input {
         player: 0,
-        seq,
-        action: value.clone(),
+        seq: 0,
+        action: action.clone(),
     });
     let message = flat_reader(&bytes)?;
-    let input = message.get_root::<input::Reader<'_>>()?;
-    params.set_action(input.get_action()?)?;
+    f(message.get_root::<input::Reader<'_>>()?.get_action()?)?;
     Ok(())
 }
 

@@ -50,6 +50,30 @@ struct StreamMessage {
   }
 }
 
+# One input a client writes on its input stream (see `Avatar.openInputs`),
+# in standard Cap'n Proto stream framing: the same as `Avatar.send`'s
+# parameters.
+struct InputMessage {
+  seq @0 :UInt64;
+  action @1 :World.Action;
+}
+
+# What the edge writes back on an input stream, in the order of the inputs
+# it answers. Each answer is for the oldest inputs not answered yet.
+struct InputAnswer {
+  union {
+    opened @0 :UInt64;    # the first message: the `tag` of `openInputs`
+    accepted @1 :UInt64;  # every unanswered input up to this seq is durable
+    refused :group {      # the oldest unanswered input (this seq) was refused,
+      seq @2 :UInt64;     # not stored: its seq may be sent again
+      reason @3 :Text;
+    }
+    closed @4 :Text;      # the edge reads no more of this stream; inputs not
+                          # answered yet may or may not be durable: log in
+                          # again and resend those above `Session.info.lastSeq`
+  }
+}
+
 # The bootstrap capability of an edge node.
 interface Gateway {
   # Exchange a login token for a session; fails on a bad token.
@@ -95,6 +119,14 @@ interface Avatar {
   # resend of an already acknowledged seq is acknowledged again, not applied
   # twice.
   send @0 (seq :UInt64, action :World.Action) -> (ack :Ack);
+
+  # Open an input stream: the edge opens a QUIC bidirectional stream whose
+  # first message (edge to client) is `InputAnswer.opened` with `tag`. The
+  # client writes `InputMessage`s on it, with the same rules as `send`, and
+  # reads `InputAnswer`s: one per T1 commit rather than one per input, and
+  # no call, answer or finish message per input. Finishing the stream's
+  # sending side ends it once every input written is answered.
+  openInputs @1 (tag :UInt64) -> ();
 }
 
 # Implemented by the client: where the edge pushes world state.

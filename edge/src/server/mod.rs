@@ -11,6 +11,7 @@
 //!   RPC reader, which then closes the connection;
 //! - shutting down closes the endpoint, stops the fan-out and the workers.
 
+pub mod input_stream;
 pub mod inputs;
 mod login;
 pub mod push;

@@ -13,7 +13,9 @@
 //! - dropping a [`Subscription`] (or the connection) ends it in the fan-out.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +28,8 @@ use sekai_layer::world::rules::check_action;
 use sekai_schema::edge_capnp::{avatar, gateway, session, subscription};
 use sekai_schema::{Area, PlayerId};
 
-use super::inputs::SessionMark;
+use super::input_stream::serve_inputs;
+use super::inputs::{SessionMark, StoreError};
 use super::login::{ensure_avatar, t1_region};
 use super::push::push;
 use super::stream_push::push_stream;
@@ -35,6 +38,7 @@ use crate::fanout::{Slot, Start};
 use crate::observe::metrics as names;
 use crate::session::{Admission, AvatarLocation, InputGate, Subscriber};
 use crate::token::unix_now;
+use sekai_model::input_stream::InputAnswer;
 use sekai_model::wire::{read_input, read_stamp, with_entity, WireError};
 
 /// The bootstrap capability: logs players in.
@@ -97,6 +101,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
             )),
             mark: self.ctx.sessions.begin(player),
             turn: tokio::sync::Mutex::new(()),
+            connection: self.connection.clone(),
         });
         results.get().set_session(capnp_rpc::new_client(Session {
             ctx: self.ctx.clone(),
@@ -250,6 +255,8 @@ pub struct Avatar<D: Database> {
     gate: RefCell<InputGate>,
     mark: Arc<SessionMark>,
     turn: tokio::sync::Mutex<()>,
+    /// The connection (input streams are opened on it).
+    connection: quinn::Connection,
 }
 
 impl<D: Database> Avatar<D> {
@@ -265,57 +272,136 @@ impl<D: Database> avatar::Server for Avatar<D> {
         params: avatar::SendParams,
         mut results: avatar::SendResults,
     ) -> Result<(), capnp::Error> {
-        counter!(names::INPUTS_RECEIVED).increment(1);
         let params = params.get()?;
         let seq = params.get_seq();
-        let action = if params.has_action() {
-            params.get_action()
+        let input = if params.has_action() {
+            params
+                .get_action()
+                .map_err(WireError::from)
+                .and_then(|action| read_input(self.player, seq, action))
         } else {
-            Err(capnp::Error::failed("no action".into()))
+            Err(capnp::Error::failed("no action".into()).into())
         };
-        let stored = match self.admit(seq, action) {
+        let pending = self.submit(seq, input).await;
+        match self.settle(pending).await {
+            InputAnswer::Accepted(seq) => results.get().init_ack().set_accepted(seq),
+            InputAnswer::Refused { reason, .. } => results.get().init_ack().set_error(reason),
+            InputAnswer::Closed(reason) => return Err(capnp::Error::failed(reason)),
+            InputAnswer::Opened(_) => unreachable!("an input's answer is never `opened`"),
+        }
+        Ok(())
+    }
+
+    /// Opens a bidirectional stream for this avatar's inputs and serves it as a local task.
+    async fn open_inputs(
+        self: Rc<Self>,
+        params: avatar::OpenInputsParams,
+        _: avatar::OpenInputsResults,
+    ) -> Result<(), capnp::Error> {
+        let tag = params.get()?.get_tag();
+        let (send, recv) = tokio::time::timeout(OPEN_STREAM_TIMEOUT, self.connection.open_bi())
+            .await
+            .map_err(|_| {
+                capnp::Error::overloaded(format!(
+                    "the client allowed no new bidirectional stream within {} s",
+                    OPEN_STREAM_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|error| capnp::Error::disconnected(error.to_string()))?;
+        tracing::debug!(player = self.player, tag, "input stream opened");
+        let stall_timeout = self.ctx.limits.stall_timeout;
+        tokio::task::spawn_local(serve_inputs(self, send, recv, tag, stall_timeout));
+        Ok(())
+    }
+}
+
+/// An input on its way to its answer.
+pub enum Pending {
+    /// Answered already (refused, or a durable seq acknowledged again).
+    Answered(InputAnswer),
+    /// Queued for T1; accepted once its batch commits.
+    Storing {
+        /// The input's seq.
+        seq: u64,
+        /// Resolves when its batch committed (or failed).
+        stored: Pin<Box<dyn Future<Output = Result<(), StoreError>>>>,
+    },
+}
+
+impl<D: Database> Avatar<D> {
+    /// The avatar's player.
+    pub fn player(&self) -> PlayerId {
+        self.player
+    }
+
+    /// The connection the avatar's session is served on.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.connection
+    }
+
+    /// Admits input `seq` (read from the wire, or why it does not read) through the gate and,
+    /// when it is to be stored, queues it for T1 in this session's order.
+    pub async fn submit(&self, seq: u64, input: Result<Input, WireError>) -> Pending {
+        counter!(names::INPUTS_RECEIVED).increment(1);
+        match self.admit(seq, input) {
             Err((label, reason)) => {
                 counter!(names::INPUTS_REFUSED, "reason" => label).increment(1);
                 tracing::debug!(player = self.player, seq, %reason, "input refused");
-                results.get().init_ack().set_error(reason);
-                return Ok(());
+                Pending::Answered(InputAnswer::Refused { seq, reason })
             }
-            Ok(None) => None,
+            Ok(None) => Pending::Answered(InputAnswer::Accepted(seq)),
             Ok(Some(input)) => {
                 // The turn orders this session's inputs into the batcher's queue; the answer is
                 // awaited outside it, so a session's inputs pipeline into consecutive batches.
                 let _turn = self.turn.lock().await;
                 let region = self.region().await;
-                Some(self.ctx.inputs.store(region, input, self.mark.clone()))
+                let stored = self.ctx.inputs.store(region, input, self.mark.clone());
+                Pending::Storing {
+                    seq,
+                    stored: Box::pin(stored),
+                }
             }
-        };
-        if let Some(stored) = stored {
-            if let Err(error) = stored.await {
-                self.gate.borrow_mut().failed();
-                tracing::error!(player = self.player, seq, %error, "T1 failed");
-                return Err(capnp::Error::failed(error.to_string()));
-            }
-            self.gate.borrow_mut().stored(seq);
         }
-        counter!(names::INPUTS_ACKED).increment(1);
-        results.get().init_ack().set_accepted(seq);
-        Ok(())
     }
-}
 
-impl<D: Database> Avatar<D> {
-    /// Checks input `seq` with `action` and admits it through the gate: the input to store,
-    /// `None` for a durable seq to acknowledge again, or the refusal's label (a metric label)
-    /// and text (for `Ack.error`).
+    /// Waits for `pending`'s T1 (settles are awaited in admission order) and answers it: a
+    /// failed T1 breaks the session and closes (the client must log in again and resend).
+    pub async fn settle(&self, pending: Pending) -> InputAnswer {
+        let answer = match pending {
+            Pending::Answered(answer) => answer,
+            Pending::Storing { seq, stored } => match stored.await {
+                Ok(()) => {
+                    self.gate.borrow_mut().stored(seq);
+                    InputAnswer::Accepted(seq)
+                }
+                Err(error) => {
+                    self.gate.borrow_mut().failed();
+                    tracing::error!(player = self.player, seq, %error, "T1 failed");
+                    InputAnswer::Closed(error.to_string())
+                }
+            },
+        };
+        if matches!(answer, InputAnswer::Accepted(_)) {
+            counter!(names::INPUTS_ACKED).increment(1);
+        }
+        answer
+    }
+
+    /// Marks the session broken: every later input is refused until the player logs in again
+    /// (an input stream ended with inputs admitted but maybe not answered).
+    pub fn break_session(&self) {
+        self.gate.borrow_mut().failed();
+    }
+
+    /// Checks input `seq` and admits it through the gate: the input to store, `None` for a
+    /// durable seq to acknowledge again, or the refusal's label (a metric label) and text (for
+    /// `Ack.error`).
     fn admit(
         &self,
         seq: u64,
-        action: capnp::Result<sekai_schema::world_capnp::action::Reader<'_>>,
+        input: Result<Input, WireError>,
     ) -> Result<Option<Input>, (&'static str, String)> {
-        let input = action
-            .map_err(WireError::from)
-            .and_then(|action| read_input(self.player, seq, action))
-            .map_err(|error| ("malformed", format!("malformed action: {error}")))?;
+        let input = input.map_err(|error| ("malformed", format!("malformed action: {error}")))?;
         check_action(&input.action)
             .map_err(|rejection| ("invalid_action", format!("invalid action: {rejection}")))?;
         if self.mark.is_replaced() {

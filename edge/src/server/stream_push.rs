@@ -26,8 +26,8 @@ use super::push::{next_message, Next};
 use crate::fanout::Slot;
 use crate::session::Outbound;
 
-/// Why a subscription's stream ended early.
-enum End {
+/// Why a stream the edge writes ended early.
+pub(super) enum End {
     /// No byte was accepted for the stall timeout.
     Stalled,
     /// The stream or connection is gone.
@@ -113,7 +113,15 @@ async fn write(
     stall_timeout: Duration,
 ) -> Result<(), End> {
     let encoded = encoded.map_err(End::Unencodable)?;
-    let mut bytes = encoded.as_slice();
+    write_within(stream, &encoded, stall_timeout).await
+}
+
+/// Writes all of `bytes`, giving up when no byte is accepted for `stall_timeout`.
+pub(super) async fn write_within(
+    stream: &mut quinn::SendStream,
+    mut bytes: &[u8],
+    stall_timeout: Duration,
+) -> Result<(), End> {
     while !bytes.is_empty() {
         match tokio::time::timeout(stall_timeout, stream.write(bytes)).await {
             Err(_) => return Err(End::Stalled),

@@ -15,7 +15,8 @@
 //!   is refused ([`InputError::Conflict`]), never acknowledged and dropped;
 //! - a seq admitted but not yet durable is refused while in flight ([`InputError::InFlight`]);
 //! - every send, stored or not, takes a token from the bucket: a flood gets `RateLimited`;
-//! - after a failed T1 the gate refuses everything (the client must reconnect and resend).
+//! - after a failed T1, or an input stream that broke with inputs maybe unanswered, the gate
+//!   refuses everything (the client must reconnect and resend).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -70,8 +71,9 @@ pub enum InputError {
         /// The sustained rate allowed.
         rate_per_sec: u32,
     },
-    /// An earlier input failed to store; reconnect and resend.
-    #[error("session broken by an earlier storage failure; reconnect")]
+    /// An earlier input failed to store, or an input stream of the session broke; reconnect and
+    /// resend.
+    #[error("session broken by an earlier storage failure or a broken input stream; reconnect")]
     Broken,
 }
 

@@ -1,0 +1,171 @@
+//! An input stream (`Avatar.openInputs`): the client writes `InputMessage`s on a QUIC
+//! bidirectional stream the edge opened, and the edge writes back `InputAnswer`s, one per T1
+//! commit rather than one per input, with no call, answer or finish message per input.
+//!
+//! Two halves: a reader task admits each input through the avatar's gate and queues it for T1
+//! in order (exactly as `Avatar.send` does), handing the future of its answer to the writer; the
+//! writer awaits the answers in input order and writes every one that is ready in one write,
+//! consecutive acceptances folded into one (`input_stream::coalesce`).
+//!
+//! Invariants:
+//! - the first message is `opened(tag)`; answers follow in the order of the inputs, so each
+//!   answers the oldest unanswered inputs (the client needs no seq bookkeeping beyond a queue);
+//! - an input is accepted only once its T1 committed (the answer future resolves after the
+//!   batcher's commit), like `Avatar.send`'s acknowledgement;
+//! - at most [`MAX_UNANSWERED`] inputs wait for their answer; past that the reader stops reading
+//!   and QUIC's flow control holds the client back, so a client cannot queue unbounded work;
+//! - a stream that cannot be read on (malformed framing, a failed T1) gets `closed(reason)` and
+//!   is finished; one that stops making progress (the client reads no answers for the stall
+//!   timeout, or the stream is gone) is reset; in every such end the session's gate is marked
+//!   failed, because an admitted input may be left unanswered: the client must log in again and
+//!   resend above `lastSeq`, never continue on this session (no gap can open behind an answer);
+//! - the client finishing its side ends the stream cleanly once every input read is answered;
+//! - nothing read from the network panics; a bad stream never touches other sessions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use capnp::message::ReaderOptions;
+use futures::FutureExt;
+use sekai_layer::kv::Database;
+use sekai_model::input_stream::{coalesce, encode_answer, read_input_message, InputAnswer};
+use sekai_model::stream::STREAM_RESET_STALLED;
+use sekai_schema::edge_capnp::input_message;
+use tokio::sync::mpsc;
+
+use super::rpc::Avatar;
+use super::stream_push::{write_within, End};
+
+/// The most inputs of one stream waiting for their answer.
+pub const MAX_UNANSWERED: usize = 256;
+
+/// Largest input message read, in words: an input is a few dozen bytes.
+const MAX_INPUT_WORDS: usize = 1024;
+
+/// The future of one input's answer.
+type Answering = Pin<Box<dyn Future<Output = InputAnswer>>>;
+
+/// Serves one input stream of `avatar` until it ends.
+pub async fn serve_inputs<D: Database>(
+    avatar: Rc<Avatar<D>>,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    tag: u64,
+    stall_timeout: Duration,
+) {
+    let (answers_tx, mut answers) = mpsc::channel(MAX_UNANSWERED);
+    let reader = tokio::task::spawn_local(read_inputs(avatar.clone(), recv, answers_tx));
+    let ended = write_answers(&mut send, tag, &mut answers, stall_timeout).await;
+    reader.abort();
+    match ended {
+        Ok(true) => {
+            let _ = send.finish();
+            return;
+        }
+        Ok(false) => {
+            let _ = send.finish();
+        }
+        Err(End::Stalled) => {
+            tracing::info!(player = avatar.player(), "resetting a stalled input stream");
+            let _ = send.reset(STREAM_RESET_STALLED.into());
+        }
+        Err(End::Gone | End::Unencodable(_)) => {
+            tracing::debug!(player = avatar.player(), "input stream gone")
+        }
+    }
+    avatar.break_session();
+}
+
+/// Reads the client's inputs, admitting each and handing the future of its answer to the
+/// writer, until the client finishes (clean) or the stream breaks (a final `closed` answer).
+async fn read_inputs<D: Database>(
+    avatar: Rc<Avatar<D>>,
+    mut recv: quinn::RecvStream,
+    answers: mpsc::Sender<Answering>,
+) {
+    let options = *ReaderOptions::new().traversal_limit_in_words(Some(MAX_INPUT_WORDS));
+    loop {
+        let message = match capnp_futures::serialize::try_read_message(&mut recv, options).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return,
+            // The connection's end is not the stream's fault: nothing to answer.
+            Err(_) if avatar.connection().close_reason().is_some() => return,
+            Err(error) => {
+                let reason = format!("malformed input stream: {error}; log in again");
+                tracing::warn!(player = avatar.player(), %reason, "closing an input stream");
+                let _ = answers.send(answered(InputAnswer::Closed(reason))).await;
+                return;
+            }
+        };
+        let (seq, input) = match message.get_root::<input_message::Reader<'_>>() {
+            Ok(root) => (root.get_seq(), read_input_message(avatar.player(), root)),
+            Err(error) => (0, Err(error.into())),
+        };
+        let pending = avatar.submit(seq, input).await;
+        let settle = avatar.clone();
+        if answers
+            .send(Box::pin(async move { settle.settle(pending).await }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// An answer that is known now.
+fn answered(answer: InputAnswer) -> Answering {
+    Box::pin(std::future::ready(answer))
+}
+
+/// Writes `opened(tag)`, then the answers in order (everything ready in one write) until the
+/// reader is done: `Ok(true)` when the client finished its side and everything was answered,
+/// `Ok(false)` after a `closed` answer.
+async fn write_answers(
+    send: &mut quinn::SendStream,
+    tag: u64,
+    answers: &mut mpsc::Receiver<Answering>,
+    stall_timeout: Duration,
+) -> Result<bool, End> {
+    write_within(
+        send,
+        &encode_answer(&InputAnswer::Opened(tag)),
+        stall_timeout,
+    )
+    .await?;
+    let mut next: Option<Answering> = None;
+    loop {
+        let first = match next.take() {
+            Some(answering) => answering,
+            None => match answers.recv().await {
+                Some(answering) => answering,
+                None => return Ok(true),
+            },
+        };
+        let mut ready = vec![first.await];
+        // Every answer already settled goes in the same write (a T1 commit answers many).
+        while let Ok(mut answering) = answers.try_recv() {
+            match (&mut answering).now_or_never() {
+                Some(answer) => ready.push(answer),
+                None => {
+                    next = Some(answering);
+                    break;
+                }
+            }
+        }
+        // Nothing follows a `closed` answer.
+        let closed = ready
+            .iter()
+            .position(|a| matches!(a, InputAnswer::Closed(_)));
+        if let Some(at) = closed {
+            ready.truncate(at + 1);
+        }
+        let bytes: Vec<u8> = coalesce(ready).iter().flat_map(encode_answer).collect();
+        write_within(send, &bytes, stall_timeout).await?;
+        if closed.is_some() {
+            return Ok(false);
+        }
+    }
+}
