@@ -28,13 +28,17 @@
 //! - the hot tier's avatar index always describes its entities: it is rebuilt whenever the
 //!   entities are (re)loaded and follows every frame's changes (`AvatarIndex::apply`), so a frame
 //!   never scans the region's entities to find avatars (checked by `debug_assert!` after every
-//!   frame); a hot tier that is current is never reloaded, however many entities it holds.
+//!   frame); a hot tier that is current is never reloaded, however many entities it holds;
+//! - the hot tier's `cells` say where the spatial index has each of its entities (each one's
+//!   `cell()`: built on load, which reads the index, and moved with every change the frame
+//!   writes), so writing a change reads no reverse index entry (`spatial_rev`) for an entity the
+//!   hot tier holds (checked by `debug_assert!` after every frame).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 
-use sekai_schema::{EntityId, PlayerId, RegionId, WorldKeys};
+use sekai_schema::{CellId, EntityId, PlayerId, RegionId, WorldKeys};
 
 use super::codec::{decode_input, encode_delta, encode_frame_record};
 use super::error::WorldError;
@@ -57,6 +61,9 @@ pub struct HotRegion {
     pub state: RegionState,
     /// The avatars of `state`, indexed (rebuilt on load, then kept up to date frame by frame).
     avatars: AvatarIndex,
+    /// Where the spatial index has each entity of `state` (rebuilt on load, then moved with
+    /// every change written).
+    cells: HashMap<EntityId, (RegionId, CellId)>,
     loaded_at: Option<u64>,
     /// Where the next inbox scan starts: every entry before it was consumed or is in
     /// `waiting`. Scanning from the inbox's start would walk the deletion markers of every
@@ -78,6 +85,7 @@ impl HotRegion {
                 entities: BTreeMap::new(),
             },
             avatars: AvatarIndex::default(),
+            cells: HashMap::new(),
             loaded_at: None,
             inbox_from: None,
             waiting: BTreeMap::new(),
@@ -89,6 +97,16 @@ impl HotRegion {
         self.loaded_at = None;
         self.inbox_from = None;
         self.waiting.clear();
+    }
+
+    /// Whether `cells` holds exactly the cell of every entity of `state` (checked after frames).
+    fn cells_match(&self) -> bool {
+        self.cells.len() == self.state.entities.len()
+            && self
+                .state
+                .entities
+                .values()
+                .all(|e| self.cells.get(&e.id) == Some(&e.cell()))
     }
 
     /// Inbox entries waiting behind a seq gap.
@@ -212,6 +230,10 @@ pub async fn process_frame<T: Transaction>(
     write_changes(trx, keys, hot, &changes).await?;
     hot.avatars.apply(&hot.state, &changes);
     debug_assert_eq!(hot.avatars.to_map(), hot.state.avatars());
+    debug_assert!(
+        hot.cells_match(),
+        "the hot tier's cells follow its entities"
+    );
     for input in &inputs {
         trx.set(&keys.applied(input.player), &input.seq.to_le_bytes());
     }
@@ -261,6 +283,12 @@ async fn ensure_hot<T: Transaction>(
     }
     hot.state.entities = load_region(trx, keys, region).await?;
     hot.avatars = AvatarIndex::new(&hot.state);
+    hot.cells = hot
+        .state
+        .entities
+        .values()
+        .map(|e| (e.id, e.cell()))
+        .collect();
     hot.loaded_at = Some(version);
     tracing::debug!(%region, entities = hot.state.entities.len(), "hot region loaded");
     Ok(())
@@ -429,18 +457,27 @@ async fn write_changes<T: Transaction>(
     for change in changes {
         match change {
             Change::Upsert(entity) => {
-                let indexed = store::indexed_cell(trx, keys, entity.id, true).await?;
+                let indexed = match hot.cells.get(&entity.id) {
+                    Some(cell) => Some(*cell),
+                    None => store::indexed_cell(trx, keys, entity.id, true).await?,
+                };
                 store::put_entity(trx, keys, entity, indexed);
                 if departs(region, change) {
                     hot.state.entities.remove(&entity.id);
+                    hot.cells.remove(&entity.id);
                     arrivals
                         .entry(entity.region())
                         .or_default()
                         .push(change.clone());
+                } else {
+                    hot.cells.insert(entity.id, entity.cell());
                 }
             }
             Change::Remove(id) => {
-                let indexed = store::indexed_cell(trx, keys, *id, true).await?;
+                let indexed = match hot.cells.remove(id) {
+                    Some(cell) => Some(cell),
+                    None => store::indexed_cell(trx, keys, *id, true).await?,
+                };
                 store::remove_entity(trx, keys, *id, indexed);
             }
         }
