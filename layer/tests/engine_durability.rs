@@ -230,3 +230,65 @@ async fn commits_within_the_commit_interval_share_one_group() {
     let distinct: std::collections::BTreeSet<_> = stamps.iter().collect();
     assert_eq!(distinct.len(), 20, "each commit keeps its own versionstamp");
 }
+
+/// The committer remembers the values of keys atomic operations touched (its `counters`); a
+/// set, a clear or a range clear in a later group must show through to the next atomic op, and
+/// a reopened engine starts from the store.
+#[tokio::test]
+async fn atomic_ops_see_every_write_made_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || EmbeddedDatabase::open(dir.path()).unwrap();
+    let add = |n: u64| {
+        move |trx: &sekai_layer::embedded::EmbeddedTransaction| {
+            trx.atomic_op(b"c/k", &n.to_le_bytes(), MutationType::Add)
+        }
+    };
+    async fn commit(
+        db: &EmbeddedDatabase,
+        write: impl Fn(&sekai_layer::embedded::EmbeddedTransaction),
+    ) {
+        let trx = db.create_trx().unwrap();
+        write(&trx);
+        trx.commit().await.unwrap();
+    }
+    async fn value(db: &EmbeddedDatabase) -> Option<u64> {
+        let trx = db.create_trx().unwrap();
+        trx.get(b"c/k", false)
+            .await
+            .unwrap()
+            .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap()))
+    }
+    let db = open();
+    commit(&db, add(1)).await;
+    commit(&db, add(2)).await;
+    assert_eq!(value(&db).await, Some(3));
+    commit(&db, |trx| trx.set(b"c/k", &10u64.to_le_bytes())).await;
+    commit(&db, add(1)).await;
+    assert_eq!(
+        value(&db).await,
+        Some(11),
+        "a set between adds shows through"
+    );
+    commit(&db, |trx| trx.clear(b"c/k")).await;
+    commit(&db, add(5)).await;
+    assert_eq!(
+        value(&db).await,
+        Some(5),
+        "a clear between adds shows through"
+    );
+    commit(&db, |trx| trx.clear_range(b"c/", b"c0")).await;
+    commit(&db, add(7)).await;
+    assert_eq!(
+        value(&db).await,
+        Some(7),
+        "a range clear between adds shows through"
+    );
+    drop(db);
+    let db = open();
+    commit(&db, add(1)).await;
+    assert_eq!(
+        value(&db).await,
+        Some(8),
+        "a reopened engine adds to the stored value"
+    );
+}

@@ -13,9 +13,12 @@
 //!   `interval` however many commits arrive;
 //! - a reply of success is sent only after the group is fsynced and published;
 //! - if the store fails, the group is answered `commit_unknown_result` and every later commit
-//!   `operation_failed`: nothing is acknowledged that may not be on disk.
+//!   `operation_failed`: nothing is acknowledged that may not be on disk;
+//! - every key in the committer's `counters` (keys that atomic operations touched lately) holds
+//!   the store's value as of the last group written: each written group updates the keys it
+//!   changed, so an atomic operation reads its operand there instead of searching the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -33,6 +36,14 @@ use crate::kv::{codes, FdbError, FdbResult, MutationType};
 
 /// The most transactions one group holds (batch order is a `u16`).
 const MAX_GROUP: usize = 4096;
+
+/// The most keys the committer remembers the value of for atomic operations (past it, it
+/// forgets them all and starts over).
+const MAX_COUNTERS: usize = 1 << 16;
+
+/// The latest value (`None`: absent) of keys atomic operations touched, as of the last group
+/// written.
+type Counters = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// One mutation, replayed in order at commit.
 #[derive(Clone, Debug)]
@@ -90,6 +101,7 @@ pub struct Committer {
     shared: Arc<Shared>,
     history: ConflictHistory,
     interval: Duration,
+    counters: Counters,
 }
 
 impl Committer {
@@ -108,6 +120,7 @@ impl Committer {
             shared,
             history: ConflictHistory::default(),
             interval,
+            counters: Counters::new(),
         }
     }
 
@@ -149,7 +162,8 @@ impl Committer {
         let view = self.shared.current();
         let version = self.shared.begin_group();
         let data = self.data.clone();
-        let mut overlay = Overlay::new(&view, &data);
+        let mut counters = std::mem::take(&mut self.counters);
+        let mut overlay = Overlay::new(&view, &data, &counters);
         let mut outcomes = Vec::with_capacity(group.len());
         let mut accepted: u16 = 0;
         for request in group {
@@ -169,12 +183,16 @@ impl Committer {
                 }
                 return;
             }
-            self.publish(version, overlay.changes);
+            let touched = std::mem::take(&mut overlay.atomic_keys);
+            let changes = overlay.changes;
+            remember_counters(&mut counters, touched, &changes);
+            self.publish(version, changes);
             self.shared.stats.record_group(u64::from(accepted));
             crate::telemetry::group_written(u64::from(accepted));
         } else {
             self.shared.publish(None);
         }
+        self.counters = counters;
         self.history
             .trim(self.shared.clock.now().saturating_sub(MVCC_WINDOW_VERSIONS));
         for (reply, outcome) in outcomes {
@@ -242,26 +260,59 @@ impl Committer {
     }
 }
 
+/// After a group was written: updates every remembered key the group changed, and remembers
+/// the keys its atomic operations touched (`touched`) with their new values.
+fn remember_counters(
+    counters: &mut Counters,
+    touched: Vec<Vec<u8>>,
+    changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) {
+    if counters.len() + touched.len() > MAX_COUNTERS {
+        counters.clear();
+    }
+    for (key, value) in changes {
+        if let Some(slot) = counters.get_mut(key) {
+            slot.clone_from(value);
+        }
+    }
+    for key in touched {
+        // A key of a transaction refused mid-way is not in the changes: not remembered.
+        if let Some(value) = changes.get(&key) {
+            counters.insert(key, value.clone());
+        }
+    }
+}
+
 /// A group's pending changes on top of the published snapshot.
 struct Overlay<'a> {
     view: &'a ReadView,
     data: &'a fjall::Keyspace,
+    /// Values of recently counted keys as of the published snapshot.
+    counters: &'a Counters,
     changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys this group's atomic operations touched (to remember once written).
+    atomic_keys: Vec<Vec<u8>>,
 }
 
 type Local = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 impl<'a> Overlay<'a> {
-    fn new(view: &'a ReadView, data: &'a fjall::Keyspace) -> Self {
+    fn new(view: &'a ReadView, data: &'a fjall::Keyspace, counters: &'a Counters) -> Self {
         Self {
             view,
             data,
+            counters,
             changes: BTreeMap::new(),
+            atomic_keys: Vec::new(),
         }
     }
 
     fn current(&self, local: &Local, key: &[u8]) -> FdbResult<Option<Vec<u8>>> {
-        if let Some(value) = local.get(key).or_else(|| self.changes.get(key)) {
+        if let Some(value) = local
+            .get(key)
+            .or_else(|| self.changes.get(key))
+            .or_else(|| self.counters.get(key))
+        {
             return Ok(value.clone());
         }
         self.view
@@ -292,7 +343,7 @@ impl<'a> Overlay<'a> {
         Ok(keys)
     }
 
-    fn apply(&self, local: &mut Local, mutation: &Mutation, stamp: &[u8; 10]) -> FdbResult<()> {
+    fn apply(&mut self, local: &mut Local, mutation: &Mutation, stamp: &[u8; 10]) -> FdbResult<()> {
         match mutation {
             Mutation::Set(key, value) => {
                 local.insert(key.clone(), Some(value.clone()));
@@ -314,6 +365,7 @@ impl<'a> Overlay<'a> {
             Mutation::Atomic(key, param, op) => {
                 let current = self.current(local, key)?;
                 local.insert(key.clone(), atomic::apply(*op, current.as_deref(), param));
+                self.atomic_keys.push(key.clone());
             }
         }
         Ok(())

@@ -32,7 +32,12 @@
 //! - the hot tier's `cells` say where the spatial index has each of its entities (each one's
 //!   `cell()`: built on load, which reads the index, and moved with every change the frame
 //!   writes), so writing a change reads no reverse index entry (`spatial_rev`) for an entity the
-//!   hot tier holds (checked by `debug_assert!` after every frame).
+//!   hot tier holds (checked by `debug_assert!` after every frame);
+//! - the hot tier remembers the number of the last frame this holder committed, so the next
+//!   frame reads no frame record: frame records of a region are written only under its lease,
+//!   which every frame reads serializably, so while the lease is held the remembered number is
+//!   the last one; it is forgotten after any failed attempt (a `commit_unknown_result` may have
+//!   committed it) and read again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -65,6 +70,8 @@ pub struct HotRegion {
     /// every change written).
     cells: HashMap<EntityId, (RegionId, CellId)>,
     loaded_at: Option<u64>,
+    /// The last frame number this holder committed (`None`: read it from the frame records).
+    last_frame: Option<u64>,
     /// Where the next inbox scan starts: every entry before it was consumed or is in
     /// `waiting`. Scanning from the inbox's start would walk the deletion markers of every
     /// consumed entry, a cost that grows with the region's history in an LSM store.
@@ -87,6 +94,7 @@ impl HotRegion {
             avatars: AvatarIndex::default(),
             cells: HashMap::new(),
             loaded_at: None,
+            last_frame: None,
             inbox_from: None,
             waiting: BTreeMap::new(),
         }
@@ -95,6 +103,7 @@ impl HotRegion {
     /// Forgets the copy; the next frame reloads it and scans the inbox from its start.
     pub fn invalidate(&mut self) {
         self.loaded_at = None;
+        self.last_frame = None;
         self.inbox_from = None;
         self.waiting.clear();
     }
@@ -107,6 +116,15 @@ impl HotRegion {
                 .entities
                 .values()
                 .all(|e| self.cells.get(&e.id) == Some(&e.cell()))
+    }
+
+    /// Records that frame `frame` committed (the next frame is `frame + 1`).
+    pub fn committed(&mut self, frame: u64) {
+        debug_assert!(
+            self.last_frame.is_none_or(|last| frame == last + 1),
+            "frame numbers go up by one"
+        );
+        self.last_frame = Some(frame);
     }
 
     /// Inbox entries waiting behind a seq gap.
@@ -130,6 +148,7 @@ impl HotRegion {
     /// region's history.
     pub fn rewind(&mut self, point: ScanPoint) {
         self.loaded_at = None;
+        self.last_frame = None;
         self.inbox_from = point.inbox_from;
         self.waiting = point.waiting;
     }
@@ -225,7 +244,10 @@ pub async fn process_frame<T: Transaction>(
     if checked.is_due() {
         checked.renew(trx, keys, region);
     }
-    let frame = last_frame(trx, keys, region).await? + 1;
+    let frame = match hot.last_frame {
+        Some(last) => last,
+        None => last_frame(trx, keys, region).await?,
+    } + 1;
     let (outcomes, changes) = apply_frame_indexed(&mut hot.state, &hot.avatars, &inputs, new_id);
     write_changes(trx, keys, hot, &changes).await?;
     hot.avatars.apply(&hot.state, &changes);

@@ -93,6 +93,7 @@ pub async fn run_frame<D: Database>(
                     return Ok(match step {
                         FrameStep::Idle(watch) => Err(watch),
                         FrameStep::Processed { record, delta } => {
+                            hot.committed(record.frame);
                             stats.frames.fetch_add(1, Ordering::Relaxed);
                             stats
                                 .inputs
