@@ -13,8 +13,12 @@
 //!   since the cached head (one entry per bump); a bump without an entry (a bulk load publishes
 //!   that way) or a partial read invalidates the region instead, so a cached region is never
 //!   silently behind;
-//! - the cache is bounded by bytes (moka weighs each region by its entities' estimated size);
-//!   an evicted region is simply read again on its next use.
+//! - the cache is bounded by bytes: a cached region keeps the estimated size of its entities as
+//!   a running sum (`bytes`, updated by every change applied), and moka's weight of it (`weighed`,
+//!   the sum when it was last inserted) stays within [`REWEIGH_DRIFT`] of it: an advance re-inserts
+//!   the region only when the sum drifted further, so the usual advance (moves, which change no
+//!   size) costs no re-insert and no walk over the region's entities; an evicted region is
+//!   simply read again on its next use.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,11 +37,19 @@ pub const REGION_INVALIDATIONS: &str = "sekai_cache_region_invalidations_total";
 /// Estimated bytes held (a `metrics` gauge).
 pub const REGION_BYTES: &str = "sekai_cache_region_bytes";
 
+/// How far (a fraction of the weight moka has) a cached region's size may drift before an
+/// advance re-inserts it to be weighed again: 1/16.
+pub const REWEIGH_DRIFT: u64 = 16;
+
 /// A region's entities as of one head.
 #[derive(Debug, Default)]
 pub struct RegionSnapshot {
     head: u64,
     entities: BTreeMap<EntityId, Entity>,
+    /// The estimated bytes of `entities` (kept as a running sum).
+    bytes: u64,
+    /// `bytes` when moka last weighed the region.
+    weighed: u64,
 }
 
 impl RegionSnapshot {
@@ -98,8 +110,7 @@ fn entity_bytes(entity: &Entity) -> u64 {
 
 fn weigh(snapshot: &Shared) -> u32 {
     let snapshot = snapshot.read().unwrap_or_else(|e| e.into_inner());
-    let bytes: u64 = snapshot.entities.values().map(entity_bytes).sum();
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+    u32::try_from(snapshot.weighed).unwrap_or(u32::MAX)
 }
 
 impl RegionCache {
@@ -151,9 +162,14 @@ impl RegionCache {
         head: u64,
         entities: impl IntoIterator<Item = Entity>,
     ) -> Shared {
+        let entities: BTreeMap<EntityId, Entity> =
+            entities.into_iter().map(|e| (e.id, e)).collect();
+        let bytes = entities.values().map(entity_bytes).sum();
         let snapshot = Arc::new(RwLock::new(RegionSnapshot {
             head,
-            entities: entities.into_iter().map(|e| (e.id, e)).collect(),
+            entities,
+            bytes,
+            weighed: bytes,
         }));
         self.regions.insert(region, snapshot.clone());
         metrics::gauge!(REGION_BYTES).set(self.regions.weighted_size() as f64);
@@ -180,16 +196,25 @@ impl RegionCache {
                     apply(&mut snapshot, region, delta);
                 }
                 snapshot.head = head;
-                true
+                debug_assert_eq!(
+                    snapshot.bytes,
+                    snapshot.entities.values().map(entity_bytes).sum::<u64>()
+                );
+                let reweigh =
+                    snapshot.bytes.abs_diff(snapshot.weighed) > snapshot.weighed / REWEIGH_DRIFT;
+                if reweigh {
+                    snapshot.weighed = snapshot.bytes;
+                }
+                Some(reweigh)
             } else {
-                false
+                None
             }
         };
-        if advanced {
+        match advanced {
             // Re-insert so moka weighs the region again.
-            self.regions.insert(region, shared);
-        } else {
-            self.invalidate(region);
+            Some(true) => self.regions.insert(region, shared),
+            Some(false) => {}
+            None => self.invalidate(region),
         }
     }
 
@@ -205,16 +230,16 @@ impl RegionCache {
 /// region replaces it, one that left removes it, a removal removes it.
 fn apply(snapshot: &mut RegionSnapshot, region: RegionId, delta: &Delta) {
     for change in &delta.changes {
-        match change {
+        let gone = match change {
             Change::Upsert(entity) if entity.region() == region => {
-                snapshot.entities.insert(entity.id, entity.clone());
+                snapshot.bytes += entity_bytes(entity);
+                snapshot.entities.insert(entity.id, entity.clone())
             }
-            Change::Upsert(entity) => {
-                snapshot.entities.remove(&entity.id);
-            }
-            Change::Remove(id) => {
-                snapshot.entities.remove(id);
-            }
+            Change::Upsert(entity) => snapshot.entities.remove(&entity.id),
+            Change::Remove(id) => snapshot.entities.remove(id),
+        };
+        if let Some(gone) = gone {
+            snapshot.bytes -= entity_bytes(&gone);
         }
     }
 }
@@ -283,6 +308,38 @@ mod tests {
         cache.advance(r, 8, log.iter(), false);
         assert!(cache.lookup(r, 8).is_none());
         assert_eq!(cache.stats().invalidations, 2);
+    }
+
+    #[test]
+    fn an_advance_reweighs_a_region_only_when_its_size_drifted() {
+        let r = RegionId::new(0, 0);
+        let cache = RegionCache::new(1 << 20);
+        cache.insert(r, 1, (0..32).map(|i| entity(i, 10.0)));
+        let weight = |cache: &RegionCache| cache.stats().bytes;
+        let before = weight(&cache);
+        assert_eq!(before, 32 * 160);
+        // A move changes no size: the weight stays.
+        cache.advance(
+            r,
+            2,
+            [delta(r, vec![Change::Upsert(entity(0, 11.0))])].iter(),
+            true,
+        );
+        assert_eq!(weight(&cache), before);
+        // One more entity is within 1/16: still the old weight.
+        cache.advance(
+            r,
+            3,
+            [delta(r, vec![Change::Upsert(entity(100, 12.0))])].iter(),
+            true,
+        );
+        assert_eq!(weight(&cache), before);
+        // Three more drift past 1/16: weighed again, exactly.
+        let more = (101..104)
+            .map(|i| Change::Upsert(entity(i, 12.0)))
+            .collect();
+        cache.advance(r, 4, [delta(r, more)].iter(), true);
+        assert_eq!(weight(&cache), 36 * 160);
     }
 
     #[test]
