@@ -133,6 +133,23 @@ pub struct Session<D: Database> {
 /// stream limit) before it refuses a streamed subscription.
 pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Opens a stream of `kind` with `open`, refused as `overloaded` when the client allows none
+/// within [`OPEN_STREAM_TIMEOUT`].
+async fn open_within<T>(
+    kind: &str,
+    open: impl Future<Output = Result<T, quinn::ConnectionError>>,
+) -> Result<T, capnp::Error> {
+    tokio::time::timeout(OPEN_STREAM_TIMEOUT, open)
+        .await
+        .map_err(|_| {
+            capnp::Error::overloaded(format!(
+                "the client allowed no new {kind} stream within {} s",
+                OPEN_STREAM_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|error| capnp::Error::disconnected(error.to_string()))
+}
+
 impl<D: Database> Session<D> {
     /// Joins the fan-out with a subscription of the area in `area` (refused when invalid),
     /// starting from a snapshot or after the versionstamp in `resume` (when not empty).
@@ -227,15 +244,7 @@ impl<D: Database> session::Server for Session<D> {
         // if the stream cannot be opened.
         let (id, slot) = self.join(params.get_area()?, params.get_resume_from()?)?;
         let subscription = self.subscription(id, slot.clone());
-        let stream = tokio::time::timeout(OPEN_STREAM_TIMEOUT, self.connection.open_uni())
-            .await
-            .map_err(|_| {
-                capnp::Error::overloaded(format!(
-                    "the client allowed no new unidirectional stream within {} s",
-                    OPEN_STREAM_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|error| capnp::Error::disconnected(error.to_string()))?;
+        let stream = open_within("unidirectional", self.connection.open_uni()).await?;
         tokio::task::spawn_local(push_stream(
             slot,
             stream,
@@ -299,15 +308,7 @@ impl<D: Database> avatar::Server for Avatar<D> {
         _: avatar::OpenInputsResults,
     ) -> Result<(), capnp::Error> {
         let tag = params.get()?.get_tag();
-        let (send, recv) = tokio::time::timeout(OPEN_STREAM_TIMEOUT, self.connection.open_bi())
-            .await
-            .map_err(|_| {
-                capnp::Error::overloaded(format!(
-                    "the client allowed no new bidirectional stream within {} s",
-                    OPEN_STREAM_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|error| capnp::Error::disconnected(error.to_string()))?;
+        let (send, recv) = open_within("bidirectional", self.connection.open_bi()).await?;
         tracing::debug!(player = self.player, tag, "input stream opened");
         let stall_timeout = self.ctx.limits.stall_timeout;
         tokio::task::spawn_local(serve_inputs(self, send, recv, tag, stall_timeout));
