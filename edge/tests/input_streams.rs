@@ -2,7 +2,7 @@
 //! Proto RPC for the call, then `InputMessage`s written and `InputAnswer`s read on the QUIC
 //! bidirectional stream the edge opens. Answers come in input order (acceptances going up; the
 //! folding of several into one is `sekai_model::input_stream`'s unit test), a refusal names its
-//! seq, a resend of a durable seq is accepted again, a finished stream is finished back, and garbage on the stream closes it with a reason
+//! seq, a resend of a durable seq is accepted again, a second stream is refused while one is open, a finished stream is finished back, and garbage on the stream closes it with a reason
 //! and breaks only that session. Waits are bounded; no timing is asserted.
 
 mod common;
@@ -68,6 +68,17 @@ async fn inputs_are_answered_in_order_and_a_finished_stream_is_finished_back() {
         .run_until(async {
             let raw = raw_login(&world, 1, None).await;
             let (mut send, mut recv) = open_inputs(&raw, 5).await;
+            // One input stream per avatar at a time.
+            let avatar: avatar::Client = raw.session.avatar_request().send().pipeline.get_avatar();
+            let mut second = avatar.open_inputs_request();
+            second.get().set_tag(6);
+            let refused = second
+                .send()
+                .promise
+                .await
+                .err()
+                .expect("a second stream refused");
+            assert!(refused.extra.contains("open already"), "{refused}");
             // Five inputs in one write: answered in order, consecutive acceptances folded.
             let mut bytes = Vec::new();
             for seq in 1..=5 {

@@ -20,6 +20,8 @@
 //!   failed, because an admitted input may be left unanswered: the client must log in again and
 //!   resend above `lastSeq`, never continue on this session (no gap can open behind an answer);
 //! - the client finishing its side ends the stream cleanly once every input read is answered;
+//! - an avatar has at most one input stream open at a time (a second `openInputs` is refused
+//!   while one is open), so a client cannot make the edge hold unbounded streams and tasks;
 //! - nothing read from the network panics; a bad stream never touches other sessions.
 
 use std::future::Future;
@@ -59,6 +61,7 @@ pub async fn serve_inputs<D: Database>(
     let reader = tokio::task::spawn_local(read_inputs(avatar.clone(), recv, answers_tx));
     let ended = write_answers(&mut send, tag, &mut answers, stall_timeout).await;
     reader.abort();
+    avatar.input_stream_ended();
     match ended {
         Ok(true) => {
             let _ = send.finish();

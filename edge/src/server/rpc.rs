@@ -102,6 +102,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
             mark: self.ctx.sessions.begin(player),
             turn: tokio::sync::Mutex::new(()),
             connection: self.connection.clone(),
+            input_stream: std::cell::Cell::new(false),
         });
         results.get().set_session(capnp_rpc::new_client(Session {
             ctx: self.ctx.clone(),
@@ -266,6 +267,8 @@ pub struct Avatar<D: Database> {
     turn: tokio::sync::Mutex<()>,
     /// The connection (input streams are opened on it).
     connection: quinn::Connection,
+    /// Whether an input stream of this avatar is open (one at a time).
+    input_stream: std::cell::Cell<bool>,
 }
 
 impl<D: Database> Avatar<D> {
@@ -308,7 +311,22 @@ impl<D: Database> avatar::Server for Avatar<D> {
         _: avatar::OpenInputsResults,
     ) -> Result<(), capnp::Error> {
         let tag = params.get()?.get_tag();
-        let (send, recv) = open_within("bidirectional", self.connection.open_bi()).await?;
+        let open_already = || {
+            capnp::Error::failed(
+                "an input stream of this avatar is open already: finish it before opening another"
+                    .into(),
+            )
+        };
+        if self.input_stream.get() {
+            return Err(open_already());
+        }
+        let (mut send, recv) = open_within("bidirectional", self.connection.open_bi()).await?;
+        // Marked only once open (a call cancelled while opening leaves no mark); a concurrent
+        // call that won the race keeps its stream, this one gives its own up.
+        if self.input_stream.replace(true) {
+            let _ = send.finish();
+            return Err(open_already());
+        }
         tracing::debug!(player = self.player, tag, "input stream opened");
         let stall_timeout = self.ctx.limits.stall_timeout;
         tokio::task::spawn_local(serve_inputs(self, send, recv, tag, stall_timeout));
@@ -392,6 +410,11 @@ impl<D: Database> Avatar<D> {
     /// (an input stream ended with inputs admitted but maybe not answered).
     pub fn break_session(&self) {
         self.gate.borrow_mut().failed();
+    }
+
+    /// The avatar's input stream ended: another may be opened.
+    pub fn input_stream_ended(&self) {
+        self.input_stream.set(false);
     }
 
     /// Checks input `seq` and admits it through the gate: the input to store, `None` for a
