@@ -2,12 +2,14 @@
 //! QUIC bidirectional stream the edge opens, answers read back as `InputAnswer`s.
 //!
 //! Invariants: the edge answers inputs in the order they were written, so the unanswered inputs
-//! form a queue and each answer settles its front (`accepted(n)`: every one up to seq `n`;
-//! `refused`: the front one); an answer that does not fit the queue, a `closed` answer, or the
-//! stream's end settles every unanswered input as a lost connection (the caller reconnects and
-//! resends them); nothing read from the network panics.
+//! form a queue and each answer settles its front (`accepted(n)`: every one through the first
+//! whose seq is `n`; `refused`: the front one); an answer that does not fit the queue, a `closed`
+//! answer, or the stream's end settles every unanswered input as a lost connection (the caller
+//! reconnects and resends them) and marks the stream dead, so later sends fail at once; a write
+//! cut off part-way (its future dropped) resets the stream and marks it dead, so no later message
+//! is ever appended to half a frame; nothing read from the network panics.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -29,6 +31,24 @@ type Unanswered = Rc<RefCell<VecDeque<(u64, oneshot::Sender<Answer>)>>>;
 pub struct InputStream {
     send: tokio::sync::Mutex<quinn::SendStream>,
     unanswered: Unanswered,
+    /// Set once the stream can carry no more inputs (it ended, broke, or a write was cut off).
+    dead: Rc<Cell<bool>>,
+}
+
+/// Resets the stream and marks it dead unless the write it guards completed.
+struct WriteGuard<'a> {
+    send: &'a mut quinn::SendStream,
+    dead: &'a Cell<bool>,
+    done: bool,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.dead.set(true);
+            let _ = self.send.reset(0u32.into());
+        }
+    }
 }
 
 impl InputStream {
@@ -54,10 +74,17 @@ impl InputStream {
             }
         }
         let unanswered = Unanswered::default();
-        tokio::task::spawn_local(read_answers(recv, unanswered.clone(), options));
+        let dead = Rc::new(Cell::new(false));
+        tokio::task::spawn_local(read_answers(
+            recv,
+            unanswered.clone(),
+            dead.clone(),
+            options,
+        ));
         Ok(Self {
             send: tokio::sync::Mutex::new(send),
             unanswered,
+            dead,
         })
     }
 
@@ -67,8 +94,21 @@ impl InputStream {
         let bytes = encode_input_message(seq, action)?;
         let (answer, answered) = oneshot::channel();
         let mut send = self.send.lock().await;
+        if self.dead.get() {
+            return Err(ClientError::InputStream(
+                "the input stream is closed".into(),
+            ));
+        }
         self.unanswered.borrow_mut().push_back((seq, answer));
-        if let Err(error) = send.write_all(&bytes).await {
+        let mut guard = WriteGuard {
+            send: &mut send,
+            dead: &self.dead,
+            done: false,
+        };
+        let written = guard.send.write_all(&bytes).await;
+        guard.done = written.is_ok();
+        drop(guard);
+        if let Err(error) = written {
             return Err(ClientError::InputStream(error.to_string()));
         }
         drop(send);
@@ -82,7 +122,12 @@ impl InputStream {
 
 /// Settles the unanswered inputs from the edge's answers until the stream ends; then settles
 /// the rest as lost.
-async fn read_answers(mut recv: quinn::RecvStream, unanswered: Unanswered, options: ReaderOptions) {
+async fn read_answers(
+    mut recv: quinn::RecvStream,
+    unanswered: Unanswered,
+    dead: Rc<Cell<bool>>,
+    options: ReaderOptions,
+) {
     let reason = loop {
         match next(&mut recv, options).await {
             Ok(Some(answer)) => {
@@ -95,6 +140,7 @@ async fn read_answers(mut recv: quinn::RecvStream, unanswered: Unanswered, optio
             Err(error) => break format!("input stream broke: {error}"),
         }
     };
+    dead.set(true);
     for (_, answer) in unanswered.borrow_mut().drain(..) {
         let _ = answer.send(Err(ClientError::InputStream(reason.clone())));
     }
@@ -104,16 +150,16 @@ async fn read_answers(mut recv: quinn::RecvStream, unanswered: Unanswered, optio
 fn settle(unanswered: &Unanswered, answer: InputAnswer) -> Result<(), String> {
     let mut queue = unanswered.borrow_mut();
     match answer {
-        InputAnswer::Accepted(up_to) => {
-            if queue.front().is_none_or(|(seq, _)| *seq > up_to) {
-                return Err(format!("the edge accepted seq {up_to}, which was not sent"));
+        InputAnswer::Accepted(through) => {
+            if !queue.iter().any(|(seq, _)| *seq == through) {
+                return Err(format!(
+                    "the edge accepted seq {through}, which is not unanswered"
+                ));
             }
-            while let Some((seq, _)) = queue.front() {
-                if *seq > up_to {
+            while let Some((seq, answer)) = queue.pop_front() {
+                let _ = answer.send(Ok(seq));
+                if seq == through {
                     break;
-                }
-                if let Some((seq, answer)) = queue.pop_front() {
-                    let _ = answer.send(Ok(seq));
                 }
             }
             Ok(())

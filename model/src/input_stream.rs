@@ -19,7 +19,7 @@ use crate::wire::{copy_action, read_input, WireError};
 pub enum InputAnswer {
     /// The first message: the client's tag of the stream.
     Opened(u64),
-    /// Every unanswered input up to this seq is durable.
+    /// The oldest unanswered inputs, through the first one whose seq is this, are durable.
     Accepted(u64),
     /// The oldest unanswered input was refused (not stored).
     Refused {
@@ -85,16 +85,20 @@ pub fn read_answer(message: input_answer::Reader<'_>) -> Result<InputAnswer, Wir
     })
 }
 
-/// Folds answers in input order into the fewest that mean the same: consecutive acceptances
-/// become the last one (each acknowledges every unanswered input up to its seq).
+/// Folds answers in input order into the fewest that mean the same: a run of acceptances with
+/// strictly increasing seqs becomes its last one. `accepted(n)` settles the oldest unanswered
+/// inputs through the first whose seq is `n`; within such a run `n` is only the last seq, so
+/// the folded answer settles exactly the run (a resend of a lower, durable seq starts a new run).
 pub fn coalesce(answers: impl IntoIterator<Item = InputAnswer>) -> Vec<InputAnswer> {
     let mut out: Vec<InputAnswer> = Vec::new();
     for answer in answers {
         if let (Some(InputAnswer::Accepted(last)), InputAnswer::Accepted(seq)) =
             (out.last_mut(), &answer)
         {
-            *last = (*last).max(*seq);
-            continue;
+            if *seq > *last {
+                *last = *seq;
+                continue;
+            }
         }
         out.push(answer);
     }
@@ -164,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn consecutive_acceptances_fold_and_refusals_keep_their_place() {
+    fn increasing_acceptances_fold_and_refusals_keep_their_place() {
         let refused = InputAnswer::Refused {
             seq: 7,
             reason: "rate".into(),
@@ -175,10 +179,20 @@ mod tests {
             refused.clone(),
             InputAnswer::Accepted(7),
             InputAnswer::Accepted(8),
+            // A resend of a durable seq, and of it again: each starts a run of its own.
+            InputAnswer::Accepted(3),
+            InputAnswer::Accepted(3),
+            InputAnswer::Accepted(9),
         ];
         assert_eq!(
             coalesce(answers),
-            vec![InputAnswer::Accepted(6), refused, InputAnswer::Accepted(8)]
+            vec![
+                InputAnswer::Accepted(6),
+                refused,
+                InputAnswer::Accepted(8),
+                InputAnswer::Accepted(3),
+                InputAnswer::Accepted(9),
+            ]
         );
     }
 }

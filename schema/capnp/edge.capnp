@@ -63,7 +63,8 @@ struct InputMessage {
 struct InputAnswer {
   union {
     opened @0 :UInt64;    # the first message: the `tag` of `openInputs`
-    accepted @1 :UInt64;  # every unanswered input up to this seq is durable
+    accepted @1 :UInt64;  # the oldest unanswered inputs, through the first
+                          # whose seq is this, are durable
     refused :group {      # the oldest unanswered input (this seq) was refused,
       seq @2 :UInt64;     # not stored: its seq may be sent again
       reason @3 :Text;

@@ -12,13 +12,16 @@
 //!   answers the oldest unanswered inputs (the client needs no seq bookkeeping beyond a queue);
 //! - an input is accepted only once its T1 committed (the answer future resolves after the
 //!   batcher's commit), like `Avatar.send`'s acknowledgement;
-//! - at most [`MAX_UNANSWERED`] inputs wait for their answer; past that the reader stops reading
-//!   and QUIC's flow control holds the client back, so a client cannot queue unbounded work;
+//! - the reader runs at most [`MAX_UNANSWERED`] inputs ahead of the writer (queued for it, not
+//!   counting those the writer is answering); past that it stops reading and QUIC's flow control
+//!   holds the client back, so a client cannot queue unbounded work;
 //! - a stream that cannot be read on (malformed framing, a failed T1) gets `closed(reason)` and
 //!   is finished; one that stops making progress (the client reads no answers for the stall
-//!   timeout, or the stream is gone) is reset; in every such end the session's gate is marked
-//!   failed, because an admitted input may be left unanswered: the client must log in again and
-//!   resend above `lastSeq`, never continue on this session (no gap can open behind an answer);
+//!   timeout, or the stream is gone) is reset; in every such end the session is broken (its gate
+//!   and its batcher mark) *before* the reader stops, because an admitted input may be left
+//!   unqueued: no later input of the session is stored after it (`Avatar::submit` checks again
+//!   once it holds the turn), so no gap can open behind an answer; the client must log in again
+//!   and resend above `lastSeq`;
 //! - the client finishing its side ends the stream cleanly once every input read is answered;
 //! - an avatar has at most one input stream open at a time (a second `openInputs` is refused
 //!   while one is open), so a client cannot make the edge hold unbounded streams and tasks;
@@ -60,12 +63,16 @@ pub async fn serve_inputs<D: Database>(
     let (answers_tx, mut answers) = mpsc::channel(MAX_UNANSWERED);
     let reader = tokio::task::spawn_local(read_inputs(avatar.clone(), recv, answers_tx));
     let ended = write_answers(&mut send, tag, &mut answers, stall_timeout).await;
+    if !matches!(ended, Ok(true)) {
+        // Before the reader stops: an input it admitted but had not queued yet must not be
+        // overtaken by a later one (the batcher and the gate refuse everything from now on).
+        avatar.break_session();
+    }
     reader.abort();
     avatar.input_stream_ended();
     match ended {
         Ok(true) => {
             let _ = send.finish();
-            return;
         }
         Ok(false) => {
             let _ = send.finish();
@@ -78,7 +85,6 @@ pub async fn serve_inputs<D: Database>(
             tracing::debug!(player = avatar.player(), "input stream gone")
         }
     }
-    avatar.break_session();
 }
 
 /// Reads the client's inputs, admitting each and handing the future of its answer to the
@@ -104,7 +110,13 @@ async fn read_inputs<D: Database>(
         };
         let (seq, input) = match message.get_root::<input_message::Reader<'_>>() {
             Ok(root) => (root.get_seq(), read_input_message(avatar.player(), root)),
-            Err(error) => (0, Err(error.into())),
+            Err(error) => {
+                // Not even a seq to refuse by: the stream cannot go on.
+                let reason = format!("unreadable input message: {error}; log in again");
+                tracing::warn!(player = avatar.player(), %reason, "closing an input stream");
+                let _ = answers.send(answered(InputAnswer::Closed(reason))).await;
+                return;
+            }
         };
         let pending = avatar.submit(seq, input).await;
         let settle = avatar.clone();

@@ -57,6 +57,12 @@ impl SessionMark {
         self.broken.load(Ordering::Acquire)
     }
 
+    /// Marks the session broken: the batcher stores none of its inputs still queued (their
+    /// futures answer [`StoreError::SessionBroken`]).
+    pub fn set_broken(&self) {
+        self.broken.store(true, Ordering::Release);
+    }
+
     /// Whether a newer login of the same player replaced this session.
     pub fn is_replaced(&self) -> bool {
         self.replaced.load(Ordering::Acquire)

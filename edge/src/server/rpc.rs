@@ -374,6 +374,16 @@ impl<D: Database> Avatar<D> {
                 // awaited outside it, so a session's inputs pipeline into consecutive batches.
                 let _turn = self.turn.lock().await;
                 let region = self.region().await;
+                // Broken while this input waited (an input stream of the session broke with an
+                // input admitted but never queued): storing this one could open a gap.
+                if self.gate.borrow().is_broken() {
+                    let error = crate::session::InputError::Broken;
+                    counter!(names::INPUTS_REFUSED, "reason" => error.label()).increment(1);
+                    return Pending::Answered(InputAnswer::Refused {
+                        seq,
+                        reason: error.to_string(),
+                    });
+                }
                 let stored = self.ctx.inputs.store(region, input, self.mark.clone());
                 Pending::Storing {
                     seq,
@@ -410,6 +420,7 @@ impl<D: Database> Avatar<D> {
     /// (an input stream ended with inputs admitted but maybe not answered).
     pub fn break_session(&self) {
         self.gate.borrow_mut().failed();
+        self.mark.set_broken();
     }
 
     /// The avatar's input stream ended: another may be opened.

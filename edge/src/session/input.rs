@@ -196,6 +196,11 @@ impl InputGate {
         self.broken = true;
     }
 
+    /// Whether the gate refuses everything (after [`InputGate::failed`]).
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// The highest seq known durable.
     pub fn durable(&self) -> u64 {
         self.durable
