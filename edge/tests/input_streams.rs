@@ -14,9 +14,14 @@ use sekai_model::input_stream::{encode_input_message, read_answer, InputAnswer};
 use sekai_schema::edge_capnp::avatar;
 use sekai_schema::Vec3;
 
+/// The avatar capability of `raw`'s session.
+fn avatar_of(raw: &Raw) -> avatar::Client {
+    raw.session.avatar_request().send().pipeline.get_avatar()
+}
+
 /// Opens an input stream on `raw`'s avatar with `tag`; checks its first answer is `opened(tag)`.
 async fn open_inputs(raw: &Raw, tag: u64) -> (quinn::SendStream, quinn::RecvStream) {
-    let avatar: avatar::Client = raw.session.avatar_request().send().pipeline.get_avatar();
+    let avatar = avatar_of(raw);
     let mut request = avatar.open_inputs_request();
     request.get().set_tag(tag);
     request.send().promise.await.expect("openInputs answered");
@@ -69,7 +74,7 @@ async fn inputs_are_answered_in_order_and_a_finished_stream_is_finished_back() {
             let raw = raw_login(&world, 1, None).await;
             let (mut send, mut recv) = open_inputs(&raw, 5).await;
             // One input stream per avatar at a time.
-            let avatar: avatar::Client = raw.session.avatar_request().send().pipeline.get_avatar();
+            let avatar = avatar_of(&raw);
             let mut second = avatar.open_inputs_request();
             second.get().set_tag(6);
             let refused = second
@@ -145,7 +150,7 @@ async fn garbage_on_the_stream_closes_it_with_a_reason_and_breaks_only_that_sess
             }
             assert_eq!(next(&mut recv).await, None, "nothing follows `closed`");
             // That session is broken: its inputs by call are refused until it logs in again.
-            let avatar: avatar::Client = raw.session.avatar_request().send().pipeline.get_avatar();
+            let avatar = avatar_of(&raw);
             let mut request = avatar.send_request();
             sekai_model::wire::fill_send(request.get(), 2, &step(12.0)).unwrap();
             let reply = request.send().promise.await.expect("send answered");
