@@ -330,12 +330,13 @@ impl EdgeClient {
 
     /// Sends input `seq` on the current link and hands the answer to the core.
     async fn send_seq(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
-        let Some(inputs) = &self.link.inputs else {
-            return self.send_seq_by_call(seq, action).await;
-        };
-        let answer = tokio::time::timeout(ACK_TIMEOUT, inputs.send(seq, action))
-            .await
-            .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))?;
+        // An edge that died without closing answers nothing: past the timeout the connection
+        // counts as lost (the input stays unacknowledged, for the reconnect to resend).
+        let answer = match &self.link.inputs {
+            Some(inputs) => tokio::time::timeout(ACK_TIMEOUT, inputs.send(seq, action)).await,
+            None => tokio::time::timeout(ACK_TIMEOUT, self.send_seq_by_call(seq, action)).await,
+        }
+        .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))?;
         match answer {
             Ok(acked) => self.shared.core.borrow_mut().on_accepted(acked),
             Err(ClientError::Refused { seq, ref reason }) => {
@@ -353,24 +354,13 @@ impl EdgeClient {
     async fn send_seq_by_call(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
         let mut request = self.link.avatar.send_request();
         fill_send(request.get(), seq, action)?;
-        // An edge that died without closing answers nothing: past the timeout the connection
-        // counts as lost (the input stays unacknowledged, for the reconnect to resend).
-        let reply = tokio::time::timeout(ACK_TIMEOUT, request.send().promise)
-            .await
-            .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))??;
+        let reply = request.send().promise.await?;
         match reply.get()?.get_ack()?.which()? {
-            ack::Accepted(acked) => {
-                self.shared.core.borrow_mut().on_accepted(acked);
-                Ok(acked)
-            }
-            ack::Error(reason) => {
-                let reason = reason?.to_string()?;
-                self.shared
-                    .core
-                    .borrow_mut()
-                    .on_refused(seq, reason.clone());
-                Err(ClientError::Refused { seq, reason })
-            }
+            ack::Accepted(acked) => Ok(acked),
+            ack::Error(reason) => Err(ClientError::Refused {
+                seq,
+                reason: reason?.to_string()?,
+            }),
         }
     }
 

@@ -38,6 +38,7 @@ use sekai_layer::kv::Database;
 use sekai_model::input_stream::{coalesce, encode_answer, read_input_message, InputAnswer};
 use sekai_model::stream::STREAM_RESET_STALLED;
 use sekai_schema::edge_capnp::input_message;
+use sekai_schema::PlayerId;
 use tokio::sync::mpsc;
 
 use super::rpc::Avatar;
@@ -71,10 +72,7 @@ pub async fn serve_inputs<D: Database>(
     reader.abort();
     avatar.input_stream_ended();
     match ended {
-        Ok(true) => {
-            let _ = send.finish();
-        }
-        Ok(false) => {
+        Ok(_) => {
             let _ = send.finish();
         }
         Err(End::Stalled) => {
@@ -103,9 +101,7 @@ async fn read_inputs<D: Database>(
             Err(_) if avatar.connection().close_reason().is_some() => return,
             Err(error) => {
                 let reason = format!("malformed input stream: {error}; log in again");
-                tracing::warn!(player = avatar.player(), %reason, "closing an input stream");
-                let _ = answers.send(answered(InputAnswer::Closed(reason))).await;
-                return;
+                return close(&answers, avatar.player(), reason).await;
             }
         };
         let (seq, input) = match message.get_root::<input_message::Reader<'_>>() {
@@ -113,9 +109,7 @@ async fn read_inputs<D: Database>(
             Err(error) => {
                 // Not even a seq to refuse by: the stream cannot go on.
                 let reason = format!("unreadable input message: {error}; log in again");
-                tracing::warn!(player = avatar.player(), %reason, "closing an input stream");
-                let _ = answers.send(answered(InputAnswer::Closed(reason))).await;
-                return;
+                return close(&answers, avatar.player(), reason).await;
             }
         };
         let pending = avatar.submit(seq, input).await;
@@ -130,9 +124,11 @@ async fn read_inputs<D: Database>(
     }
 }
 
-/// An answer that is known now.
-fn answered(answer: InputAnswer) -> Answering {
-    Box::pin(std::future::ready(answer))
+/// Hands the writer a final `closed(reason)`: the reader reads no more.
+async fn close(answers: &mpsc::Sender<Answering>, player: PlayerId, reason: String) {
+    tracing::warn!(player, %reason, "closing an input stream");
+    let answer: Answering = Box::pin(std::future::ready(InputAnswer::Closed(reason)));
+    let _ = answers.send(answer).await;
 }
 
 /// Writes `opened(tag)`, then the answers in order (everything ready in one write) until the

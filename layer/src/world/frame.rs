@@ -465,6 +465,20 @@ pub async fn applied_seq<T: Transaction>(
     store::read_counter(trx, &keys.applied(player), false).await
 }
 
+/// Where the spatial index has `id`: `known` from the hot tier's cells, else read (an entity the
+/// hot tier does not hold, e.g. one built in this frame).
+async fn indexed_cell<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    id: EntityId,
+    known: Option<(RegionId, CellId)>,
+) -> Result<Option<(RegionId, CellId)>, WorldError> {
+    match known {
+        Some(cell) => Ok(Some(cell)),
+        None => store::indexed_cell(trx, keys, id, true).await,
+    }
+}
+
 /// Writes the frame's entity changes with their indexes; entities that left the region leave
 /// the hot tier, and each destination learns of them through its version and one arrival
 /// delta in its change log.
@@ -479,10 +493,8 @@ async fn write_changes<T: Transaction>(
     for change in changes {
         match change {
             Change::Upsert(entity) => {
-                let indexed = match hot.cells.get(&entity.id) {
-                    Some(cell) => Some(*cell),
-                    None => store::indexed_cell(trx, keys, entity.id, true).await?,
-                };
+                let known = hot.cells.get(&entity.id).copied();
+                let indexed = indexed_cell(trx, keys, entity.id, known).await?;
                 store::put_entity(trx, keys, entity, indexed);
                 if departs(region, change) {
                     hot.state.entities.remove(&entity.id);
@@ -496,10 +508,8 @@ async fn write_changes<T: Transaction>(
                 }
             }
             Change::Remove(id) => {
-                let indexed = match hot.cells.remove(id) {
-                    Some(cell) => Some(cell),
-                    None => store::indexed_cell(trx, keys, *id, true).await?,
-                };
+                let known = hot.cells.remove(id);
+                let indexed = indexed_cell(trx, keys, *id, known).await?;
                 store::remove_entity(trx, keys, *id, indexed);
             }
         }
