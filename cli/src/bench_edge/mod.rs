@@ -558,3 +558,41 @@ pub async fn raw_clients_command(args: RawClientsArgs) -> Result<(), String> {
     crate::commands::print_load_report(&report);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with_p99(p99_us: u64, server_cores: f64) -> RunFigures {
+        RunFigures {
+            bots: BotsReport {
+                p99_us,
+                ..BotsReport::default()
+            },
+            server_cores,
+            ..RunFigures::default()
+        }
+    }
+
+    #[test]
+    fn the_median_run_is_the_middle_one_by_p99_and_kept_whole() {
+        let runs = vec![
+            run_with_p99(30_000, 0.9),
+            run_with_p99(9_000, 0.7),
+            run_with_p99(12_000, 0.8),
+        ];
+        let median = median_run(runs);
+        assert_eq!(median.bots.p99_us, 12_000);
+        assert_eq!(
+            median.server_cores, 0.8,
+            "the figures come from the same run"
+        );
+    }
+
+    #[test]
+    fn an_even_count_takes_the_upper_median() {
+        let runs = vec![run_with_p99(11_000, 0.7), run_with_p99(10_000, 0.7)];
+        assert_eq!(median_run(runs).bots.p99_us, 11_000);
+        assert_eq!(median_run(vec![run_with_p99(5, 0.1)]).bots.p99_us, 5);
+    }
+}
