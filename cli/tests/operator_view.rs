@@ -170,13 +170,21 @@ fn value_of(samples: &[(String, f64)], series: &str) -> Option<f64> {
 /// Checks the HTTP endpoints of a running demo.
 fn check_http(url: &str) {
     let metrics = || sekai_samples(&get(url, "/metrics", |_| false).1);
-    // Wait until bots play (inputs acknowledged), then until the counters move.
-    let first = wait_for("acknowledged inputs in /metrics", || {
-        let samples = metrics();
-        value_of(&samples, "sekai_edge_inputs_acked_total")
-            .filter(|v| *v > 0.0)
-            .map(|_| samples)
-    });
+    // Wait until bots play: inputs acknowledged, and the stages after the ack seen too (a frame
+    // committed, a fan-out pass delivered it), since a scrape between an ack and its frame sees
+    // the first without the others. Then until the counters move.
+    let after_ack = ["sekai_frames_total", "sekai_fanout_lag_seconds_bucket"];
+    let first = wait_for(
+        "acked inputs, a frame and a fan-out pass in /metrics",
+        || {
+            let samples = metrics();
+            let names = metric_names(&samples);
+            let played = after_ack.iter().all(|name| names.contains(*name));
+            value_of(&samples, "sekai_edge_inputs_acked_total")
+                .filter(|v| *v > 0.0 && played)
+                .map(|_| samples)
+        },
+    );
     let names = metric_names(&first);
     assert!(
         names.len() >= 10,
