@@ -130,17 +130,9 @@ pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
             }
             sekai_tries.push(sekai);
         }
-        let sekai = median_run(sekai_tries);
-        if args.repeat > 1 {
-            print_run("sekai median", &sekai);
-        }
-        runs.push(sekai);
+        runs.push(median_of("sekai", sekai_tries));
         if !raw_tries.is_empty() {
-            let raw = median_run(raw_tries);
-            if args.repeat > 1 {
-                print_run("raw median", &raw);
-            }
-            raw_runs.push(raw);
+            raw_runs.push(median_of("raw", raw_tries));
         }
     }
     let capacity = |list: &[RunFigures]| {
@@ -213,6 +205,16 @@ pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
     println!("latency CDF plot: {}", svg_path.display());
     println!("{json}");
     Ok(())
+}
+
+/// [`median_run`] of `what`'s runs at one bot count, printed when there were several.
+fn median_of(what: &str, tries: Vec<RunFigures>) -> RunFigures {
+    let several = tries.len() > 1;
+    let median = median_run(tries);
+    if several {
+        print_run(&format!("{what} median"), &median);
+    }
+    median
 }
 
 /// The median of runs at one bot count, by p99 (the upper median of an even count, the more

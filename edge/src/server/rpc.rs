@@ -363,11 +363,7 @@ impl<D: Database> Avatar<D> {
     pub async fn submit(&self, seq: u64, input: Result<Input, WireError>) -> Pending {
         counter!(names::INPUTS_RECEIVED).increment(1);
         match self.admit(seq, input) {
-            Err((label, reason)) => {
-                counter!(names::INPUTS_REFUSED, "reason" => label).increment(1);
-                tracing::debug!(player = self.player, seq, %reason, "input refused");
-                Pending::Answered(InputAnswer::Refused { seq, reason })
-            }
+            Err((label, reason)) => self.refuse(seq, label, reason),
             Ok(None) => Pending::Answered(InputAnswer::Accepted(seq)),
             Ok(Some(input)) => {
                 // The turn orders this session's inputs into the batcher's queue; the answer is
@@ -378,11 +374,7 @@ impl<D: Database> Avatar<D> {
                 // input admitted but never queued): storing this one could open a gap.
                 if self.gate.borrow().is_broken() {
                     let error = crate::session::InputError::Broken;
-                    counter!(names::INPUTS_REFUSED, "reason" => error.label()).increment(1);
-                    return Pending::Answered(InputAnswer::Refused {
-                        seq,
-                        reason: error.to_string(),
-                    });
+                    return self.refuse(seq, error.label(), error.to_string());
                 }
                 let stored = self.ctx.inputs.store(region, input, self.mark.clone());
                 Pending::Storing {
@@ -391,6 +383,13 @@ impl<D: Database> Avatar<D> {
                 }
             }
         }
+    }
+
+    /// Refuses input `seq` for `reason` (counted under `label`).
+    fn refuse(&self, seq: u64, label: &'static str, reason: String) -> Pending {
+        counter!(names::INPUTS_REFUSED, "reason" => label).increment(1);
+        tracing::debug!(player = self.player, seq, %reason, "input refused");
+        Pending::Answered(InputAnswer::Refused { seq, reason })
     }
 
     /// Waits for `pending`'s T1 (settles are awaited in admission order) and answers it: a
