@@ -5,8 +5,8 @@
 //! Mirrors `sekai_layer::world::assign::run_node`: every `ASSIGN_EVERY` the node surveys and
 //! computes the shipped `assign::plan`, then works through it one layer call at a time (releases
 //! first, each after its region's processor stopped, then acquisitions). Each held region runs
-//! like `processor::hold_region`: frames while inputs remain, the inbox watch otherwise, an idle
-//! frame every `IDLE_RENEW`. Invariants:
+//! like `processor::hold_region`: after each frame it waits on the watch that frame armed (ready
+//! at once when it left inputs behind), and runs an idle frame every `IDLE_RENEW`. Invariants:
 //! - a crash drops every region's hot state, watch and frame in flight and the plan in progress;
 //!   the node comes back as a new incarnation (a new holder id), so it must wait for its old
 //!   leases to expire like any other node;

@@ -173,6 +173,10 @@ pub enum FrameStep {
         record: FrameRecord,
         /// Its delta.
         delta: Delta,
+        /// Fires when the inbox may hold inputs this frame did not take: a watch armed in the
+        /// frame's own transaction (so an input appended after the frame's read wakes it), or
+        /// ready at once when the frame left inputs behind (its scan or apply limit).
+        next: InboxWatch,
     },
     /// The inbox was empty; the watch fires when it may not be.
     Idle(InboxWatch),
@@ -232,14 +236,7 @@ pub async fn process_frame<T: Transaction>(
         if checked.is_due() {
             checked.renew(trx, keys, region);
         }
-        if more_to_do {
-            // Nothing to apply here, but the scan has not reached the inbox's end (or more
-            // inputs wait): the processor runs the next frame at once instead of sleeping.
-            return Ok(FrameStep::Idle(Box::pin(std::future::ready(Ok(())))));
-        }
-        return Ok(FrameStep::Idle(Box::pin(
-            trx.watch(&keys.inbox_signal(region)),
-        )));
+        return Ok(FrameStep::Idle(inbox_watch(trx, keys, region, more_to_do)));
     }
     if checked.is_due() {
         checked.renew(trx, keys, region);
@@ -273,7 +270,29 @@ pub async fn process_frame<T: Transaction>(
     };
     trx.set(&keys.frame(region, frame), &encode_frame_record(&record));
     append_delta(trx, keys, region, &delta, 0);
-    Ok(FrameStep::Processed { record, delta })
+    Ok(FrameStep::Processed {
+        record,
+        delta,
+        next: inbox_watch(trx, keys, region, more_to_do),
+    })
+}
+
+/// What the processor waits on after this attempt: ready at once when `more_to_do` (the scan
+/// has not reached the inbox's end, or more inputs wait to apply), else a watch of the inbox
+/// signal armed in `trx`, which fires for any input appended after `trx`'s read version. The
+/// frame never writes its own region's signal (forwarded inputs go to other regions), so the
+/// watch compares against what T1 last wrote.
+fn inbox_watch<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    more_to_do: bool,
+) -> InboxWatch {
+    if more_to_do {
+        Box::pin(std::future::ready(Ok(())))
+    } else {
+        Box::pin(trx.watch(&keys.inbox_signal(region)))
+    }
 }
 
 /// Appends `delta` to `region`'s change log and bumps the region head edges watch.

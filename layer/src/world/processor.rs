@@ -3,8 +3,9 @@
 //!
 //! Invariants:
 //! - it processes frames only while it holds the lease (each frame re-checks it);
-//! - it sleeps on a watch created in the same transaction that saw the inbox empty, so an input
-//!   appended after that read always wakes it;
+//! - it sleeps on a watch created in the same transaction that last read the inbox (the frame
+//!   that applied inputs, or an idle one that saw it empty), so an input appended after that
+//!   read always wakes it; a frame that left inputs behind does not sleep;
 //! - a failed frame attempt discards the hot tier before retrying; nothing in the loop depends on
 //!   this task staying alive: another processor takes over after the lease expires;
 //! - every `TRIM_EVERY_FRAMES` frames it trims the change-log entries and frame records of
@@ -60,7 +61,6 @@ pub struct ProcessorStats {
 }
 
 /// A committed frame, as the processor reports it.
-#[derive(Debug)]
 pub struct CommittedFrame {
     /// The frame record.
     pub record: FrameRecord,
@@ -70,6 +70,19 @@ pub struct CommittedFrame {
     pub versionstamp: [u8; 10],
     /// When the attempt that committed began (its T2 transaction's start).
     pub attempt_started: Instant,
+    /// What to wait on before the next frame (see [`FrameStep::Processed`]).
+    pub next: super::frame::InboxWatch,
+}
+
+impl std::fmt::Debug for CommittedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommittedFrame")
+            .field("record", &self.record)
+            .field("delta", &self.delta)
+            .field("versionstamp", &self.versionstamp)
+            .field("attempt_started", &self.attempt_started)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs one frame to commit (retrying retryable errors); `None` means the inbox was empty and
@@ -92,7 +105,11 @@ pub async fn run_frame<D: Database>(
                 Ok(()) => {
                     return Ok(match step {
                         FrameStep::Idle(watch) => Err(watch),
-                        FrameStep::Processed { record, delta } => {
+                        FrameStep::Processed {
+                            record,
+                            delta,
+                            next,
+                        } => {
                             hot.committed(record.frame);
                             stats.frames.fetch_add(1, Ordering::Relaxed);
                             stats
@@ -109,6 +126,7 @@ pub async fn run_frame<D: Database>(
                                 delta,
                                 versionstamp: stamp.await?,
                                 attempt_started,
+                                next,
                             })
                         }
                     });
@@ -192,6 +210,8 @@ pub async fn hold_region<D: Database>(
                         tracing::warn!(%region, %error, "trim failed");
                     }
                 }
+                // No idle transaction after a frame just to arm the watch: the frame armed it.
+                let _ = tokio::time::timeout(IDLE_RENEW, frame.next).await;
             }
             Ok(Err(watch)) => {
                 let _ = tokio::time::timeout(IDLE_RENEW, watch).await;

@@ -127,7 +127,9 @@ impl Simulation {
         p.hot = Some(*hot);
         match result {
             Ok(Ok(frame)) => {
-                p.wake = true;
+                // Like `hold_region`: the next frame waits on the watch the frame armed (ready
+                // at once when it left inputs behind).
+                p.watch = Some(frame.next);
                 let record = frame.record;
                 if let Err(violation) =
                     self.online
