@@ -66,8 +66,8 @@ pub use self::core::{PlantedFanoutBug, Start};
 use crate::observe::metrics as names;
 use crate::session::Subscriber;
 use log::{last_stamp, merge, read_log, Stamp};
-use registry::Registry;
 pub use registry::Slot;
+use registry::{Live, Registry};
 
 /// Database versions per second: FoundationDB's versions, and the embedded engine's, advance at
 /// about this rate, so a version difference is an age.
@@ -272,16 +272,19 @@ impl Fanout {
         config: &FanoutConfig,
         core: &mut FanoutCore,
         watches: &mut Watches,
-        live: &[Arc<Slot>],
+        live: &Live,
         joining: &[(u64, Arc<Slot>, Start)],
     ) -> Result<(), WorldError> {
         let trx = db.create_trx()?;
         let read_version = trx.get_read_version().await?;
         let read_at = Instant::now();
         let wanted: BTreeSet<RegionId> = live
-            .iter()
-            .chain(joining.iter().map(|(_, slot, _)| slot))
-            .flat_map(|slot| slot.regions().iter().copied())
+            .regions()
+            .chain(
+                joining
+                    .iter()
+                    .flat_map(|(_, slot, _)| slot.regions().iter().copied()),
+            )
             .collect();
         let mut pass = core.begin();
         let mut heads: BTreeMap<RegionId, u64> = BTreeMap::new();
@@ -329,16 +332,21 @@ impl Fanout {
             .flat_map(|deltas| deltas.iter().map(|d| d.region))
             .collect();
         let (mut coalesced, mut queued_bytes) = (0u64, 0usize);
-        for slot in live
-            .iter()
-            .filter(|slot| !slot.is_closed() && !slot.regions().is_disjoint(&touched))
-        {
+        let mut met_closed = false;
+        for slot in live.touching(&touched) {
+            if slot.is_closed() {
+                met_closed = true;
+                continue;
+            }
             let handed = hand_over(&mut slot.lock(), slot.regions(), &commits);
             coalesced += handed.coalesced;
             queued_bytes += handed.queued_bytes;
             if handed.queued {
                 slot.wake();
             }
+        }
+        if met_closed {
+            self.registry().prune_closed();
         }
         self.shared
             .stats

@@ -2,7 +2,11 @@
 //!
 //! Invariants: a subscription is either joining (waiting for the fan-out to give it a snapshot or
 //! a replay in its next pass) or live (taking commits), never both; a closed slot takes nothing
-//! more and is dropped by the next pass.
+//! more and is dropped by the next pass that meets it.
+//!
+//! The live subscriptions are handed to passes as a [`Live`] index by region, built only when
+//! the membership changed: a pass reaches just the slots of the regions its commits touched,
+//! so its cost follows what changed, not how many clients the edge serves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,10 +74,68 @@ impl Slot {
     }
 }
 
+/// The live subscriptions by the regions their areas touch (a slot is listed under each).
+#[derive(Debug, Default)]
+pub struct Live {
+    by_region: BTreeMap<RegionId, Vec<Arc<Slot>>>,
+    count: usize,
+}
+
+impl Live {
+    fn new<'a>(slots: impl Iterator<Item = &'a Arc<Slot>>) -> Self {
+        let mut live = Self::default();
+        for slot in slots {
+            live.count += 1;
+            for region in slot.regions() {
+                live.by_region
+                    .entry(*region)
+                    .or_default()
+                    .push(slot.clone());
+            }
+        }
+        live
+    }
+
+    /// How many subscriptions are live.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when none is.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The regions some live subscription touches.
+    pub fn regions(&self) -> impl Iterator<Item = RegionId> + '_ {
+        self.by_region.keys().copied()
+    }
+
+    /// Every slot touching one of `touched`, each once (closed ones too: the caller skips them
+    /// and asks for [`Registry::prune_closed`]).
+    pub fn touching<'a>(
+        &'a self,
+        touched: &'a BTreeSet<RegionId>,
+    ) -> impl Iterator<Item = &'a Arc<Slot>> + 'a {
+        touched.iter().flat_map(move |region| {
+            self.by_region
+                .get(region)
+                .into_iter()
+                .flatten()
+                // Listed under each region it touches: met under the first touched one only.
+                .filter(move |slot| {
+                    slot.regions().iter().find(|r| touched.contains(r)) == Some(region)
+                })
+        })
+    }
+}
+
 /// Joining and live subscriptions.
 #[derive(Debug, Default)]
 pub struct Registry {
     live: BTreeMap<u64, Arc<Slot>>,
+    /// The index of `live` handed to passes (`None`: membership changed since it was built).
+    index: Option<Arc<Live>>,
     joining: Vec<(u64, Arc<Slot>, Start)>,
     next_id: u64,
 }
@@ -89,7 +151,9 @@ impl Registry {
 
     /// Removes a subscription.
     pub fn remove(&mut self, id: u64) {
-        self.live.remove(&id);
+        if self.live.remove(&id).is_some() {
+            self.index = None;
+        }
         self.joining.retain(|(j, _, _)| *j != id);
     }
 
@@ -112,17 +176,97 @@ impl Registry {
     pub fn go_live(&mut self, id: u64, slot: Arc<Slot>) {
         if !slot.is_closed() {
             self.live.insert(id, slot);
+            self.index = None;
         }
     }
 
-    /// The live subscriptions, dropping closed ones.
-    pub fn live(&mut self) -> Vec<Arc<Slot>> {
+    /// Drops the closed subscriptions at the next [`Registry::live`] (a pass met one).
+    pub fn prune_closed(&mut self) {
+        self.index = None;
+    }
+
+    /// The live subscriptions by region; rebuilt (dropping closed ones) only after the
+    /// membership changed.
+    pub fn live(&mut self) -> Arc<Live> {
+        if let Some(index) = &self.index {
+            return index.clone();
+        }
         self.live.retain(|_, slot| !slot.is_closed());
-        self.live.values().cloned().collect()
+        let index = Arc::new(Live::new(self.live.values()));
+        self.index = Some(index.clone());
+        index
     }
 
     /// How many subscriptions are live.
     pub fn live_count(&self) -> usize {
         self.live.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sekai_schema::{Area, Vec3};
+
+    use super::*;
+
+    /// A slot whose area is a 10 m circle around (x, z): inside one region, or across the
+    /// border at x = 256 when x is near it.
+    fn slot(registry: &mut Registry, x: f32, z: f32) -> (u64, Arc<Slot>) {
+        let area = Area::new(Vec3::new(x, 0.0, z), 10.0);
+        let (id, slot) = registry.join(Subscriber::new(1, area, 1 << 20), Start::Snapshot);
+        registry.take_joining();
+        registry.go_live(id, slot.clone());
+        (id, slot)
+    }
+
+    fn ids(live: &Live, touched: &[RegionId]) -> Vec<usize> {
+        let touched: BTreeSet<RegionId> = touched.iter().copied().collect();
+        live.touching(&touched)
+            .map(|s| Arc::as_ptr(s) as usize)
+            .collect()
+    }
+
+    #[test]
+    fn a_pass_meets_each_slot_of_the_touched_regions_once_and_no_other() {
+        let a = RegionId { x: 0, z: 0 };
+        let b = RegionId { x: 1, z: 0 };
+        let c = RegionId { x: 2, z: 0 };
+        let mut registry = Registry::default();
+        let (_, inside_a) = slot(&mut registry, 100.0, 100.0);
+        let (_, across) = slot(&mut registry, 255.0, 100.0);
+        let (_, inside_c) = slot(&mut registry, 600.0, 100.0);
+        assert_eq!(across.regions().len(), 2, "the border slot touches a and b");
+        let ptr = |s: &Arc<Slot>| Arc::as_ptr(s) as usize;
+        let live = registry.live();
+        assert_eq!(live.len(), 3);
+        assert_eq!(live.regions().collect::<Vec<_>>(), vec![a, b, c]);
+        let mut both = ids(&live, &[a, b]);
+        both.sort();
+        let mut expected = vec![ptr(&inside_a), ptr(&across)];
+        expected.sort();
+        assert_eq!(both, expected, "the border slot is met once");
+        assert_eq!(ids(&live, &[b]), vec![ptr(&across)]);
+        assert_eq!(ids(&live, &[c]), vec![ptr(&inside_c)]);
+        assert!(ids(&live, &[RegionId { x: 9, z: 9 }]).is_empty());
+    }
+
+    #[test]
+    fn the_index_is_rebuilt_only_when_membership_changes_and_drops_closed_slots() {
+        let mut registry = Registry::default();
+        let (id, first) = slot(&mut registry, 100.0, 100.0);
+        let before = registry.live();
+        assert!(
+            Arc::ptr_eq(&before, &registry.live()),
+            "unchanged: the same index"
+        );
+        first.close();
+        assert_eq!(registry.live().len(), 1, "a closed slot stays until pruned");
+        registry.prune_closed();
+        assert!(registry.live().is_empty());
+        let (second, _) = slot(&mut registry, 100.0, 100.0);
+        assert_eq!(registry.live().len(), 1);
+        registry.remove(second);
+        registry.remove(id);
+        assert!(registry.live().is_empty());
     }
 }
