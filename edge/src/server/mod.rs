@@ -1,8 +1,10 @@
 //! The edge server: QUIC (quinn, rustls with ring) carrying Cap'n Proto RPC.
 //!
-//! Threads: the QUIC endpoint and the fan-out run on the caller's tokio runtime; connections
-//! are handed round-robin to `workers` threads, each a current-thread runtime with a `LocalSet`,
-//! because capnp-rpc's `RpcSystem` is not `Send`. Each connection carries exactly one
+//! Threads: the fan-out and the T1 batcher run on the caller's tokio runtime; connections are
+//! handed round-robin to `workers` threads, each a current-thread runtime with a `LocalSet`,
+//! because capnp-rpc's `RpcSystem` is not `Send`. The QUIC endpoint's driver (the socket's
+//! receive side) runs on the first worker, so with one worker a datagram is received, decrypted
+//! and served on one thread; with `workers == 0` everything runs on the caller's thread. Each connection carries exactly one
 //! bidirectional stream, the RPC byte stream.
 //!
 //! Invariants:
@@ -175,7 +177,20 @@ impl EdgeServer {
     ) -> Result<Self, EdgeError> {
         let tls = server_config(&config.tls, config.listen, config.limits.idle_timeout)?;
         let certificate = tls.certificate.clone();
-        let endpoint = server_endpoint(tls, config.listen)?;
+        // The endpoint's driver, which receives every datagram and routes it to its connection,
+        // runs on the first worker, beside the connections it serves: a datagram for them wakes
+        // no other thread.
+        let mut first = match config.workers {
+            0 => None,
+            _ => Some(worker_runtime()?),
+        };
+        let endpoint = match &first {
+            Some(runtime) => {
+                let _context = runtime.enter();
+                server_endpoint(tls, config.listen)?
+            }
+            None => server_endpoint(tls, config.listen)?,
+        };
         let fanout = if config.region_cache_bytes > 0 {
             Fanout::with_cache(sekai_cache::RegionCache::new(config.region_cache_bytes))
         } else {
@@ -198,9 +213,13 @@ impl EdgeServer {
         let mut senders = Vec::new();
         let mut workers = Vec::new();
         for index in 0..config.workers {
+            let runtime = match first.take() {
+                Some(runtime) => runtime,
+                None => worker_runtime()?,
+            };
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
-            workers.push(spawn_worker(index, ctx.clone(), rx)?);
+            workers.push(spawn_worker(index, runtime, ctx.clone(), rx)?);
         }
         let accept = if config.workers == 0 {
             // Connections on the caller's thread: no hand-offs between threads per message.
@@ -282,15 +301,20 @@ async fn local_accept_loop<D: Database>(endpoint: quinn::Endpoint, ctx: Arc<Edge
     }
 }
 
-/// Starts one worker thread serving the connections it receives.
+/// A worker's runtime: one thread, I/O and timers.
+fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Starts one worker thread, running `runtime`, serving the connections it receives.
 fn spawn_worker<D: Database>(
     index: usize,
+    runtime: tokio::runtime::Runtime,
     ctx: Arc<EdgeContext<D>>,
     mut incoming: mpsc::UnboundedReceiver<quinn::Incoming>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     std::thread::Builder::new()
         .name(format!("sekai-edge-{index}"))
         .spawn(move || {
