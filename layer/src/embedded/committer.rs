@@ -245,6 +245,7 @@ impl Committer {
     }
 
     fn publish(&self, version: u64, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        self.shared.recent.record(version, &changes);
         self.shared.publish(Some(ReadView {
             version,
             snapshot: self.db.snapshot(),

@@ -6,13 +6,16 @@
 //! - **conflicts**: FDB's rules (see `transaction` for read ranges, `committer` for resolution);
 //! - **durability**: a commit is acknowledged only after its group's journal write is fsynced;
 //!   every group also stores its version, so after a crash the clock restarts above it;
-//! - **watches**: see `watches`; **faults**: see `faults`, off unless configured.
+//! - **watches**: see `watches`; **faults**: see `faults`, off unless configured;
+//! - **recent values**: a point read may take a key's newest value from `recent` instead of the
+//!   snapshot, only when that value is provably the snapshot's (see `recent`).
 
 mod clock;
 mod committer;
 mod conflict_history;
 mod faults;
 mod key_range;
+mod recent;
 mod transaction;
 mod watches;
 mod write_map;
@@ -183,6 +186,8 @@ pub(crate) struct Shared {
     poisoned: AtomicBool,
     stats: StatCounters,
     jitter: Mutex<rand_chacha::ChaCha8Rng>,
+    /// The newest values of keys often point-read and written (`recent`'s invariants).
+    recent: recent::RecentValues,
 }
 
 impl Shared {
@@ -379,6 +384,7 @@ impl EmbeddedDatabase {
             faults: options.faults.clone().map(FaultInjector::new),
             data: data.clone(),
             poisoned: AtomicBool::new(false),
+            recent: recent::RecentValues::default(),
             stats: StatCounters::default(),
             jitter: Mutex::new(rand::SeedableRng::seed_from_u64(
                 options.faults.as_ref().map_or(0, |f| f.seed),

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use super::committer::{CommitRequest, Committed, Mutation};
 use super::faults::CommitFault;
 use super::key_range::KeyRange;
+use super::recent::Lookup;
 use super::watches::WatchSignal;
 use super::write_map::{KeyWrite, WriteMap};
 use super::{storage_error, Engine, ReadView};
@@ -167,6 +168,17 @@ impl EmbeddedTransaction {
     }
 
     fn stored(&self, view: &ReadView, key: &[u8]) -> FdbResult<Option<Vec<u8>>> {
+        if let Lookup::Hit(value) = self.engine.shared.recent.get(key, view.version) {
+            debug_assert_eq!(
+                view.snapshot
+                    .get(&self.engine.shared.data, key)
+                    .ok()
+                    .map(|v| v.map(|v| v.to_vec())),
+                Some(value.clone()),
+                "a recent value is the snapshot's"
+            );
+            return Ok(value);
+        }
         view.snapshot
             .get(&self.engine.shared.data, key)
             .map(|v| v.map(|v| v.to_vec()))

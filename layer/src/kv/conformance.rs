@@ -92,6 +92,31 @@ pub async fn reads_are_at_one_version<H: Harness>(h: &H) {
     assert_eq!(read(h, "k").await, Some(b"new".to_vec()));
 }
 
+/// A key read and written over and over (like a region's head): every reader keeps seeing the
+/// value at its own read version, across later writes and a clear, and a new reader the newest.
+pub async fn often_written_keys_read_at_their_version<H: Harness>(h: &H) {
+    let k = key(h, "hot");
+    let mut readers = Vec::new();
+    for round in 0..4u8 {
+        let reader = h.db().create_trx().unwrap();
+        let seen = reader.get(&k, true).await.unwrap();
+        readers.push((reader, seen));
+        let trx = h.db().create_trx().unwrap();
+        if round == 2 {
+            trx.clear(&k);
+        } else {
+            trx.set(&k, &[round]);
+        }
+        trx.commit().await.unwrap();
+    }
+    let seen: Vec<Option<Vec<u8>>> = readers.iter().map(|(_, seen)| seen.clone()).collect();
+    assert_eq!(seen, vec![None, Some(vec![0]), Some(vec![1]), None]);
+    for (reader, seen) in &readers {
+        assert_eq!(&reader.get(&k, true).await.unwrap(), seen);
+    }
+    assert_eq!(read(h, "hot").await, Some(vec![3]));
+}
+
 /// A serializable point read conflicts with a later write of the key: 1020.
 pub async fn point_read_conflicts<H: Harness>(h: &H) {
     let trx = h.db().create_trx().unwrap();
@@ -589,8 +614,8 @@ macro_rules! conformance_run_all {
 macro_rules! __conformance_cases {
     ($then:ident, $arg:expr) => {
         $crate::$then! {$arg;
-        reads_see_own_writes, reads_are_at_one_version, point_read_conflicts,
-        point_read_covers_only_its_key, snapshot_reads_do_not_conflict,
+        reads_see_own_writes, reads_are_at_one_version, often_written_keys_read_at_their_version,
+        point_read_conflicts, point_read_covers_only_its_key, snapshot_reads_do_not_conflict,
         limited_range_read_covers_what_it_returned,
         limited_reverse_read_covers_what_it_returned, exhausted_range_read_covers_the_range,
         own_writes_exempt_reads_but_atomic_ops_do_not, write_only_transactions_never_conflict,
