@@ -362,10 +362,15 @@ impl EmbeddedTransaction {
 
     fn register_watches(&self, watches: Vec<PendingWatch>) {
         let shared = &self.engine.shared;
-        let view = shared.current();
         let Ok(mut registry) = shared.watches.lock() else {
             return;
         };
+        // The view is taken under the registry's lock: the committer publishes a group and then
+        // takes this lock to fire its watches, so either this view holds the group (a changed
+        // value fires the watch now) or the group's firing waits for this registration. Taken
+        // before the lock, a group published in between fired nothing here and was not in the
+        // view: the watch slept through the change.
+        let view = shared.current();
         for watch in watches {
             let current = match self.stored(&view, &watch.key) {
                 Ok(value) => value,
