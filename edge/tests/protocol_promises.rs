@@ -350,3 +350,20 @@ async fn a_restarted_edge_keeps_its_certificate_and_clients_resume() {
     world.stop.store(true, Ordering::Relaxed);
     world.edge.shutdown().await;
 }
+
+/// An address already taken is a clear error from `EdgeServer::start`, whether the endpoint
+/// would run on a worker's runtime (`workers >= 1`) or the caller's (`workers == 0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_in_use_is_an_error_not_a_panic() {
+    let world = World::start(false).await;
+    let taken = world.edge.local_addr().expect("address");
+    for workers in [1, 0] {
+        let mut config = EdgeConfig::new(taken, world.tokens.clone());
+        config.workers = workers;
+        match EdgeServer::start(world.db.clone(), world.keys.clone(), config).await {
+            Err(error) => assert!(error.to_string().contains("listen"), "{error}"),
+            Ok(_) => panic!("a second edge bound {taken} (workers {workers})"),
+        }
+    }
+    world.edge.shutdown().await;
+}

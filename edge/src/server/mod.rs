@@ -184,12 +184,22 @@ impl EdgeServer {
             0 => None,
             _ => Some(worker_runtime()?),
         };
-        let endpoint = match &first {
+        let bound = match &first {
             Some(runtime) => {
                 let _context = runtime.enter();
-                server_endpoint(tls, config.listen)?
+                server_endpoint(tls, config.listen)
             }
-            None => server_endpoint(tls, config.listen)?,
+            None => server_endpoint(tls, config.listen),
+        };
+        let endpoint = match bound {
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                // Dropping a runtime inside the caller's async context would panic.
+                if let Some(runtime) = first.take() {
+                    runtime.shutdown_background();
+                }
+                return Err(error.into());
+            }
         };
         let fanout = if config.region_cache_bytes > 0 {
             Fanout::with_cache(sekai_cache::RegionCache::new(config.region_cache_bytes))
