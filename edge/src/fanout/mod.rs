@@ -332,10 +332,8 @@ impl Fanout {
             .flat_map(|deltas| deltas.iter().map(|d| d.region))
             .collect();
         let (mut coalesced, mut queued_bytes) = (0u64, 0usize);
-        let mut met_closed = false;
         for slot in live.touching(&touched) {
             if slot.is_closed() {
-                met_closed = true;
                 continue;
             }
             let handed = hand_over(&mut slot.lock(), slot.regions(), &commits);
@@ -344,9 +342,6 @@ impl Fanout {
             if handed.queued {
                 slot.wake();
             }
-        }
-        if met_closed {
-            self.registry().prune_closed();
         }
         self.shared
             .stats

@@ -2,7 +2,7 @@
 //!
 //! Invariants: a subscription is either joining (waiting for the fan-out to give it a snapshot or
 //! a replay in its next pass) or live (taking commits), never both; a closed slot takes nothing
-//! more and is dropped by the next pass that meets it.
+//! more and is dropped by the next pass (closing one marks the index stale).
 //!
 //! The live subscriptions are handed to passes as a [`Live`] index by region, built only when
 //! the membership changed: a pass reaches just the slots of the regions its commits touched,
@@ -27,15 +27,18 @@ pub struct Slot {
     regions: BTreeSet<RegionId>,
     ready: Notify,
     closed: AtomicBool,
+    /// The registry's mark that some slot closed since its index was built.
+    some_closed: Arc<AtomicBool>,
 }
 
 impl Slot {
-    fn new(subscriber: Subscriber) -> Self {
+    fn new(subscriber: Subscriber, some_closed: Arc<AtomicBool>) -> Self {
         Self {
             regions: subscriber.regions().clone(),
             state: Mutex::new(subscriber),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
+            some_closed,
         }
     }
 
@@ -65,6 +68,7 @@ impl Slot {
     /// Ends the subscription.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        self.some_closed.store(true, Ordering::Release);
         self.ready.notify_one();
     }
 
@@ -111,8 +115,8 @@ impl Live {
         self.by_region.keys().copied()
     }
 
-    /// Every slot touching one of `touched`, each once (closed ones too: the caller skips them
-    /// and asks for [`Registry::prune_closed`]).
+    /// Every slot touching one of `touched`, each once (one closed since the index was built
+    /// too: the caller skips it).
     pub fn touching<'a>(
         &'a self,
         touched: &'a BTreeSet<RegionId>,
@@ -136,6 +140,8 @@ pub struct Registry {
     live: BTreeMap<u64, Arc<Slot>>,
     /// The index of `live` handed to passes (`None`: membership changed since it was built).
     index: Option<Arc<Live>>,
+    /// Set by a slot that closes: the index must drop it.
+    some_closed: Arc<AtomicBool>,
     joining: Vec<(u64, Arc<Slot>, Start)>,
     next_id: u64,
 }
@@ -144,7 +150,7 @@ impl Registry {
     /// Adds a joining subscription; returns its id and slot.
     pub fn join(&mut self, subscriber: Subscriber, start: Start) -> (u64, Arc<Slot>) {
         self.next_id += 1;
-        let slot = Arc::new(Slot::new(subscriber));
+        let slot = Arc::new(Slot::new(subscriber, self.some_closed.clone()));
         self.joining.push((self.next_id, slot.clone(), start));
         (self.next_id, slot)
     }
@@ -180,14 +186,12 @@ impl Registry {
         }
     }
 
-    /// Drops the closed subscriptions at the next [`Registry::live`] (a pass met one).
-    pub fn prune_closed(&mut self) {
-        self.index = None;
-    }
-
     /// The live subscriptions by region; rebuilt (dropping closed ones) only after the
-    /// membership changed.
+    /// membership changed or a slot closed.
     pub fn live(&mut self) -> Arc<Live> {
+        if self.some_closed.swap(false, Ordering::AcqRel) {
+            self.index = None;
+        }
         if let Some(index) = &self.index {
             return index.clone();
         }
@@ -251,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_rebuilt_only_when_membership_changes_and_drops_closed_slots() {
+    fn the_index_is_rebuilt_only_when_membership_changes_or_a_slot_closes() {
         let mut registry = Registry::default();
         let (id, first) = slot(&mut registry, 100.0, 100.0);
         let before = registry.live();
@@ -260,9 +264,10 @@ mod tests {
             "unchanged: the same index"
         );
         first.close();
-        assert_eq!(registry.live().len(), 1, "a closed slot stays until pruned");
-        registry.prune_closed();
-        assert!(registry.live().is_empty());
+        assert!(
+            registry.live().is_empty(),
+            "a closed slot leaves the next index"
+        );
         let (second, _) = slot(&mut registry, 100.0, 100.0);
         assert_eq!(registry.live().len(), 1);
         registry.remove(second);

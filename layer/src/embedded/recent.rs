@@ -14,7 +14,9 @@
 //!   `wanted`): keys only range-read (inbox entries, change-log entries, frame records) never
 //!   take room;
 //! - at most [`MAX_KEYS`] entries and [`MAX_WANTED`] wanted keys; past either it forgets them
-//!   all. Forgetting costs a store read, never a wrong answer.
+//!   all. Forgetting costs a store read, never a wrong answer. The keys that enter are small
+//!   records (counters, leases, seqs, entities read by id), so the bound is a few tens of MB at
+//!   most.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
