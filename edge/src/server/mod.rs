@@ -4,8 +4,8 @@
 //! handed round-robin to `workers` threads, each a current-thread runtime with a `LocalSet`,
 //! because capnp-rpc's `RpcSystem` is not `Send`. The QUIC endpoint's driver (the socket's
 //! receive side) runs on the first worker, so with one worker a datagram is received, decrypted
-//! and served on one thread; with `workers == 0` everything runs on the caller's thread. Each connection carries exactly one
-//! bidirectional stream, the RPC byte stream.
+//! and served on one thread; with `workers == 0` everything runs on the caller's thread. Each
+//! connection carries exactly one bidirectional stream, the RPC byte stream.
 //!
 //! Invariants:
 //! - a connection's failure (handshake, malformed or oversized message, disconnect) ends that

@@ -167,18 +167,21 @@ impl EmbeddedTransaction {
         Ok(view)
     }
 
+    /// `key`'s value at `view`: from the engine's recent values when they know it, else from
+    /// the snapshot.
     fn stored(&self, view: &ReadView, key: &[u8]) -> FdbResult<Option<Vec<u8>>> {
         if let Lookup::Hit(value) = self.engine.shared.recent.get(key, view.version) {
             debug_assert_eq!(
-                view.snapshot
-                    .get(&self.engine.shared.data, key)
-                    .ok()
-                    .map(|v| v.map(|v| v.to_vec())),
+                self.in_snapshot(view, key).ok(),
                 Some(value.clone()),
                 "a recent value is the snapshot's"
             );
             return Ok(value);
         }
+        self.in_snapshot(view, key)
+    }
+
+    fn in_snapshot(&self, view: &ReadView, key: &[u8]) -> FdbResult<Option<Vec<u8>>> {
         view.snapshot
             .get(&self.engine.shared.data, key)
             .map(|v| v.map(|v| v.to_vec()))

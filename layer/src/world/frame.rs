@@ -232,14 +232,11 @@ pub async fn process_frame<T: Transaction>(
         ensure_hot(trx, keys, hot).await?;
         inputs = forward_strays(trx, keys, hot, inputs).await?;
     }
-    if inputs.is_empty() {
-        if checked.is_due() {
-            checked.renew(trx, keys, region);
-        }
-        return Ok(FrameStep::Idle(inbox_watch(trx, keys, region, more_to_do)));
-    }
     if checked.is_due() {
         checked.renew(trx, keys, region);
+    }
+    if inputs.is_empty() {
+        return Ok(FrameStep::Idle(inbox_watch(trx, keys, region, more_to_do)));
     }
     let frame = match hot.last_frame {
         Some(last) => last,

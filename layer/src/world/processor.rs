@@ -201,7 +201,7 @@ pub async fn hold_region<D: Database>(
     let mut hot = HotRegion::new(region);
     let mut trimmer = FrameTrimmer::new(FRAMES_KEEP, TRIM_PAGE, TRIM_STEPS);
     while !stop.load(Ordering::Relaxed) {
-        match run_frame(db, keys, &lease, &mut hot, new_id, stats).await {
+        let next = match run_frame(db, keys, &lease, &mut hot, new_id, stats).await {
             Ok(Ok(frame)) => {
                 on_frame(&frame);
                 if frame.record.frame.is_multiple_of(TRIM_EVERY_FRAMES) {
@@ -211,11 +211,9 @@ pub async fn hold_region<D: Database>(
                     }
                 }
                 // No idle transaction after a frame just to arm the watch: the frame armed it.
-                let _ = tokio::time::timeout(IDLE_RENEW, frame.next).await;
+                frame.next
             }
-            Ok(Err(watch)) => {
-                let _ = tokio::time::timeout(IDLE_RENEW, watch).await;
-            }
+            Ok(Err(watch)) => watch,
             Err(WorldError::LeaseLost(_)) => {
                 tracing::warn!(%region, "lease lost");
                 return;
@@ -225,6 +223,7 @@ pub async fn hold_region<D: Database>(
                 tokio::time::sleep(IDLE_RENEW).await;
                 return;
             }
-        }
+        };
+        let _ = tokio::time::timeout(IDLE_RENEW, next).await;
     }
 }
