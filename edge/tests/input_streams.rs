@@ -11,6 +11,7 @@ use capnp::message::ReaderOptions;
 use common::*;
 use sekai_layer::world::model::Action;
 use sekai_model::input_stream::{encode_input_message, read_answer, InputAnswer};
+use sekai_model::stream::StreamEvent;
 use sekai_schema::edge_capnp::avatar;
 use sekai_schema::Vec3;
 
@@ -173,6 +174,62 @@ async fn garbage_on_the_stream_closes_it_with_a_reason_and_breaks_only_that_sess
             let again = world.connect(1).await;
             assert_eq!(again.last_seq_at_login(), 1);
             again.send(step(14.0)).await.expect("after a new login");
+        })
+        .await;
+}
+
+/// While a streamed subscription of the player is open, its push task carries the input
+/// stream's answers (`held_answers`): every input is still answered, in order, alongside the
+/// deltas that apply them; once the subscription is cancelled (nothing carries), answers come
+/// all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_held_for_a_push_still_come_in_order_with_and_without_a_carrier() {
+    let world = world(true).await;
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let raw = raw_login(&world, 1, None).await;
+            let (subscription, mut pushes) = subscribe_stream(&raw, 3).await;
+            let (mut send, mut recv) = open_inputs(&raw, 4).await;
+            let mut applied = 0;
+            for seq in 1..=20 {
+                send.write_all(&encode_input_message(seq, &step(10.0 + seq as f32)).unwrap())
+                    .await
+                    .unwrap();
+                let answers = answers_until_accepted(&mut recv, seq).await;
+                assert_eq!(answers, vec![InputAnswer::Accepted(seq)]);
+                // The delta applying it arrives on the subscription's stream.
+                while applied < seq {
+                    match next_event(&mut pushes).await.unwrap() {
+                        Some(StreamEvent::Deltas(deltas)) => {
+                            for (_, delta) in deltas {
+                                for outcome in delta.outcomes.iter().filter(|o| o.player == 1) {
+                                    assert!(outcome.accepted, "{outcome:?}");
+                                    assert_eq!(outcome.seq, applied + 1, "applied in order");
+                                    applied = outcome.seq;
+                                }
+                            }
+                        }
+                        Some(StreamEvent::Snapshot { .. }) => {}
+                        other => panic!("expected deltas, got {other:?}"),
+                    }
+                }
+            }
+            // No carrier any more: the writer writes by itself.
+            drop(subscription);
+            assert_eq!(
+                next_event(&mut pushes).await.unwrap(),
+                None,
+                "the stream finishes"
+            );
+            for seq in 21..=25 {
+                send.write_all(&encode_input_message(seq, &step(10.0 + seq as f32)).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(next(&mut recv).await, Some(InputAnswer::Accepted(seq)));
+            }
+            send.finish().unwrap();
+            assert_eq!(next(&mut recv).await, None, "the edge finishes its side");
         })
         .await;
 }

@@ -9,55 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use capnp::message::ReaderOptions;
 use common::*;
 use sekai_layer::world::model::Action;
-use sekai_model::stream::{read, StreamEvent, STREAM_RESET_STALLED};
-use sekai_schema::edge_capnp::subscription;
+use sekai_model::stream::{StreamEvent, STREAM_RESET_STALLED};
 use sekai_schema::Vec3;
-
-/// Calls `subscribeStream` on the area of the tests with `tag`; returns the subscription and
-/// its stream, whose first message (checked) is `opened(tag)`.
-async fn subscribe_stream(raw: &Raw, tag: u64) -> (subscription::Client, quinn::RecvStream) {
-    let mut request = raw.session.subscribe_stream_request();
-    let mut params = request.get();
-    area().write_capnp(params.reborrow().init_area());
-    params.set_resume_from(&[]);
-    params.set_tag(tag);
-    let subscription = request
-        .send()
-        .promise
-        .await
-        .expect("subscribeStream answered")
-        .get()
-        .expect("reply")
-        .get_subscription()
-        .expect("subscription");
-    let mut stream = raw
-        .connection
-        .accept_uni()
-        .await
-        .expect("the edge opens a stream");
-    assert_eq!(
-        next(&mut stream).await.unwrap(),
-        Some(StreamEvent::Opened(tag))
-    );
-    (subscription, stream)
-}
-
-/// The next message on `stream`, `None` once finished (bounded wait).
-async fn next(stream: &mut quinn::RecvStream) -> Result<Option<StreamEvent>, capnp::Error> {
-    let message = tokio::time::timeout(
-        WAIT,
-        capnp_futures::serialize::try_read_message(stream, ReaderOptions::new()),
-    )
-    .await
-    .expect("a message or the stream's end in time")?;
-    Ok(match message {
-        None => None,
-        Some(message) => Some(read(message.get_root()?).expect("a valid stream message")),
-    })
-}
 
 fn move_to(x: f32) -> Action {
     Action::Move {
@@ -73,7 +28,8 @@ async fn a_stream_opens_with_its_tag_carries_deltas_and_finishes_on_cancel() {
         .run_until(async {
             let raw = raw_login(&world, 1, None).await;
             let (subscription, mut stream) = subscribe_stream(&raw, 77).await;
-            let Some(StreamEvent::Snapshot { entities, .. }) = next(&mut stream).await.unwrap()
+            let Some(StreamEvent::Snapshot { entities, .. }) =
+                next_event(&mut stream).await.unwrap()
             else {
                 panic!("the second message is not a snapshot");
             };
@@ -85,7 +41,7 @@ async fn a_stream_opens_with_its_tag_carries_deltas_and_finishes_on_cancel() {
             let mover = world.connect(2).await;
             mover.send(move_to(12.0)).await.expect("move acked");
             loop {
-                match next(&mut stream).await.unwrap() {
+                match next_event(&mut stream).await.unwrap() {
                     Some(StreamEvent::Deltas(deltas)) => {
                         assert!(!deltas.is_empty(), "a deltas message is never empty");
                         if deltas.iter().any(|(_, d)| !d.changes.is_empty()) {
@@ -102,7 +58,7 @@ async fn a_stream_opens_with_its_tag_carries_deltas_and_finishes_on_cancel() {
                 .await
                 .expect("cancelled");
             // Deltas already written may come first; then the stream finishes cleanly.
-            while let Some(event) = next(&mut stream).await.expect("a clean finish") {
+            while let Some(event) = next_event(&mut stream).await.expect("a clean finish") {
                 assert!(
                     matches!(event, StreamEvent::Deltas(_)),
                     "unexpected {event:?}"
@@ -156,7 +112,7 @@ async fn an_unread_stream_is_reset_as_stalled_and_the_others_keep_playing() {
             }
             // Reading on, the client finds what was buffered, then the reset with code 1.
             let error = loop {
-                match next(&mut stream).await {
+                match next_event(&mut stream).await {
                     Ok(Some(_)) => continue,
                     Ok(None) => panic!("the stream finished instead of being reset"),
                     Err(error) => break error,

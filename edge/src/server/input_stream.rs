@@ -5,7 +5,9 @@
 //! Two halves: a reader task admits each input through the avatar's gate and queues it for T1
 //! in order (exactly as `Avatar.send` does), handing the future of its answer to the writer; the
 //! writer awaits the answers in input order and writes every one that is ready in one write,
-//! consecutive acceptances folded into one (`input_stream::coalesce`).
+//! consecutive acceptances folded into one (`input_stream::coalesce`). While the player has a
+//! streamed subscription, that write waits briefly for the subscription's next push, which
+//! carries it in the same packet ([`HeldAnswers`]).
 //!
 //! Invariants:
 //! - the first message is `opened(tag)`; answers follow in the order of the inputs, so each
@@ -41,6 +43,7 @@ use sekai_schema::edge_capnp::input_message;
 use sekai_schema::PlayerId;
 use tokio::sync::mpsc;
 
+use super::held_answers::HeldAnswers;
 use super::rpc::Avatar;
 use super::stream_push::{write_within, End};
 
@@ -56,21 +59,27 @@ type Answering = Pin<Box<dyn Future<Output = InputAnswer>>>;
 /// Serves one input stream of `avatar` until it ends.
 pub async fn serve_inputs<D: Database>(
     avatar: Rc<Avatar<D>>,
-    mut send: quinn::SendStream,
+    send: quinn::SendStream,
     recv: quinn::RecvStream,
     tag: u64,
     stall_timeout: Duration,
 ) {
     let (answers_tx, mut answers) = mpsc::channel(MAX_UNANSWERED);
     let reader = tokio::task::spawn_local(read_inputs(avatar.clone(), recv, answers_tx));
-    let ended = write_answers(&mut send, tag, &mut answers, stall_timeout).await;
+    let held = avatar.held_answers();
+    held.give(send);
+    let ended = write_answers(held, tag, &mut answers, stall_timeout).await;
     if !matches!(ended, Ok(true)) {
         // Before the reader stops: an input it admitted but had not queued yet must not be
         // overtaken by a later one (the batcher and the gate refuse everything from now on).
         avatar.break_session();
     }
     reader.abort();
+    let send = held.lend();
     avatar.input_stream_ended();
+    let Some(mut send) = send else {
+        return;
+    };
     match ended {
         Ok(_) => {
             let _ = send.finish();
@@ -131,17 +140,17 @@ async fn close(answers: &mpsc::Sender<Answering>, player: PlayerId, reason: Stri
     let _ = answers.send(answer).await;
 }
 
-/// Writes `opened(tag)`, then the answers in order (everything ready in one write) until the
-/// reader is done: `Ok(true)` when the client finished its side and everything was answered,
-/// `Ok(false)` after a `closed` answer.
+/// Writes `opened(tag)`, then the answers in order (everything ready in one write, held for
+/// the player's next push while one can carry it) until the reader is done: `Ok(true)` when the
+/// client finished its side and everything was answered, `Ok(false)` after a `closed` answer.
 async fn write_answers(
-    send: &mut quinn::SendStream,
+    held: &HeldAnswers,
     tag: u64,
     answers: &mut mpsc::Receiver<Answering>,
     stall_timeout: Duration,
 ) -> Result<bool, End> {
-    write_within(
-        send,
+    write_myself(
+        held,
         &encode_answer(&InputAnswer::Opened(tag)),
         stall_timeout,
     )
@@ -173,10 +182,29 @@ async fn write_answers(
         if let Some(at) = closed {
             ready.truncate(at + 1);
         }
-        let bytes: Vec<u8> = coalesce(ready).iter().flat_map(encode_answer).collect();
-        write_within(send, &bytes, stall_timeout).await?;
+        let mut bytes: Vec<u8> = coalesce(ready).iter().flat_map(encode_answer).collect();
+        if closed.is_none() && held.has_carrier() {
+            bytes = held.hold(bytes).await;
+        }
+        if !bytes.is_empty() {
+            write_myself(held, &bytes, stall_timeout).await?;
+        }
         if closed.is_some() {
             return Ok(false);
         }
     }
+}
+
+/// Writes `bytes` on the input stream by the writer itself (no push can write meanwhile).
+async fn write_myself(
+    held: &HeldAnswers,
+    bytes: &[u8],
+    stall_timeout: Duration,
+) -> Result<(), End> {
+    let Some(mut stream) = held.lend() else {
+        return Err(End::Gone);
+    };
+    let written = write_within(&mut stream, bytes, stall_timeout).await;
+    held.give(stream);
+    written
 }

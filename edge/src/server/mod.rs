@@ -13,6 +13,7 @@
 //!   RPC reader, which then closes the connection;
 //! - shutting down closes the endpoint, stops the fan-out and the workers.
 
+mod held_answers;
 pub mod input_stream;
 pub mod inputs;
 mod login;

@@ -28,6 +28,7 @@ use sekai_layer::world::rules::check_action;
 use sekai_schema::edge_capnp::{avatar, gateway, session, subscription};
 use sekai_schema::{Area, PlayerId};
 
+use super::held_answers::HeldAnswers;
 use super::input_stream::serve_inputs;
 use super::inputs::{SessionMark, StoreError};
 use super::login::{ensure_avatar, t1_region};
@@ -103,6 +104,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
             turn: tokio::sync::Mutex::new(()),
             connection: self.connection.clone(),
             input_stream: std::cell::Cell::new(false),
+            held_answers: Rc::default(),
         });
         results.get().set_session(capnp_rpc::new_client(Session {
             ctx: self.ctx.clone(),
@@ -251,6 +253,7 @@ impl<D: Database> session::Server for Session<D> {
             stream,
             params.get_tag(),
             self.ctx.limits.stall_timeout,
+            self.avatar.held_answers.clone(),
         ));
         results.get().set_subscription(subscription);
         Ok(())
@@ -269,6 +272,8 @@ pub struct Avatar<D: Database> {
     connection: quinn::Connection,
     /// Whether an input stream of this avatar is open (one at a time).
     input_stream: std::cell::Cell<bool>,
+    /// The input stream's answers waiting for a push of this player to carry them.
+    held_answers: Rc<HeldAnswers>,
 }
 
 impl<D: Database> Avatar<D> {
@@ -420,6 +425,11 @@ impl<D: Database> Avatar<D> {
     pub fn break_session(&self) {
         self.gate.borrow_mut().failed();
         self.mark.set_broken();
+    }
+
+    /// Where the input stream's answers wait for a push to carry them.
+    pub fn held_answers(&self) -> &HeldAnswers {
+        &self.held_answers
     }
 
     /// The avatar's input stream ended: another may be opened.

@@ -12,16 +12,20 @@
 //! - a write that makes no progress for `stall_timeout` resets the stream with
 //!   [`STREAM_RESET_STALLED`] and ends the subscription, so a client that stopped reading costs at
 //!   most its stream's flow-control window plus the outbox budget, and only for `stall_timeout`;
+//! - the player's input answers held for a push ([`HeldAnswers`]) are written right before each
+//!   message, in the same task turn, so one packet carries both;
 //! - a reset from the fan-out is written, then the stream is finished; a closed slot (the client
 //!   cancelled or dropped its subscription) finishes the stream; a failed write (the client
 //!   stopped the stream or left) ends the subscription.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sekai_model::stream::{encode, StreamMessage, STREAM_RESET_STALLED};
 use sekai_model::wire::WireError;
 
+use super::held_answers::HeldAnswers;
 use super::push::{next_message, Next};
 use crate::fanout::Slot;
 use crate::session::Outbound;
@@ -42,8 +46,12 @@ pub async fn push_stream(
     mut stream: quinn::SendStream,
     tag: u64,
     stall_timeout: Duration,
+    held: Rc<HeldAnswers>,
 ) {
-    match drain(&slot, &mut stream, tag, stall_timeout).await {
+    let carrier = held.carrier();
+    let drained = drain(&slot, &mut stream, tag, stall_timeout, &held).await;
+    drop(carrier);
+    match drained {
         Ok(()) => {
             let _ = stream.finish();
         }
@@ -70,6 +78,7 @@ async fn drain(
     stream: &mut quinn::SendStream,
     tag: u64,
     stall_timeout: Duration,
+    held: &HeldAnswers,
 ) -> Result<(), End> {
     write(stream, encode(StreamMessage::Opened(tag)), stall_timeout).await?;
     loop {
@@ -82,6 +91,8 @@ async fn drain(
             }
             slot.ready().await;
         };
+        // The player's held input answers leave in the same packet as this message.
+        held.carry();
         write(stream, encode_next(&next), stall_timeout).await?;
         if matches!(next, Next::One(Outbound::Reset { .. })) {
             return Ok(());

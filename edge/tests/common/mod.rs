@@ -203,3 +203,56 @@ pub async fn raw_login(world: &World, player: u64, window: Option<u32>) -> Raw {
         session,
     }
 }
+
+/// Calls `subscribeStream` on the area of the tests with `tag`; returns the subscription and
+/// its stream, whose first message (checked) is `opened(tag)`.
+pub async fn subscribe_stream(
+    raw: &Raw,
+    tag: u64,
+) -> (
+    sekai_schema::edge_capnp::subscription::Client,
+    quinn::RecvStream,
+) {
+    let mut request = raw.session.subscribe_stream_request();
+    let mut params = request.get();
+    area().write_capnp(params.reborrow().init_area());
+    params.set_resume_from(&[]);
+    params.set_tag(tag);
+    let subscription = request
+        .send()
+        .promise
+        .await
+        .expect("subscribeStream answered")
+        .get()
+        .expect("reply")
+        .get_subscription()
+        .expect("subscription");
+    let mut stream = raw
+        .connection
+        .accept_uni()
+        .await
+        .expect("the edge opens a stream");
+    assert_eq!(
+        next_event(&mut stream).await.unwrap(),
+        Some(sekai_model::stream::StreamEvent::Opened(tag))
+    );
+    (subscription, stream)
+}
+
+/// The next message on `stream`, `None` once finished (bounded wait).
+pub async fn next_event(
+    stream: &mut quinn::RecvStream,
+) -> Result<Option<sekai_model::stream::StreamEvent>, capnp::Error> {
+    let message = tokio::time::timeout(
+        WAIT,
+        capnp_futures::serialize::try_read_message(stream, capnp::message::ReaderOptions::new()),
+    )
+    .await
+    .expect("a message or the stream's end in time")?;
+    Ok(match message {
+        None => None,
+        Some(message) => {
+            Some(sekai_model::stream::read(message.get_root()?).expect("a valid stream message"))
+        }
+    })
+}
