@@ -12,12 +12,13 @@
 //! - answers reach the input stream in the order they were held, and before any answer held
 //!   later: the writer waits for the held bytes to be gone before it holds or writes more;
 //! - a push never waits on the input stream: it writes only what the stream takes at once (QUIC
-//!   flow control may refuse); the rest stays held for the writer, which writes it after
-//!   [`HOLD`] at the latest with its usual stall timeout;
+//!   flow control may refuse); the writer then writes the rest at once, with its usual stall
+//!   timeout;
 //! - while the writer writes by itself, the stream is out of here ([`HeldAnswers::lend`]), so the
 //!   two never write at once;
-//! - an answer is held only while a streamed subscription of the player is open, so an answer
-//!   waits at most [`HOLD`] longer than before, and never when nothing would carry it;
+//! - an answer is held only while a streamed subscription of the player is open, and for at most
+//!   [`HOLD`] (plus the timer's millisecond granularity): a subscription with nothing to push,
+//!   or whose stream is blocked, costs its player's answers that wait and nothing more;
 //! - an error a push meets writing the answers is left for the writer to meet: the bytes stay
 //!   held.
 
@@ -40,7 +41,7 @@ pub struct HeldAnswers {
     bytes: RefCell<Vec<u8>>,
     /// Streamed subscriptions of the player whose push task carries answers.
     carriers: Cell<usize>,
-    /// Signalled when a push wrote every held byte.
+    /// Signalled when a push wrote what the input stream took of the held bytes.
     emptied: Notify,
 }
 
@@ -70,7 +71,8 @@ impl HeldAnswers {
     }
 
     /// Holds `bytes` (the writer's next answers) for the next push, and waits until a push
-    /// wrote them all or [`HOLD`] passed; returns what is still held, for the writer to write.
+    /// wrote what the stream took or [`HOLD`] passed; returns what is still held, for the writer
+    /// to write.
     pub async fn hold(&self, bytes: Vec<u8>) -> Vec<u8> {
         debug_assert!(
             self.bytes.borrow().is_empty(),
@@ -97,8 +99,8 @@ impl HeldAnswers {
                 Some(Ok(written)) if written > 0 => {
                     bytes.drain(..written);
                 }
-                // Flow control, or an error the writer will meet itself.
-                _ => return,
+                // Flow control, or an error the writer will meet itself: it takes the rest now.
+                _ => break,
             }
         }
         self.emptied.notify_waiters();
