@@ -4,7 +4,8 @@
 //! (towards the resource it works on) and, every tenth tick, an action (harvest the resource,
 //! pick up an item in reach, or build a wall when it carries enough). Latency of an input runs
 //! from just before `Avatar.send` until the delta carrying its outcome is applied to the bot's
-//! mirror; the acknowledgement time splits off the T1 stage.
+//! mirror; the acknowledgement time (T1, plus the time an answer waits to ride with a push) is
+//! recorded apart.
 //!
 //! Bots run on `threads` OS threads, each a current-thread runtime with a `LocalSet` (the RPC
 //! client is not `Send`) and its own QUIC endpoint. Each bot's choices come from a ChaCha8 RNG
@@ -50,8 +51,9 @@ pub struct InputTimeline {
     pub seq: u64,
     /// Just before `Avatar.send`.
     pub sent: Instant,
-    /// When the acknowledgement arrived.
-    pub acked: Instant,
+    /// When the acknowledgement arrived, if before the delta (an answer held for a push
+    /// arrives in the delta's packet, and is read after it).
+    pub acked: Option<Instant>,
     /// When the delta with its outcome was applied to the bot's mirror.
     pub delivered: Instant,
 }
@@ -266,7 +268,7 @@ async fn play(
                         stats.rejected.fetch_add(1, Ordering::Relaxed);
                     }
                     record(&stats.total, now.duration_since(sent));
-                    if let (Some(hook), Some(acked)) = (&hook, acked) {
+                    if let Some(hook) = &hook {
                         hook(&InputTimeline {
                             player,
                             seq: outcome.seq,
