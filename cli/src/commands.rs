@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// reading) before the edge resets the subscription.
     #[arg(long, default_value_t = 10.0)]
     pub stall_timeout_secs: f64,
+    /// Milliseconds an input stream's answers may wait for a push of the player to carry them
+    /// in the same packet (while a streamed subscription of the player is open); 0 writes each
+    /// answer at once, in its own packet.
+    #[arg(long, default_value_t = sekai_edge::server::DEFAULT_ANSWER_HOLD.as_secs_f64() * 1e3)]
+    pub answer_hold_ms: f64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
     #[arg(long)]
     pub stats: bool,
@@ -241,6 +246,13 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.region_cache_bytes = args.cache_mb << 20;
     config.limits.stall_timeout = Duration::from_secs_f64(args.stall_timeout_secs.max(0.1));
+    // At most a second (longer would only let a quiet subscription hold answers back); NaN is 0.
+    let hold_ms = if args.answer_hold_ms.is_nan() {
+        0.0
+    } else {
+        args.answer_hold_ms.clamp(0.0, 1e3)
+    };
+    config.limits.answer_hold = Duration::from_secs_f64(hold_ms / 1e3);
     config.tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::SelfSignedIn {

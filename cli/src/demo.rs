@@ -5,7 +5,7 @@
 //! and act once a second. Each input's latency runs from the bot's send until the delta carrying
 //! its outcome reaches the bot, split into stages: send → frame committed (T1, waiting for the
 //! frame, and T2 itself), frame committed → delta at the client (watch, change-log read, filter,
-//! push). The acknowledgement time (send → ack: T1, plus up to `held_answers::HOLD` while the
+//! push). The acknowledgement time (send → ack: T1, plus up to `EdgeLimits::answer_hold` while the
 //! answer waits to ride in the packet of the player's next push) is reported beside them. The
 //! measurement starts once every bot is connected.
 //!

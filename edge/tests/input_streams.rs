@@ -179,12 +179,13 @@ async fn garbage_on_the_stream_closes_it_with_a_reason_and_breaks_only_that_sess
 }
 
 /// While a streamed subscription of the player is open, its push task carries the input
-/// stream's answers (`held_answers`): every input is still answered, in order, alongside the
-/// deltas that apply them; once the subscription is cancelled (nothing carries), answers come
-/// all the same.
+/// stream's answers (`held_answers`). The hold here outlasts the test's wait, so an answer
+/// arrives only if a push carried it: every input is answered, in order, alongside the deltas
+/// that apply them. Once the subscription is cancelled nothing carries, and the answers come at
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_held_for_a_push_still_come_in_order_with_and_without_a_carrier() {
-    let world = world(true).await;
+    let world = world_with(true, |config| config.limits.answer_hold = 3 * WAIT).await;
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async {

@@ -6,7 +6,7 @@
 //! subscription open, the input stream's writer hands its answers here and waits: the
 //! subscription's push task writes them on the input stream right before its own message, in
 //! the same task turn, so quinn's driver builds one packet for both. When no push comes within
-//! [`HOLD`], the writer writes them itself.
+//! the hold (`EdgeLimits::answer_hold`), the writer writes them itself.
 //!
 //! Invariants:
 //! - answers reach the input stream in the order they were held, and before any answer held
@@ -17,8 +17,8 @@
 //! - while the writer writes by itself, the stream is out of here ([`HeldAnswers::lend`]), so the
 //!   two never write at once;
 //! - an answer is held only while a streamed subscription of the player is open, and for at most
-//!   [`HOLD`] (plus the timer's millisecond granularity): a subscription with nothing to push,
-//!   or whose stream is blocked, costs its player's answers that wait and nothing more;
+//!   the hold (plus the timer's millisecond granularity): a subscription with nothing to push, or
+//!   whose stream is blocked, costs its player's answers that wait and nothing more;
 //! - an error a push meets writing the answers is left for the writer to meet: the bytes stay
 //!   held.
 
@@ -27,9 +27,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::Notify;
-
-/// The longest an answer waits for a push to carry it.
-pub const HOLD: Duration = Duration::from_millis(4);
 
 /// The answers of one player's input stream waiting for a push, and that stream.
 #[derive(Default)]
@@ -71,15 +68,15 @@ impl HeldAnswers {
     }
 
     /// Holds `bytes` (the writer's next answers) for the next push, and waits until a push
-    /// wrote what the stream took or [`HOLD`] passed; returns what is still held, for the writer
+    /// wrote what the stream took or `hold` passed; returns what is still held, for the writer
     /// to write.
-    pub async fn hold(&self, bytes: Vec<u8>) -> Vec<u8> {
+    pub async fn hold(&self, bytes: Vec<u8>, hold: Duration) -> Vec<u8> {
         debug_assert!(
             self.bytes.borrow().is_empty(),
             "held answers are written first"
         );
         *self.bytes.borrow_mut() = bytes;
-        let _ = tokio::time::timeout(HOLD, self.emptied.notified()).await;
+        let _ = tokio::time::timeout(hold, self.emptied.notified()).await;
         std::mem::take(&mut *self.bytes.borrow_mut())
     }
 

@@ -46,6 +46,7 @@ use tokio::sync::mpsc;
 use super::held_answers::HeldAnswers;
 use super::rpc::Avatar;
 use super::stream_push::{write_within, End};
+use super::EdgeLimits;
 
 /// The most inputs of one stream waiting for their answer.
 pub const MAX_UNANSWERED: usize = 256;
@@ -62,13 +63,13 @@ pub async fn serve_inputs<D: Database>(
     send: quinn::SendStream,
     recv: quinn::RecvStream,
     tag: u64,
-    stall_timeout: Duration,
+    limits: EdgeLimits,
 ) {
     let (answers_tx, mut answers) = mpsc::channel(MAX_UNANSWERED);
     let reader = tokio::task::spawn_local(read_inputs(avatar.clone(), recv, answers_tx));
     let held = avatar.held_answers();
     held.give(send);
-    let ended = write_answers(held, tag, &mut answers, stall_timeout).await;
+    let ended = write_answers(held, tag, &mut answers, &limits).await;
     if !matches!(ended, Ok(true)) {
         // Before the reader stops: an input it admitted but had not queued yet must not be
         // overtaken by a later one (the batcher and the gate refuse everything from now on).
@@ -147,8 +148,9 @@ async fn write_answers(
     held: &HeldAnswers,
     tag: u64,
     answers: &mut mpsc::Receiver<Answering>,
-    stall_timeout: Duration,
+    limits: &EdgeLimits,
 ) -> Result<bool, End> {
+    let stall_timeout = limits.stall_timeout;
     write_myself(
         held,
         &encode_answer(&InputAnswer::Opened(tag)),
@@ -184,7 +186,7 @@ async fn write_answers(
         }
         let mut bytes: Vec<u8> = coalesce(ready).iter().flat_map(encode_answer).collect();
         if closed.is_none() && held.has_carrier() {
-            bytes = held.hold(bytes).await;
+            bytes = held.hold(bytes, limits.answer_hold).await;
         }
         if !bytes.is_empty() {
             write_myself(held, &bytes, stall_timeout).await?;

@@ -48,6 +48,10 @@ pub type SpawnFn = Arc<dyn Fn(PlayerId) -> Vec3 + Send + Sync>;
 /// How long a full push window may stay unanswered before the subscription is reset.
 pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The default [`EdgeLimits::answer_hold`]: the delta that shows an input applied follows its
+/// answer by a frame, a millisecond or two.
+pub const DEFAULT_ANSWER_HOLD: std::time::Duration = std::time::Duration::from_millis(4);
+
 /// Per-client limits.
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeLimits {
@@ -65,6 +69,9 @@ pub struct EdgeLimits {
     /// A connection with no packet for this long is closed; the edge sends keep-alives every
     /// third of it, so quiet clients stay connected.
     pub idle_timeout: std::time::Duration,
+    /// The longest an input stream's answers wait for a push of the player to carry them in
+    /// its packet (see `held_answers`), while a streamed subscription of the player is open.
+    pub answer_hold: std::time::Duration,
 }
 
 impl Default for EdgeLimits {
@@ -76,6 +83,7 @@ impl Default for EdgeLimits {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             max_message_words: 64 * 1024,
             idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,
+            answer_hold: DEFAULT_ANSWER_HOLD,
         }
     }
 }

@@ -333,8 +333,8 @@ impl<D: Database> avatar::Server for Avatar<D> {
             return Err(open_already());
         }
         tracing::debug!(player = self.player, tag, "input stream opened");
-        let stall_timeout = self.ctx.limits.stall_timeout;
-        tokio::task::spawn_local(serve_inputs(self, send, recv, tag, stall_timeout));
+        let limits = self.ctx.limits;
+        tokio::task::spawn_local(serve_inputs(self, send, recv, tag, limits));
         Ok(())
     }
 }
