@@ -51,9 +51,6 @@ pub struct InputTimeline {
     pub seq: u64,
     /// Just before `Avatar.send`.
     pub sent: Instant,
-    /// When the acknowledgement arrived, if before the delta (an answer held for a push
-    /// arrives in the delta's packet, and is read after it).
-    pub acked: Option<Instant>,
     /// When the delta with its outcome was applied to the bot's mirror.
     pub delivered: Instant,
 }
@@ -229,8 +226,8 @@ pub fn block_on_local(work: impl std::future::Future<Output = ()>) {
     }
 }
 
-/// Inputs of one bot waiting for their outcome: seq → (sent, acked).
-type InFlight = Rc<RefCell<HashMap<u64, (Instant, Option<Instant>)>>>;
+/// Inputs of one bot waiting for their outcome: seq → when it was sent.
+type InFlight = Rc<RefCell<HashMap<u64, Instant>>>;
 
 /// One bot's life.
 async fn play(
@@ -260,7 +257,7 @@ async fn play(
                     .fetch_add(delta.changes.len() as u64, Ordering::Relaxed);
                 let now = Instant::now();
                 for outcome in delta.outcomes.iter().filter(|o| o.player == player) {
-                    let Some((sent, acked)) = in_flight.borrow_mut().remove(&outcome.seq) else {
+                    let Some(sent) = in_flight.borrow_mut().remove(&outcome.seq) else {
                         continue;
                     };
                     stats.applied.fetch_add(1, Ordering::Relaxed);
@@ -273,7 +270,6 @@ async fn play(
                             player,
                             seq: outcome.seq,
                             sent,
-                            acked,
                             delivered: now,
                         });
                     }
@@ -333,15 +329,11 @@ async fn play(
         let sent = Instant::now();
         stats.sent.fetch_add(1, Ordering::Relaxed);
         let seq = client.next_seq();
-        in_flight.borrow_mut().insert(seq, (sent, None));
+        in_flight.borrow_mut().insert(seq, sent);
         match client.send(action).await {
             Ok(_) => {
-                let acked = Instant::now();
                 stats.acked.fetch_add(1, Ordering::Relaxed);
-                record(&stats.t1, acked.duration_since(sent));
-                if let Some(entry) = in_flight.borrow_mut().get_mut(&seq) {
-                    entry.1 = Some(acked);
-                }
+                record(&stats.t1, sent.elapsed());
             }
             Err(error) => {
                 in_flight.borrow_mut().remove(&seq);
