@@ -84,12 +84,12 @@ pub struct ServeArgs {
     pub cache_mb: u64,
     /// Seconds a subscription's full push window may stay unanswered (a client that stopped
     /// reading) before the edge resets the subscription.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 10.0)]
     pub stall_timeout_secs: f64,
     /// Milliseconds an input stream's answers may wait for a push of the player to carry them
     /// in the same packet (while a streamed subscription of the player is open); 0 writes each
     /// answer at once, in its own packet.
-    #[arg(long, default_value_t = sekai_edge::server::DEFAULT_ANSWER_HOLD.as_secs_f64() * 1e3)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = sekai_edge::server::DEFAULT_ANSWER_HOLD.as_secs_f64() * 1e3)]
     pub answer_hold_ms: f64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
     #[arg(long)]
@@ -246,13 +246,8 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.region_cache_bytes = args.cache_mb << 20;
     config.limits.stall_timeout = Duration::from_secs_f64(args.stall_timeout_secs.max(0.1));
-    // At most a second (longer would only let a quiet subscription hold answers back); NaN is 0.
-    let hold_ms = if args.answer_hold_ms.is_nan() {
-        0.0
-    } else {
-        args.answer_hold_ms.clamp(0.0, 1e3)
-    };
-    config.limits.answer_hold = Duration::from_secs_f64(hold_ms / 1e3);
+    // At most a second: longer would only let a quiet subscription hold answers back.
+    config.limits.answer_hold = Duration::from_secs_f64(args.answer_hold_ms.min(1e3) / 1e3);
     config.tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::SelfSignedIn {
@@ -338,7 +333,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 100)]
     pub bots: usize,
     /// Seconds of the measured window.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 20.0)]
     pub seconds: f64,
     /// Seed of the bots' choices.
     #[arg(long, default_value_t = 1)]
@@ -347,14 +342,14 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Seconds to play before the measured window starts (after everyone connected).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 2.0)]
     pub warmup: f64,
     /// Seconds to wait for every bot to connect before starting anyway.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 60.0)]
     pub connect_timeout: f64,
     /// Every this many seconds of the window, print a `soak {...}` JSON line with that
     /// period's own latency percentiles and input rate (0: never), for long runs.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 0.0)]
     pub report_every: f64,
 }
 

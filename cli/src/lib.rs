@@ -11,6 +11,8 @@
 //! - [`stall`]: clients that stop reading, and `sekai bench stall`;
 //! - [`fuzz_edge`]: `sekai bench fuzz-edge`, malformed RPC and QUIC abuse against a live edge
 //!   while bots play;
+//! - [`flags`]: value parsers shared by the flags (time flags refuse negative, infinite and
+//!   huge values instead of panicking);
 //! - [`plot`]: latency CDFs and timelines as SVG; [`proc_stats`]: CPU and memory from `/proc`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -21,6 +23,7 @@ pub mod bots;
 pub mod chaos;
 pub mod commands;
 pub mod demo;
+pub mod flags;
 pub mod fuzz_edge;
 pub mod kv_bench;
 pub mod plot;

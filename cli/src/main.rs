@@ -49,7 +49,7 @@ struct DemoArgs {
     #[arg(long, default_value_t = 300)]
     bots: usize,
     /// Seconds the bots play.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, value_parser = sekai_cli::flags::duration, default_value_t = 20.0)]
     seconds: f64,
     /// Regions per side of the square world.
     #[arg(long, default_value_t = 2)]
@@ -117,7 +117,7 @@ enum Bench {
     /// keynote-2-shaped transfers at Zipf 0 and 1.5, commits per fsync.
     Kv {
         /// Seconds per workload.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, value_parser = sekai_cli::flags::duration, default_value_t = 5.0)]
         seconds: f64,
         /// Seed of every random choice.
         #[arg(long, default_value_t = 1)]

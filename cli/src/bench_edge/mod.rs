@@ -40,10 +40,10 @@ pub struct BenchEdgeArgs {
     #[arg(long, value_delimiter = ',', default_value = "100,200,400,800")]
     pub bots: Vec<usize>,
     /// Seconds of each measured window.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 20.0)]
     pub seconds: f64,
     /// Seconds of play before each window.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 3.0)]
     pub warmup: f64,
     /// Regions per side of the world (4: 16 regions).
     #[arg(long, default_value_t = 4)]

@@ -44,7 +44,7 @@ pub struct BenchReconnectArgs {
     #[arg(long, default_value_t = 300)]
     pub steady_bots: usize,
     /// Seconds of the steady phase.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 5.0)]
     pub steady_seconds: f64,
     /// Seed of the world.
     #[arg(long, default_value_t = 1)]

@@ -21,13 +21,13 @@ use crate::proc_stats::rss_mib;
 #[derive(Clone, Debug, clap::Args)]
 pub struct BenchSoakArgs {
     /// Minutes of load.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 30.0)]
     pub minutes: f64,
     /// Bots (the demo's 300 by default).
     #[arg(long, default_value_t = 300)]
     pub bots: usize,
     /// Seconds per reported period.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 60.0)]
     pub period: f64,
     /// Where the plot and the JSON go.
     #[arg(long, default_value = "sekai-reports")]

@@ -52,13 +52,13 @@ pub struct ChaosArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Shortest time between a recovery and the next kill, in seconds.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 0.5)]
     pub min_gap: f64,
     /// Longest time between a recovery and the next kill, in seconds.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 3.0)]
     pub max_gap: f64,
     /// Seconds a recovery may take before the run fails.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 60.0)]
     pub recovery_timeout: f64,
     /// Regions per side of the generated world.
     #[arg(long, default_value_t = 2)]

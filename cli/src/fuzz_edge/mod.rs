@@ -54,7 +54,7 @@ pub struct FuzzEdgeArgs {
     #[arg(long, default_value_t = 8)]
     pub fuzzers: usize,
     /// Seconds of each window: the baseline (bots only), then the fuzzed one.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 20.0)]
     pub seconds: f64,
     /// Seed of the fuzz cases, the bots and the world; random when absent (printed either way,
     /// so a run can be repeated case for case).

@@ -37,10 +37,10 @@ pub struct StallArgs {
     #[arg(long, default_value_t = 10)]
     pub stalled_percent: usize,
     /// Seconds of each measured window.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 15.0)]
     pub seconds: f64,
     /// The edge's stall timeout, in seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = 5.0)]
     pub stall_timeout_secs: f64,
     /// Radius of the stalling clients' areas of interest, in metres (large: much traffic).
     #[arg(long, default_value_t = 64.0)]
