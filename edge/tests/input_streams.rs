@@ -192,6 +192,26 @@ async fn answers_held_for_a_push_still_come_in_order_with_and_without_a_carrier(
             let raw = raw_login(&world, 1, None).await;
             let (subscription, mut pushes) = subscribe_stream(&raw, 3).await;
             let (mut send, mut recv) = open_inputs(&raw, 4).await;
+            // Player 2 moves in the area every 50 ms, so a push of player 1 always comes soon:
+            // an answer that reaches the edge's writer after the push of its own delta (the T1
+            // answer and the frame's push race) rides on the next push instead of waiting out
+            // the hold. Without `carry`, no answer would come within the wait.
+            let other = raw_login(&world, 2, None).await;
+            let (mut other_send, _other_recv) = open_inputs(&other, 5).await;
+            let pacing = std::rc::Rc::new(std::cell::Cell::new(true));
+            let pacer = tokio::task::spawn_local({
+                let pacing = pacing.clone();
+                async move {
+                    let mut seq = 0;
+                    while pacing.get() {
+                        seq += 1;
+                        let to = step(20.0 + (seq % 10) as f32);
+                        let message = encode_input_message(seq, &to).unwrap();
+                        other_send.write_all(&message).await.unwrap();
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            });
             let mut applied = 0;
             for seq in 1..=20 {
                 send.write_all(&encode_input_message(seq, &step(10.0 + seq as f32)).unwrap())
@@ -216,13 +236,17 @@ async fn answers_held_for_a_push_still_come_in_order_with_and_without_a_carrier(
                     }
                 }
             }
+            pacing.set(false);
+            pacer.await.unwrap();
             // No carrier any more: the writer writes by itself.
             drop(subscription);
-            assert_eq!(
-                next_event(&mut pushes).await.unwrap(),
-                None,
-                "the stream finishes"
-            );
+            // Deltas already on the way (player 2 moved) come first, then the stream finishes.
+            while let Some(event) = next_event(&mut pushes).await.unwrap() {
+                assert!(
+                    matches!(event, StreamEvent::Deltas(_)),
+                    "only deltas before the end, got {event:?}"
+                );
+            }
             for seq in 21..=25 {
                 send.write_all(&encode_input_message(seq, &step(10.0 + seq as f32)).unwrap())
                     .await
