@@ -1,22 +1,29 @@
 //! T1 for a whole edge: the inputs of all sessions gathered into one transaction per commit.
 //!
 //! Sessions hand admitted inputs to an [`InputBatcher`]; its task takes everything queued,
-//! commits it in one T1 (`inbox::submit_batch`), and answers each input. While one batch commits,
-//! the next gathers, so under load batches grow and their count does not (group commit).
+//! commits it in one T1 (`inbox::submit_batch`), and answers each input. While a batch commits,
+//! the next one may start with the inputs of other sessions (at most [`MAX_IN_FLIGHT`] batches
+//! at once), so an input that arrives during a commit waits for the next commit group, not for
+//! the running commit to finish first; under load batches grow and their count does not (group
+//! commit).
 //!
 //! Invariants:
 //! - an input is answered `Ok` only after the transaction holding it committed (an ack means
 //!   durable);
-//! - batches commit one at a time, in the order their inputs were queued, so a session's seqs
-//!   become durable in order;
-//! - when a batch fails, every session with an input in it is marked broken, and that session's
-//!   inputs still queued are answered with the error instead of being stored: a later seq of a
-//!   player is never durable while an earlier one is not (no gap can open behind an ack);
+//! - a session has inputs in at most one batch in flight ([`Pipeline`]): its later inputs wait
+//!   until that batch is answered, and batches take each session's inputs in the order they were
+//!   queued, so a session's seqs become durable in order;
+//! - when a batch fails, every session with an input in it is marked broken before the session
+//!   may join another batch, and that session's inputs still queued are answered with the error
+//!   instead of being stored: a later seq of a player is never durable while an earlier one is
+//!   not (no gap can open behind an ack);
 //! - a batch holds at most [`MAX_BATCH`] inputs (far below FDB's 10 MB transaction limit).
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use metrics::{counter, histogram};
 use sekai_layer::kv::{Database, FdbError};
 use sekai_layer::world::inbox;
@@ -28,6 +35,9 @@ use crate::observe::metrics as names;
 
 /// The most inputs one T1 transaction carries.
 pub const MAX_BATCH: usize = 2048;
+
+/// The most T1 batches committing at once (their sessions all differ).
+pub const MAX_IN_FLIGHT: usize = 2;
 
 /// Why a queued input was not stored.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -151,47 +161,225 @@ impl InputBatcher {
     }
 }
 
-/// The T1 task: one batch at a time, everything queued at once.
+/// The T1 task: starts a batch of everything that may go whenever fewer than [`MAX_IN_FLIGHT`]
+/// commit, and answers each batch when its commit ends.
 async fn run<D: Database>(
     db: D,
     keys: WorldKeys,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     stats: Arc<BatchStats>,
 ) {
-    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (live, dead): (Vec<Queued>, Vec<Queued>) =
-            batch.drain(..).partition(|q| !q.session.is_broken());
-        for queued in dead {
-            let _ = queued.reply.send(Err(StoreError::SessionBroken));
-        }
-        if live.is_empty() {
-            continue;
-        }
-        let inputs: Vec<(RegionId, Input)> =
-            live.iter().map(|q| (q.region, q.input.clone())).collect();
-        let started = std::time::Instant::now();
-        let result = inbox::submit_batch(&db, &keys, &inputs).await;
-        match result {
-            Ok(()) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.inputs.fetch_add(live.len() as u64, Ordering::Relaxed);
-                counter!(names::T1_COMMITS).increment(1);
-                counter!(names::T1_INPUTS).increment(live.len() as u64);
-                histogram!(names::T1_SECONDS).record(started.elapsed().as_secs_f64());
-                histogram!(names::T1_BATCH_INPUTS).record(live.len() as f64);
-                for queued in live {
-                    let _ = queued.reply.send(Ok(()));
-                }
+    let mut pipeline = Pipeline::default();
+    let mut in_flight = FuturesUnordered::new();
+    let mut received: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    let mut open = true;
+    loop {
+        while in_flight.len() < MAX_IN_FLIGHT {
+            let batch = pipeline.next_batch();
+            if batch.is_empty() {
+                break;
             }
-            Err(error) => {
-                tracing::error!(%error, inputs = live.len(), "T1 batch failed");
-                counter!(names::T1_FAILURES).increment(1);
-                for queued in live {
-                    queued.session.broken.store(true, Ordering::Release);
-                    let _ = queued.reply.send(Err(StoreError::Database(error)));
-                }
+            in_flight.push(commit(&db, &keys, batch, &stats));
+        }
+        if !open && in_flight.is_empty() {
+            return; // Nothing in flight, so nothing waits: `next_batch` took it all.
+        }
+        tokio::select! {
+            count = rx.recv_many(&mut received, MAX_BATCH), if open => {
+                open = count > 0;
+                pipeline.queue(received.drain(..));
+            }
+            Some(sessions) = in_flight.next() => pipeline.answered(sessions),
+        }
+    }
+}
+
+/// A session's identity while one of its inputs is queued or in flight (the address of its
+/// mark, which those inputs keep alive).
+fn session_id(session: &Arc<SessionMark>) -> usize {
+    Arc::as_ptr(session) as usize
+}
+
+/// Which queued inputs the next batch takes: every input whose session has no batch in flight,
+/// in queue order (inputs of a session in flight keep their place until it is answered), up to
+/// [`MAX_BATCH`]. Inputs of a broken session are answered [`StoreError::SessionBroken`] instead.
+#[derive(Default)]
+struct Pipeline {
+    waiting: VecDeque<Queued>,
+    /// Sessions with inputs in a batch in flight.
+    busy: HashSet<usize>,
+}
+
+impl Pipeline {
+    fn queue(&mut self, inputs: impl IntoIterator<Item = Queued>) {
+        self.waiting.extend(inputs);
+    }
+
+    /// Takes the next batch (empty when nothing may go now) and marks its sessions busy.
+    fn next_batch(&mut self) -> Vec<Queued> {
+        let mut batch = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        let mut taken = HashSet::new();
+        for queued in self.waiting.drain(..) {
+            let id = session_id(&queued.session);
+            if self.busy.contains(&id) || batch.len() == MAX_BATCH {
+                kept.push_back(queued);
+            } else if queued.session.is_broken() {
+                let _ = queued.reply.send(Err(StoreError::SessionBroken));
+            } else {
+                taken.insert(id);
+                batch.push(queued);
             }
         }
+        self.waiting = kept;
+        self.busy.extend(taken);
+        batch
+    }
+
+    /// A batch of `sessions` was answered: they may join the next one.
+    fn answered(&mut self, sessions: Vec<usize>) {
+        for id in sessions {
+            self.busy.remove(&id);
+        }
+    }
+}
+
+/// Commits `batch` in one T1 and answers each input; gives back the batch's sessions (a failed
+/// batch marked them broken first).
+async fn commit<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    batch: Vec<Queued>,
+    stats: &BatchStats,
+) -> Vec<usize> {
+    let sessions = batch.iter().map(|q| session_id(&q.session)).collect();
+    let inputs: Vec<(RegionId, Input)> =
+        batch.iter().map(|q| (q.region, q.input.clone())).collect();
+    let started = std::time::Instant::now();
+    match inbox::submit_batch(db, keys, &inputs).await {
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats
+                .inputs
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            counter!(names::T1_COMMITS).increment(1);
+            counter!(names::T1_INPUTS).increment(batch.len() as u64);
+            histogram!(names::T1_SECONDS).record(started.elapsed().as_secs_f64());
+            histogram!(names::T1_BATCH_INPUTS).record(batch.len() as f64);
+            for queued in batch {
+                let _ = queued.reply.send(Ok(()));
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, inputs = batch.len(), "T1 batch failed");
+            counter!(names::T1_FAILURES).increment(1);
+            for queued in batch {
+                queued.session.set_broken();
+                let _ = queued.reply.send(Err(StoreError::Database(error)));
+            }
+        }
+    }
+    sessions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sekai_layer::world::model::Action;
+
+    fn input(
+        session: &Arc<SessionMark>,
+        player: u64,
+        seq: u64,
+    ) -> (Queued, oneshot::Receiver<Result<(), StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            region: RegionId::new(0, 0),
+            input: Input {
+                player,
+                seq,
+                action: Action::Idle,
+            },
+            session: session.clone(),
+            reply,
+        };
+        (queued, answer)
+    }
+
+    fn seqs(batch: &[Queued]) -> Vec<(u64, u64)> {
+        batch
+            .iter()
+            .map(|q| (q.input.player, q.input.seq))
+            .collect()
+    }
+
+    #[test]
+    fn a_session_in_flight_waits_while_other_sessions_go_and_its_seqs_keep_their_order() {
+        let (a, b) = (
+            Arc::new(SessionMark::default()),
+            Arc::new(SessionMark::default()),
+        );
+        let mut pipeline = Pipeline::default();
+        pipeline.queue([input(&a, 1, 1).0, input(&a, 1, 2).0]);
+        let first = pipeline.next_batch();
+        assert_eq!(seqs(&first), [(1, 1), (1, 2)]);
+        pipeline.queue([input(&a, 1, 3).0, input(&b, 2, 1).0, input(&a, 1, 4).0]);
+        let second = pipeline.next_batch();
+        assert_eq!(
+            seqs(&second),
+            [(2, 1)],
+            "only the session not in flight goes"
+        );
+        assert!(
+            pipeline.next_batch().is_empty(),
+            "both sessions are in flight"
+        );
+        pipeline.answered(vec![session_id(&a), session_id(&a)]);
+        assert_eq!(seqs(&pipeline.next_batch()), [(1, 3), (1, 4)]);
+    }
+
+    #[test]
+    fn a_broken_session_stores_nothing_more_once_its_batch_is_answered() {
+        let (a, b) = (
+            Arc::new(SessionMark::default()),
+            Arc::new(SessionMark::default()),
+        );
+        let mut pipeline = Pipeline::default();
+        pipeline.queue([input(&a, 1, 1).0]);
+        assert_eq!(pipeline.next_batch().len(), 1);
+        let (later, answer) = input(&a, 1, 2);
+        pipeline.queue([later, input(&b, 2, 1).0]);
+        assert_eq!(seqs(&pipeline.next_batch()), [(2, 1)]);
+        // The batch holding seq 1 failed: `commit` marks the session broken, then answers.
+        a.set_broken();
+        pipeline.answered(vec![session_id(&a)]);
+        pipeline.answered(vec![session_id(&b)]);
+        assert!(pipeline.next_batch().is_empty());
+        assert!(matches!(
+            answer.blocking_recv(),
+            Ok(Err(StoreError::SessionBroken))
+        ));
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_max_batch_inputs_and_the_rest_go_next() {
+        let sessions: Vec<_> = (0..MAX_BATCH + 3)
+            .map(|_| Arc::new(SessionMark::default()))
+            .collect();
+        let mut pipeline = Pipeline::default();
+        pipeline.queue(
+            sessions
+                .iter()
+                .enumerate()
+                .map(|(i, s)| input(s, i as u64, 1).0),
+        );
+        assert_eq!(pipeline.next_batch().len(), MAX_BATCH);
+        let rest = pipeline.next_batch();
+        assert_eq!(
+            seqs(&rest),
+            (MAX_BATCH..MAX_BATCH + 3)
+                .map(|i| (i as u64, 1))
+                .collect::<Vec<_>>()
+        );
     }
 }
