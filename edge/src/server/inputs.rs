@@ -3,9 +3,10 @@
 //! Sessions hand admitted inputs to an [`InputBatcher`]; its task takes everything queued,
 //! commits it in one T1 (`inbox::submit_batch`), and answers each input. While a batch commits,
 //! the next one may start with the inputs of other sessions (at most [`MAX_IN_FLIGHT`] batches
-//! at once), so an input that arrives during a commit waits for the next commit group, not for
-//! the running commit to finish first; under load batches grow and their count does not (group
-//! commit).
+//! at once), so an input of a session with nothing in flight that arrives during a commit waits
+//! for the next commit group, not for the running commit to finish first (a session's own later
+//! inputs do wait for its running commit); under load batches grow and their count does not
+//! (group commit).
 //!
 //! Invariants:
 //! - an input is answered `Ok` only after the transaction holding it committed (an ack means
