@@ -11,7 +11,7 @@
 //! Invariants:
 //! - an input is answered `Ok` only after the transaction holding it committed (an ack means
 //!   durable);
-//! - a session has inputs in at most one batch in flight ([`Pipeline`]): its later inputs wait
+//! - a session has inputs in at most one batch in flight (`Pipeline`): its later inputs wait
 //!   until that batch is answered, and batches take each session's inputs in the order they were
 //!   queued, so a session's seqs become durable in order;
 //! - when a batch fails, every session with an input in it is marked broken before the session
@@ -307,6 +307,10 @@ mod tests {
         (queued, answer)
     }
 
+    fn marks<const N: usize>() -> [Arc<SessionMark>; N] {
+        std::array::from_fn(|_| Arc::default())
+    }
+
     fn seqs(batch: &[Queued]) -> Vec<(u64, u64)> {
         batch
             .iter()
@@ -316,10 +320,7 @@ mod tests {
 
     #[test]
     fn a_session_in_flight_waits_while_other_sessions_go_and_its_seqs_keep_their_order() {
-        let (a, b) = (
-            Arc::new(SessionMark::default()),
-            Arc::new(SessionMark::default()),
-        );
+        let [a, b] = marks();
         let mut pipeline = Pipeline::default();
         pipeline.queue([input(&a, 1, 1).0, input(&a, 1, 2).0]);
         let first = pipeline.next_batch();
@@ -341,10 +342,7 @@ mod tests {
 
     #[test]
     fn a_broken_session_stores_nothing_more_once_its_batch_is_answered() {
-        let (a, b) = (
-            Arc::new(SessionMark::default()),
-            Arc::new(SessionMark::default()),
-        );
+        let [a, b] = marks();
         let mut pipeline = Pipeline::default();
         pipeline.queue([input(&a, 1, 1).0]);
         assert_eq!(pipeline.next_batch().len(), 1);
