@@ -34,7 +34,7 @@ pub enum InputAnswer {
 
 /// Encodes input `seq` with `action` as a framed `InputMessage`, ready to write on the stream.
 pub fn encode_input_message(seq: u64, action: &Action) -> Result<Vec<u8>, WireError> {
-    let mut builder = message::Builder::new_default();
+    let mut builder = crate::codec::new_message();
     let mut root = builder.init_root::<input_message::Builder<'_>>();
     root.set_seq(seq);
     copy_action(action, |reader| root.set_action(reader))?;
@@ -54,7 +54,7 @@ pub fn read_input_message(
 
 /// Encodes `answer` as a framed `InputAnswer`.
 pub fn encode_answer(answer: &InputAnswer) -> Vec<u8> {
-    let mut builder = message::Builder::new_default();
+    let mut builder = crate::codec::new_message();
     let mut root = builder.init_root::<input_answer::Builder<'_>>();
     match answer {
         InputAnswer::Opened(tag) => root.set_opened(*tag),

@@ -58,7 +58,7 @@ pub enum StreamEvent {
 
 /// Encodes `message` in stream framing, ready to write on the stream.
 pub fn encode(message: StreamMessage<'_>) -> Result<Vec<u8>, WireError> {
-    let mut builder = message::Builder::new_default();
+    let mut builder = crate::codec::new_message();
     let mut root = builder.init_root::<stream_message::Builder<'_>>();
     match message {
         StreamMessage::Opened(tag) => root.set_opened(tag),

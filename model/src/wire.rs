@@ -144,7 +144,7 @@ pub fn read_entity(r: entity_state::Reader<'_>) -> Result<Entity, WireError> {
 
 /// Builds `player`'s input `seq` from an action sent over the wire.
 pub fn read_input(player: PlayerId, seq: u64, r: action::Reader<'_>) -> Result<Input, WireError> {
-    let mut message = message::Builder::new_default();
+    let mut message = crate::codec::new_message();
     let mut root = message.init_root::<input::Builder<'_>>();
     root.set_player(player);
     root.set_seq(seq);
@@ -162,7 +162,7 @@ fn copy_out<T: capnp::traits::Owned>(r: T::Reader<'_>) -> Result<Vec<u8>, WireEr
 where
     for<'a> T::Reader<'a>: capnp::traits::SetterInput<T>,
 {
-    let mut message = message::Builder::new_default();
+    let mut message = crate::codec::new_message();
     message.set_root::<T>(r)?;
     Ok(serialize::write_message_to_words(&message))
 }

@@ -166,8 +166,8 @@ impl Committer {
         let mut overlay = Overlay::new(&view, &data, &counters);
         let mut outcomes = Vec::with_capacity(group.len());
         let mut accepted: u16 = 0;
-        for request in group {
-            let outcome = self.resolve(&request, version, accepted, &mut overlay);
+        for mut request in group {
+            let outcome = self.resolve(&mut request, version, accepted, &mut overlay);
             if outcome.is_ok() {
                 accepted += 1;
             }
@@ -200,9 +200,11 @@ impl Committer {
         }
     }
 
+    /// Checks `request` against the history and applies it to `overlay`; its mutations and
+    /// write conflicts are moved out (they are needed nowhere else).
     fn resolve(
         &mut self,
-        request: &CommitRequest,
+        request: &mut CommitRequest,
         version: u64,
         batch_order: u16,
         overlay: &mut Overlay,
@@ -220,12 +222,12 @@ impl Committer {
         }
         let stamp = versionstamp(version, batch_order);
         let mut local = BTreeMap::new();
-        for mutation in &request.mutations {
+        for mutation in std::mem::take(&mut request.mutations) {
             overlay.apply(&mut local, mutation, &stamp)?;
         }
         overlay.changes.extend(local);
         self.history
-            .record(version, request.write_conflicts.clone());
+            .record(version, std::mem::take(&mut request.write_conflicts));
         Ok(Committed {
             version,
             batch_order,
@@ -344,29 +346,30 @@ impl<'a> Overlay<'a> {
         Ok(keys)
     }
 
-    fn apply(&mut self, local: &mut Local, mutation: &Mutation, stamp: &[u8; 10]) -> FdbResult<()> {
+    fn apply(&mut self, local: &mut Local, mutation: Mutation, stamp: &[u8; 10]) -> FdbResult<()> {
         match mutation {
             Mutation::Set(key, value) => {
-                local.insert(key.clone(), Some(value.clone()));
+                local.insert(key, Some(value));
             }
             Mutation::Clear(key) => {
-                local.insert(key.clone(), None);
+                local.insert(key, None);
             }
             Mutation::ClearRange(range) => {
-                for key in self.keys_in(local, range)? {
+                for key in self.keys_in(local, &range)? {
                     local.insert(key, None);
                 }
             }
             Mutation::Atomic(key, param, MutationType::SetVersionstampedKey) => {
-                local.insert(atomic::place_versionstamp(key, stamp)?, Some(param.clone()));
+                local.insert(atomic::place_versionstamp(&key, stamp)?, Some(param));
             }
             Mutation::Atomic(key, param, MutationType::SetVersionstampedValue) => {
-                local.insert(key.clone(), Some(atomic::place_versionstamp(param, stamp)?));
+                local.insert(key, Some(atomic::place_versionstamp(&param, stamp)?));
             }
             Mutation::Atomic(key, param, op) => {
-                let current = self.current(local, key)?;
-                local.insert(key.clone(), atomic::apply(*op, current.as_deref(), param));
+                let current = self.current(local, &key)?;
+                let value = atomic::apply(op, current.as_deref(), &param);
                 self.atomic_keys.push(key.clone());
+                local.insert(key, value);
             }
         }
         Ok(())
