@@ -5,7 +5,8 @@
 //! pick up an item in reach, or build a wall when it carries enough). Latency of an input runs
 //! from just before `Avatar.send` until the delta carrying its outcome is applied to the bot's
 //! mirror; the acknowledgement time (T1, plus the time an answer waits to ride with a push) is
-//! recorded apart.
+//! recorded apart. An input the edge refuses to shed load (`overloaded`) is counted in `shed`,
+//! not in `errors`, and the bot backs off for a random 250–750 ms before its next input.
 //!
 //! Bots run on `threads` OS threads, each a current-thread runtime with a `LocalSet` (the RPC
 //! client is not `Send`) and its own QUIC endpoint. Each bot's choices come from a ChaCha8 RNG
@@ -38,6 +39,9 @@ use sekai_client::{
 };
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
+
+/// How long a bot waits, on average, after the edge refused an input to shed load.
+pub const OVERLOAD_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Radius of each bot's area of interest, in metres.
 pub const BOT_AREA_RADIUS: f32 = 24.0;
@@ -91,8 +95,10 @@ pub struct BotStats {
     pub applied: AtomicU64,
     /// Inputs whose outcome was a rejection by the rules.
     pub rejected: AtomicU64,
-    /// Sends that failed (refused by the edge or a broken connection).
+    /// Sends that failed (refused by the edge or a broken connection), shedding aside.
     pub errors: AtomicU64,
+    /// Inputs the edge refused to shed load (not stored; the bot moves on to its next tick).
+    pub shed: AtomicU64,
     /// Reconnections after a lost connection (each resumes its subscription and resends).
     pub reconnects: AtomicU64,
     /// Bots that stopped before the end (could not connect, or gave up reconnecting).
@@ -122,6 +128,7 @@ impl Default for BotStats {
             applied: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             stopped: AtomicU64::new(0),
             updates: AtomicU64::new(0),
@@ -338,6 +345,15 @@ async fn play(
             Err(error) => {
                 in_flight.borrow_mut().remove(&seq);
                 tracing::debug!(player, %error, "input failed");
+                if error.is_overloaded() {
+                    // The seq is free again. Back off as the protocol asks (a random wait, so
+                    // the shed clients do not come back together); the ticks missed meanwhile
+                    // are skipped, and the next one sends a fresh input in its place.
+                    stats.shed.fetch_add(1, Ordering::Relaxed);
+                    let wait = OVERLOAD_BACKOFF.mul_f64(rng.gen_range(0.5..1.5));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 if !error.is_connection_lost() {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     continue;

@@ -91,6 +91,12 @@ pub struct ServeArgs {
     /// answer at once, in its own packet.
     #[arg(long, value_parser = crate::flags::duration, default_value_t = sekai_edge::server::DEFAULT_ANSWER_HOLD.as_secs_f64() * 1e3)]
     pub answer_hold_ms: f64,
+    /// Milliseconds inputs may take from admission to their outcome (plus the connection's round
+    /// trip) before the edge sheds load: past it, on a moving average, the edge refuses a share
+    /// of new inputs that grows with the excess (`overloaded`: not stored, send again later);
+    /// 0 never sheds (every input queues, however long the queue grows).
+    #[arg(long, value_parser = crate::flags::duration, default_value_t = sekai_edge::session::shedding::DEFAULT_SHED_TARGET.as_secs_f64() * 1e3)]
+    pub shed_target_ms: f64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).
     #[arg(long)]
     pub stats: bool,
@@ -248,6 +254,8 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     config.limits.stall_timeout = Duration::from_secs_f64(args.stall_timeout_secs.max(0.1));
     // At most a second: longer would only let a quiet subscription hold answers back.
     config.limits.answer_hold = Duration::from_secs_f64(args.answer_hold_ms.min(1e3) / 1e3);
+    config.limits.shed.target = (args.shed_target_ms > 0.0)
+        .then(|| Duration::from_secs_f64(args.shed_target_ms.min(1e6) / 1e3));
     config.tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::SelfSignedIn {
@@ -471,6 +479,7 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
         p999_us,
         bot_cores: (after.cpu_secs - before.cpu_secs) / elapsed,
         errors: after.errors - before.errors,
+        shed_per_sec: rate(|c| c.shed),
         reconnects: stats.reconnects.load(Ordering::Relaxed),
         stopped: stats.stopped.load(Ordering::Relaxed),
         cdf,
@@ -484,12 +493,13 @@ pub const CDF_LINE: &str = "cdf ";
 pub fn print_load_report(report: &BotsReport) {
     println!(
         "inputs/s {:.0}, input-to-delta p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms, errors {}, \
-         reconnects {}, bots stopped {}",
+         shed {:.0}/s, reconnects {}, bots stopped {}",
         report.inputs_per_sec,
         report.p50_us as f64 / 1e3,
         report.p99_us as f64 / 1e3,
         report.p999_us as f64 / 1e3,
         report.errors,
+        report.shed_per_sec,
         report.reconnects,
         report.stopped
     );
@@ -507,6 +517,7 @@ struct WindowCounters {
     updates: u64,
     datagrams: u64,
     errors: u64,
+    shed: u64,
     cpu_secs: f64,
 }
 
@@ -517,6 +528,7 @@ impl WindowCounters {
             updates: stats.updates.load(Ordering::Relaxed),
             datagrams: stats.datagrams.load(Ordering::Relaxed),
             errors: stats.errors.load(Ordering::Relaxed),
+            shed: stats.shed.load(Ordering::Relaxed),
             cpu_secs: crate::proc_stats::cpu_seconds(std::process::id()).unwrap_or(0.0),
         }
     }
@@ -543,8 +555,10 @@ pub struct BotsReport {
     pub p999_us: u64,
     /// CPU cores the bot process used.
     pub bot_cores: f64,
-    /// Failed sends in the window.
+    /// Failed sends in the window (shedding aside).
     pub errors: u64,
+    /// Inputs the edge refused to shed load, per second of the window.
+    pub shed_per_sec: f64,
     /// Reconnections (whole run).
     pub reconnects: u64,
     /// Bots that stopped early.
@@ -558,10 +572,12 @@ impl BotsReport {
     /// The report as one JSON object.
     pub fn to_json(&self) -> String {
         format!(
-            "{{{},\"bot_cores\":{:.3},\"errors\":{},\"reconnects\":{},\"stopped\":{}}}",
+            "{{{},\"bot_cores\":{:.3},\"errors\":{},\"shed_per_sec\":{:.1},\"reconnects\":{},\
+             \"stopped\":{}}}",
             self.traffic_json(),
             self.bot_cores,
             self.errors,
+            self.shed_per_sec,
             self.reconnects,
             self.stopped
         )
@@ -598,6 +614,7 @@ impl BotsReport {
             p999_us: field("p999_us")? as u64,
             bot_cores: field("bot_cores")?,
             errors: field("errors")? as u64,
+            shed_per_sec: field("shed_per_sec")?,
             reconnects: field("reconnects")? as u64,
             stopped: field("stopped")? as u64,
             cdf: Vec::new(),

@@ -98,6 +98,13 @@ impl ClientError {
                 | ClientError::Wire(_)
         )
     }
+
+    /// Whether the edge refused an input to shed load: it was not stored, its seq is free again,
+    /// and the same input (or a newer one in its place) may be sent later.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, ClientError::Refused { reason, .. }
+            if sekai_model::input_stream::is_overloaded(reason))
+    }
 }
 
 /// Where and how to reach an edge.

@@ -6,13 +6,22 @@
 //! parameters (`wire::fill_send`, `wire::read_input`), so both paths mean the same; decoding
 //! never panics on hostile input (every failure is a [`WireError`]).
 
-use capnp::message;
 use capnp::serialize;
 use sekai_schema::edge_capnp::{input_answer, input_message};
 use sekai_schema::PlayerId;
 
 use crate::model::{Action, Input};
 use crate::wire::{copy_action, read_input, WireError};
+
+/// How the reason of an input refused by an overloaded edge starts (`Ack.error` or an input
+/// stream's `refused`): the input was not stored and its seq is free again; send it again later
+/// (docs/PROTOCOL.md §5, "Load shedding").
+pub const OVERLOADED: &str = "overloaded";
+
+/// Whether a refusal's `reason` is the edge shedding load (see [`OVERLOADED`]).
+pub fn is_overloaded(reason: &str) -> bool {
+    reason.starts_with(OVERLOADED)
+}
 
 /// One answer on an input stream, for the oldest inputs not answered yet.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,6 +117,7 @@ pub fn coalesce(answers: impl IntoIterator<Item = InputAnswer>) -> Vec<InputAnsw
 #[cfg(test)]
 mod tests {
     use super::*;
+    use capnp::message;
     use sekai_schema::Vec3;
 
     fn decode_answer(bytes: &[u8]) -> InputAnswer {

@@ -70,6 +70,9 @@ pub struct BenchEdgeArgs {
     pub out: PathBuf,
 }
 
+/// The largest share of inputs a run may shed and still count toward capacity.
+pub const MAX_SHED_SHARE: f64 = 0.001;
+
 /// One measured run (Sekai or raw) at one bot count.
 #[derive(Clone, Debug, Default)]
 pub struct RunFigures {
@@ -86,21 +89,26 @@ pub struct RunFigures {
 }
 
 impl RunFigures {
-    /// Whether this run fits the budget: all connected, p99 ≤ one frame, ≤ one server core.
+    /// Whether this run fits the budget: all connected, p99 ≤ one frame, ≤ one server core, and
+    /// (nearly) every input taken: a server that sheds more than [`MAX_SHED_SHARE`] of the inputs
+    /// is past its capacity, however fast the ones it takes are.
     pub fn within_budget(&self) -> bool {
         self.bots.connected as usize == self.bots.bots
             && self.bots.stopped == 0
             && self.bots.p99_us <= FRAME_BUDGET_US
             && self.server_cores <= 1.05
+            && self.bots.shed_per_sec <= MAX_SHED_SHARE * self.bots.inputs_per_sec
     }
 
     fn to_json(&self) -> String {
         format!(
-            "{{{},\"server_cores\":{:.3},\"server_cpu_us_per_input\":{:.1},\"bot_cores\":{:.3}}}",
+            "{{{},\"server_cores\":{:.3},\"server_cpu_us_per_input\":{:.1},\"bot_cores\":{:.3},\
+             \"shed_per_sec\":{:.1}}}",
             self.bots.traffic_json(),
             self.server_cores,
             self.server_cpu_us_per_input,
-            self.bots.bot_cores
+            self.bots.bot_cores,
+            self.bots.shed_per_sec
         )
     }
 }
@@ -166,13 +174,15 @@ pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
     let overload_json = overload.as_ref().map_or("null".to_string(), |o| {
         format!(
             "{{\"bots\":{},\"connected\":{},\"errors\":{},\"p99_us\":{},\"coalesced_per_sec\":{:.1},\
-             \"server_rss_mb\":{:.1}}}",
+             \"server_rss_mb\":{:.1},\"inputs_per_sec\":{:.1},\"shed_per_sec\":{:.1}}}",
             o.bots.bots,
             o.bots.connected,
             o.bots.errors,
             o.bots.p99_us,
             o.coalesced_per_sec,
-            o.server_rss_mb
+            o.server_rss_mb,
+            o.bots.inputs_per_sec,
+            o.bots.shed_per_sec
         )
     });
     let json = format!(
@@ -237,7 +247,8 @@ fn print_run(what: &str, run: &RunFigures) {
     let b = &run.bots;
     println!(
         "{what:>20} bots {:>5} connected {:>5} inputs/s {:>7.0} updates/s {:>8.0} datagrams/s {:>8.0} \
-         p50 {:>6.2} ms p99 {:>7.2} ms p999 {:>7.2} ms server {:.2} cores ({:.0} us/input) bots {:.2} cores",
+         p50 {:>6.2} ms p99 {:>7.2} ms p999 {:>7.2} ms server {:.2} cores ({:.0} us/input) bots {:.2} cores \
+         shed {:.0}/s",
         b.bots,
         b.connected,
         b.inputs_per_sec,
@@ -248,7 +259,8 @@ fn print_run(what: &str, run: &RunFigures) {
         b.p999_us as f64 / 1e3,
         run.server_cores,
         run.server_cpu_us_per_input,
-        b.bot_cores
+        b.bot_cores,
+        b.shed_per_sec
     );
 }
 
@@ -596,5 +608,14 @@ mod tests {
         let runs = vec![run_with_p99(11_000, 0.7), run_with_p99(10_000, 0.7)];
         assert_eq!(median_run(runs).bots.p99_us, 11_000);
         assert_eq!(median_run(vec![run_with_p99(5, 0.1)]).bots.p99_us, 5);
+    }
+
+    #[test]
+    fn a_run_that_sheds_inputs_is_past_capacity() {
+        let mut run = run_with_p99(5_000, 0.5);
+        run.bots.inputs_per_sec = 4_000.0;
+        assert!(run.within_budget());
+        run.bots.shed_per_sec = 400.0;
+        assert!(!run.within_budget(), "fast only because it refused a tenth");
     }
 }

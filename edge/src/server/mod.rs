@@ -37,7 +37,8 @@ use tokio::sync::mpsc;
 pub use login::{ensure_avatar, t1_region, LoginState};
 
 use crate::fanout::{Fanout, FanoutConfig};
-use crate::session::InputLimits;
+use crate::session::shedding::WorkerBusy;
+use crate::session::{InputLimits, ShedConfig, Shedder};
 use crate::tls::{server_config, server_endpoint, TlsError, TlsSource};
 use crate::token::TokenKey;
 use inputs::{BatchStats, InputBatcher};
@@ -72,6 +73,8 @@ pub struct EdgeLimits {
     /// The longest an input stream's answers wait for a push of the player to carry them in
     /// its packet (see `held_answers`), while a streamed subscription of the player is open.
     pub answer_hold: std::time::Duration,
+    /// When the edge refuses inputs to keep the admitted ones fast (see `session::shedding`).
+    pub shed: ShedConfig,
 }
 
 impl Default for EdgeLimits {
@@ -84,6 +87,7 @@ impl Default for EdgeLimits {
             max_message_words: 64 * 1024,
             idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,
             answer_hold: DEFAULT_ANSWER_HOLD,
+            shed: ShedConfig::default(),
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct EdgeContext<D> {
     pub spawn: SpawnFn,
     /// The origin of the sessions' virtual clocks.
     pub epoch: Instant,
+    /// Decides when to refuse inputs under overload (shared by every session).
+    pub shedder: Arc<Shedder>,
 }
 
 /// A running edge.
@@ -228,6 +234,7 @@ impl EdgeServer {
             limits: config.limits,
             spawn: config.spawn,
             epoch: Instant::now(),
+            shedder: Arc::new(Shedder::new(config.limits.shed)),
         });
         let mut senders = Vec::new();
         let mut workers = Vec::new();
@@ -324,6 +331,8 @@ async fn local_accept_loop<D: Database>(endpoint: quinn::Endpoint, ctx: Arc<Edge
 fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(WorkerBusy::parked)
+        .on_thread_unpark(WorkerBusy::unparked)
         .build()
 }
 

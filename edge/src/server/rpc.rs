@@ -37,7 +37,7 @@ use super::stream_push::push_stream;
 use super::{EdgeContext, GaugeGuard};
 use crate::fanout::{Slot, Start};
 use crate::observe::metrics as names;
-use crate::session::{Admission, AvatarLocation, InputGate, Subscriber};
+use crate::session::{Admission, AvatarLocation, InputGate, InputTiming, Subscriber};
 use crate::token::unix_now;
 use sekai_model::input_stream::InputAnswer;
 use sekai_model::wire::{read_input, read_stamp, with_entity, WireError};
@@ -101,6 +101,7 @@ impl<D: Database> gateway::Server for Gateway<D> {
                 self.ctx.epoch.elapsed(),
             )),
             mark: self.ctx.sessions.begin(player),
+            timing: Arc::new(InputTiming::new(self.ctx.shedder.clone())),
             turn: tokio::sync::Mutex::new(()),
             connection: self.connection.clone(),
             input_stream: std::cell::Cell::new(false),
@@ -179,7 +180,8 @@ impl<D: Database> Session<D> {
             Start::Resume(read_stamp(resume)?)
         };
         let subscriber = Subscriber::new(self.player, area, self.ctx.limits.outbox_budget)
-            .with_avatar(self.location.clone());
+            .with_avatar(self.location.clone())
+            .with_inputs(self.avatar.timing.clone());
         let joined = self.ctx.fanout.subscribe(subscriber, start);
         tracing::debug!(player = self.player, ?area, ?start, "subscribed");
         Ok(joined)
@@ -267,6 +269,9 @@ pub struct Avatar<D: Database> {
     location: Arc<AvatarLocation>,
     gate: RefCell<InputGate>,
     mark: Arc<SessionMark>,
+    /// When this session's inputs were admitted, until their outcomes are seen (shedding's
+    /// samples).
+    timing: Arc<InputTiming>,
     turn: tokio::sync::Mutex<()>,
     /// The connection (input streams are opened on it).
     connection: quinn::Connection,
@@ -461,10 +466,13 @@ impl<D: Database> Avatar<D> {
         let admission = self
             .gate
             .borrow_mut()
-            .admit(seq, digest, self.ctx.epoch.elapsed())
+            .admit_unless_shed(seq, digest, self.ctx.epoch.elapsed(), || self.timing.shed())
             .map_err(|error| (error.label(), error.to_string()))?;
         Ok(match admission {
-            Admission::Store => Some(input),
+            Admission::Store => {
+                self.timing.admitted(seq);
+                Some(input)
+            }
             Admission::AlreadyDurable => None,
         })
     }

@@ -75,6 +75,12 @@ pub enum InputError {
     /// resend.
     #[error("session broken by an earlier storage failure or a broken input stream; reconnect")]
     Broken,
+    /// The edge is shedding load (see `session::shedding`): not stored, the seq is free again.
+    #[error(
+        "{}: the edge is refusing some inputs to keep latency low; send this seq again later",
+        sekai_model::input_stream::OVERLOADED
+    )]
+    Overloaded,
 }
 
 impl InputError {
@@ -87,6 +93,7 @@ impl InputError {
             InputError::InFlight { .. } => "in_flight",
             InputError::RateLimited { .. } => "rate_limited",
             InputError::Broken => "broken",
+            InputError::Overloaded => "overloaded",
         }
     }
 }
@@ -142,6 +149,20 @@ impl InputGate {
     /// Decides what to do with input `seq`, whose action has digest `digest`, arriving at
     /// `now`.
     pub fn admit(&mut self, seq: u64, digest: u64, now: Duration) -> Result<Admission, InputError> {
+        self.admit_unless_shed(seq, digest, now, || false)
+    }
+
+    /// As [`InputGate::admit`], but an input that would be stored is first offered to `shed`:
+    /// when it says so, the input is refused ([`InputError::Overloaded`]) and its seq stays free.
+    /// Nothing else consults it, so a resend of a durable seq is acknowledged however loaded the
+    /// edge is.
+    pub fn admit_unless_shed(
+        &mut self,
+        seq: u64,
+        digest: u64,
+        now: Duration,
+        shed: impl FnOnce() -> bool,
+    ) -> Result<Admission, InputError> {
         if self.broken {
             return Err(InputError::Broken);
         }
@@ -168,6 +189,9 @@ impl InputGate {
                 got: seq,
                 expected: next,
             });
+        }
+        if shed() {
+            return Err(InputError::Overloaded);
         }
         self.admitted = seq;
         debug_assert!(
@@ -297,6 +321,31 @@ mod tests {
         );
         assert_eq!(
             g.admit(6, D, Duration::from_millis(100)),
+            Ok(Admission::Store)
+        );
+    }
+
+    #[test]
+    fn a_shed_input_is_not_admitted_and_its_seq_stays_free() {
+        let mut g = gate(5);
+        let asked = std::cell::Cell::new(0);
+        let shed = || {
+            asked.set(asked.get() + 1);
+            true
+        };
+        assert_eq!(
+            g.admit_unless_shed(6, D, T0, shed),
+            Err(InputError::Overloaded)
+        );
+        assert!(InputError::Overloaded.to_string().starts_with("overloaded"));
+        // Only an input to store is offered to the shedder: a durable resend is acknowledged.
+        assert_eq!(
+            g.admit_unless_shed(5, D, T0, shed),
+            Ok(Admission::AlreadyDurable)
+        );
+        assert_eq!(asked.get(), 1);
+        assert_eq!(
+            g.admit_unless_shed(6, D, T0, || false),
             Ok(Admission::Store)
         );
     }

@@ -23,6 +23,7 @@ use sekai_schema::{Area, EntityId, PlayerId, RegionId};
 
 use super::avatar::AvatarLocation;
 use super::outbox::{Outbound, Outbox};
+use super::shedding::InputTiming;
 
 /// Which entities the client holds.
 #[derive(Debug)]
@@ -64,6 +65,7 @@ pub struct Subscriber {
     seen: Seen,
     outbox: Outbox,
     avatar: Option<Arc<AvatarLocation>>,
+    inputs: Option<Arc<InputTiming>>,
 }
 
 impl Subscriber {
@@ -78,12 +80,20 @@ impl Subscriber {
             seen: Seen::Known(BTreeSet::new()),
             outbox: Outbox::new(budget),
             avatar: None,
+            inputs: None,
         }
     }
 
     /// Also tracks where the player's avatar is (see [`AvatarLocation`]).
     pub fn with_avatar(mut self, avatar: Arc<AvatarLocation>) -> Self {
         self.avatar = Some(avatar);
+        self
+    }
+
+    /// Also reports the outcomes of the player's inputs to their session's timing (the samples
+    /// load shedding decides on; see [`InputTiming`]).
+    pub fn with_inputs(mut self, inputs: Arc<InputTiming>) -> Self {
+        self.inputs = Some(inputs);
         self
     }
 
@@ -150,6 +160,9 @@ impl Subscriber {
             for outcome in delta.outcomes.iter().filter(|o| o.player == self.player) {
                 if let (Some(avatar), false) = (&self.avatar, outcome.accepted) {
                     avatar.observe_rejection(&outcome.reason);
+                }
+                if let Some(inputs) = &self.inputs {
+                    inputs.applied(outcome.seq);
                 }
                 into.outcomes.push(outcome.clone());
             }
