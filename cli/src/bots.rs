@@ -35,13 +35,11 @@ use sekai_schema::geometry::region_of;
 use sekai_schema::{Area, PlayerId};
 
 use sekai_client::{
-    client_endpoint_on, ClientConfig, ClientError, EdgeClient, Mirror, MirrorEvent, ReconnectPolicy,
+    client_endpoint_on, overload_wait, ClientConfig, ClientError, EdgeClient, Mirror, MirrorEvent,
+    ReconnectPolicy,
 };
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
-
-/// How long a bot waits, on average, after the edge refused an input to shed load.
-pub const OVERLOAD_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Radius of each bot's area of interest, in metres.
 pub const BOT_AREA_RADIUS: f32 = 24.0;
@@ -97,7 +95,8 @@ pub struct BotStats {
     pub rejected: AtomicU64,
     /// Sends that failed (refused by the edge or a broken connection), shedding aside.
     pub errors: AtomicU64,
-    /// Inputs the edge refused to shed load (not stored; the bot moves on to its next tick).
+    /// Inputs the edge refused to shed load (not stored; the bot backs off, then sends a fresh
+    /// input under the same seq).
     pub shed: AtomicU64,
     /// Reconnections after a lost connection (each resumes its subscription and resends).
     pub reconnects: AtomicU64,
@@ -350,8 +349,7 @@ async fn play(
                     // the shed clients do not come back together); the ticks missed meanwhile
                     // are skipped, and the next one sends a fresh input in its place.
                     stats.shed.fetch_add(1, Ordering::Relaxed);
-                    let wait = OVERLOAD_BACKOFF.mul_f64(rng.gen_range(0.5..1.5));
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(overload_wait(rng.gen())).await;
                     continue;
                 }
                 if !error.is_connection_lost() {

@@ -91,10 +91,11 @@ pub struct ServeArgs {
     /// answer at once, in its own packet.
     #[arg(long, value_parser = crate::flags::duration, default_value_t = sekai_edge::server::DEFAULT_ANSWER_HOLD.as_secs_f64() * 1e3)]
     pub answer_hold_ms: f64,
-    /// Milliseconds inputs may take from admission to their outcome (plus the connection's round
-    /// trip) before the edge sheds load: past it, on a moving average, the edge refuses a share
-    /// of new inputs that grows with the excess (`overloaded`: not stored, send again later);
-    /// 0 never sheds (every input queues, however long the queue grows).
+    /// Milliseconds of standing queue the edge tolerates before it sheds load: when, for a whole
+    /// 100 ms, every input took this much longer from admission to outcome than the fastest ever,
+    /// or the connection thread never paused this long, it refuses 5 % more of the inputs it
+    /// would store (`overloaded`: not stored, send again later), up to 95 %; 1 % less after each
+    /// calm 100 ms. 0 never sheds (every input queues, however long the queue grows).
     #[arg(long, value_parser = crate::flags::duration, default_value_t = sekai_edge::session::shedding::DEFAULT_SHED_TARGET.as_secs_f64() * 1e3)]
     pub shed_target_ms: f64,
     /// Print a JSON line of counters to stdout every second (for `sekai bench edge`).

@@ -167,7 +167,13 @@ fn main() -> std::process::ExitCode {
     // Both inside a `LocalSet`, so a server may serve connections on the main thread.
     let single_thread = matches!(&cli.command, Some(Command::Serve(args)) if args.workers == 0);
     let runtime = if single_thread {
-        tokio::runtime::Builder::new_current_thread()
+        // The connections run on this thread: its pauses tell load shedding whether datagrams
+        // wait in the socket (`session::shedding::WorkerBusy`), as on a connection worker.
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder
+            .on_thread_park(sekai_edge::session::shedding::WorkerBusy::parked)
+            .on_thread_unpark(sekai_edge::session::shedding::WorkerBusy::unparked);
+        builder
     } else {
         tokio::runtime::Builder::new_multi_thread()
     }

@@ -6,6 +6,16 @@
 
 use std::time::Duration;
 
+/// The mean wait before sending again after an input was refused by an overloaded edge
+/// (`overloaded`, docs/PROTOCOL.md §5 "Load shedding").
+pub const OVERLOAD_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The wait after an `overloaded` refusal, for a random `unit` in `[0, 1)`: from half to one and a
+/// half times [`OVERLOAD_BACKOFF`], so the refused clients do not come back together.
+pub fn overload_wait(unit: f64) -> Duration {
+    OVERLOAD_BACKOFF.mul_f64(0.5 + unit.clamp(0.0, 1.0))
+}
+
 /// How a client retries: exponential backoff with jitter.
 #[derive(Clone, Copy, Debug)]
 pub struct ReconnectPolicy {

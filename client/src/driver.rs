@@ -27,7 +27,7 @@ use sekai_model::{Action, Delta, Entity};
 use sekai_schema::edge_capnp::{ack, avatar, gateway, session, subscription};
 use sekai_schema::{Area, EntityId, PlayerId};
 
-use crate::backoff::{Backoff, ReconnectPolicy};
+use crate::backoff::{overload_wait, Backoff, ReconnectPolicy};
 use crate::core::{ClientCore, Mirror, SubId};
 use crate::inputs::InputStream;
 use crate::streams::{read_streams, StreamHandler};
@@ -337,13 +337,37 @@ impl EdgeClient {
 
     /// Sends input `seq` on the current link and hands the answer to the core.
     async fn send_seq(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
-        // An edge that died without closing answers nothing: past the timeout the connection
-        // counts as lost (the input stays unacknowledged, for the reconnect to resend).
-        let answer = match &self.link.inputs {
+        let answer = self.answer_of(seq, action).await;
+        self.settle(answer)
+    }
+
+    /// Resends unacknowledged input `seq` after a login: an `overloaded` refusal is waited out
+    /// ([`overload_wait`]) and the same input sent again, since later unacknowledged inputs
+    /// follow it and its seq must not be given back.
+    async fn resend_seq(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
+        loop {
+            match self.answer_of(seq, action).await {
+                Err(error) if error.is_overloaded() => {
+                    tokio::time::sleep(overload_wait(rand::random())).await;
+                }
+                answer => return self.settle(answer),
+            }
+        }
+    }
+
+    /// The edge's answer to input `seq` on the current link. An edge that died without closing
+    /// answers nothing: past the timeout the connection counts as lost (the input stays
+    /// unacknowledged, for the reconnect to resend).
+    async fn answer_of(&self, seq: u64, action: &Action) -> Result<u64, ClientError> {
+        match &self.link.inputs {
             Some(inputs) => tokio::time::timeout(ACK_TIMEOUT, inputs.send(seq, action)).await,
             None => tokio::time::timeout(ACK_TIMEOUT, self.send_seq_by_call(seq, action)).await,
         }
-        .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))?;
+        .map_err(|_| ClientError::Timeout(ACK_TIMEOUT))?
+    }
+
+    /// Hands an answer to the core (an acceptance, or a refusal giving the seq back).
+    fn settle(&self, answer: Result<u64, ClientError>) -> Result<u64, ClientError> {
         match answer {
             Ok(acked) => self.shared.core.borrow_mut().on_accepted(acked),
             Err(ClientError::Refused { seq, ref reason }) => {
@@ -477,7 +501,7 @@ impl EdgeClient {
             self.start(sub, area, from).await?;
         }
         for (seq, action) in resume.resend {
-            self.send_seq(seq, &action).await?;
+            self.resend_seq(seq, &action).await?;
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ pub mod streams;
 #[cfg(feature = "quinn")]
 pub mod tls;
 
-pub use backoff::{Backoff, ReconnectPolicy};
+pub use backoff::{overload_wait, Backoff, ReconnectPolicy, OVERLOAD_BACKOFF};
 pub use core::{ClientCore, Event, Mirror, Resume, SubId};
 #[cfg(feature = "quinn")]
 pub use driver::{

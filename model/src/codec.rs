@@ -1,6 +1,6 @@
 //! The Cap'n Proto encoding of the world's stored and transported values (`schema/capnp/world.capnp`):
-//! entity states, inputs, deltas and frame records, each one single-segment message in the flat
-//! word format of `capnp::serialize`.
+//! entity states, inputs, deltas and frame records, each one message in the flat word format of
+//! `capnp::serialize` (one segment up to [`FIRST_SEGMENT_WORDS`], more beyond).
 //!
 //! Invariants:
 //! - `decode_x(&encode_x(v)) == Ok(v)` for every value `v`;

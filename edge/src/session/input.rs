@@ -1,6 +1,7 @@
 //! The input side of a session: sequence numbers and the rate limit, without I/O.
 //!
-//! The server calls [`InputGate::admit`] for every `Avatar.send`, runs T1 when told to
+//! The server calls [`InputGate::admit_unless_shed`] for every `Avatar.send` and input-stream
+//! message (load shedding may refuse an input that would be stored), runs T1 when told to
 //! [`Admission::Store`], then reports [`InputGate::stored`] or [`InputGate::failed`]. Several
 //! admitted inputs of one session may be in flight at once (an edge commits many inputs in one
 //! T1); they are stored in admission order, all or none per batch.
@@ -15,6 +16,8 @@
 //!   is refused ([`InputError::Conflict`]), never acknowledged and dropped;
 //! - a seq admitted but not yet durable is refused while in flight ([`InputError::InFlight`]);
 //! - every send, stored or not, takes a token from the bucket: a flood gets `RateLimited`;
+//! - an input that would be stored may be shed ([`InputError::Overloaded`]): it is not admitted,
+//!   so its seq stays the next one expected;
 //! - after a failed T1, or an input stream that broke with inputs maybe unanswered, the gate
 //!   refuses everything (the client must reconnect and resend).
 

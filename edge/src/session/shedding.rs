@@ -11,7 +11,9 @@
 //! standing queue delays everything while a burst (a flush, a stall) leaves some inputs fast
 //! (CoDel's rule), so a server within its capacity never sheds for a spike:
 //! - the time from an input's admission (the gate said store) to the fan-out handing its outcome
-//!   to a subscription of its player on this edge (see [`InputTiming`]): the database's queues;
+//!   to a subscription of its player on this edge (see [`InputTiming`]), less the shortest such
+//!   time ever seen (the work itself: two commits and a fan-out pass, slower on a real cluster
+//!   than on the embedded engine): the database's queues;
 //! - how long the deciding connection thread had run without a pause (see [`WorkerBusy`]): a
 //!   thread that keeps up pauses between bursts, one that never pauses has datagrams waiting in
 //!   its socket, a queue the first signal cannot see (it starts after admission). Under
@@ -20,8 +22,10 @@
 //! Invariants:
 //! - every [`SHED_INTERVAL`], the share of inputs refused grows by [`SHARE_STEP_UP`] when the
 //!   slower signal exceeded the target, holds when it exceeded half of it, and falls by
-//!   [`SHARE_STEP_DOWN`] otherwise (or with no signal at all). Up fast, down slowly: the refused
-//!   clients come back over their backoff, so a share dropped at once refills the queue at once;
+//!   [`SHARE_STEP_DOWN`] otherwise, or when the interval had fewer than [`MIN_SIGNALS`] samples
+//!   and decisions (a few inputs are no overload, and one slow sample is no standing queue). Up
+//!   fast, down slowly: the refused clients come back over their backoff, so a share dropped at
+//!   once refills the queue at once;
 //! - the share never exceeds [`MAX_SHED_PERCENT`], so some inputs always pass and samples keep
 //!   coming;
 //! - a share of `s` % refuses exactly `s` of every 100 inputs that would be stored (an
@@ -43,6 +47,9 @@ pub const MAX_PENDING: usize = 256;
 
 /// How often the share moves.
 pub const SHED_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The fewest samples and decisions an interval needs to count as a standing queue.
+pub const MIN_SIGNALS: u32 = 8;
 
 /// How much the share grows after an interval with a standing queue, in percentage points.
 pub const SHARE_STEP_UP: u32 = 5;
@@ -74,8 +81,12 @@ pub struct ShedState {
     config: ShedConfig,
     /// Where the current interval began.
     interval_start: Duration,
+    /// The shortest admission-to-outcome time ever seen (the work without queues).
+    baseline: Option<Duration>,
     /// The fastest sample of the current interval.
     fastest: Option<Duration>,
+    /// Samples and decisions in the current interval.
+    signals: u32,
     /// The shortest busy streak of the deciding thread seen by a decision in the current
     /// interval (see [`WorkerBusy`]).
     shortest_busy: Option<Duration>,
@@ -91,7 +102,9 @@ impl ShedState {
         Self {
             config,
             interval_start: now,
+            baseline: None,
             fastest: None,
+            signals: 0,
             shortest_busy: None,
             share: 0,
             credit: 0,
@@ -107,7 +120,9 @@ impl ShedState {
     /// Records one input's admission-to-outcome time, seen at `now`.
     pub fn observe(&mut self, latency: Duration, now: Duration) {
         self.roll(now);
+        self.baseline = Some(self.baseline.map_or(latency, |b| b.min(latency)));
         self.fastest = Some(self.fastest.map_or(latency, |f| f.min(latency)));
+        self.signals = self.signals.saturating_add(1);
     }
 
     /// Whether to refuse one input that would be stored, at `now`, decided on a thread that has
@@ -115,6 +130,7 @@ impl ShedState {
     pub fn shed(&mut self, now: Duration, busy: Duration) -> bool {
         self.roll(now);
         self.shortest_busy = Some(self.shortest_busy.map_or(busy, |b| b.min(busy)));
+        self.signals = self.signals.saturating_add(1);
         if self.share == 0 {
             self.credit = 0;
             return false;
@@ -135,10 +151,12 @@ impl ShedState {
             return;
         };
         while now >= self.interval_start + SHED_INTERVAL {
-            let queue = match (self.fastest, self.shortest_busy) {
-                (None, None) => None,
-                (a, b) => Some(a.unwrap_or_default().max(b.unwrap_or_default())),
-            };
+            let queued = self
+                .fastest
+                .zip(self.baseline)
+                .map_or(Duration::ZERO, |(fastest, baseline)| fastest - baseline);
+            let queue = (self.signals >= MIN_SIGNALS)
+                .then(|| queued.max(self.shortest_busy.unwrap_or_default()));
             match queue {
                 Some(queue) if queue > target => {
                     self.share = (self.share + SHARE_STEP_UP).min(MAX_SHED_PERCENT);
@@ -148,6 +166,7 @@ impl ShedState {
             }
             self.fastest = None;
             self.shortest_busy = None;
+            self.signals = 0;
             self.interval_start += SHED_INTERVAL;
             if self.share == 0 && now >= self.interval_start + SHED_INTERVAL {
                 // Calm or idle for more than an interval: nothing left to decay.
@@ -162,6 +181,8 @@ impl ShedState {
 /// sees outcomes), with a clock.
 #[derive(Debug)]
 pub struct Shedder {
+    /// Whether it has a target (without one, nothing is measured or refused).
+    enabled: bool,
     state: Mutex<ShedState>,
     epoch: Instant,
 }
@@ -170,6 +191,7 @@ impl Shedder {
     /// A shedder that refuses nothing yet.
     pub fn new(config: ShedConfig) -> Self {
         Self {
+            enabled: config.target.is_some(),
             state: Mutex::new(ShedState::new(config, Duration::ZERO)),
             epoch: Instant::now(),
         }
@@ -182,6 +204,9 @@ impl Shedder {
 
     /// Whether to refuse one input that would be stored (decided on a connection thread).
     pub fn shed(&self) -> bool {
+        if !self.enabled {
+            return false;
+        }
         let now = self.now();
         let busy = WorkerBusy::streak();
         self.lock().shed(now, busy)
@@ -189,14 +214,11 @@ impl Shedder {
 
     /// Records one input's admission-to-outcome time.
     pub fn observe(&self, latency: Duration) {
+        if !self.enabled {
+            return;
+        }
         let now = self.now();
         self.lock().observe(latency, now);
-    }
-
-    /// The share of inputs to store refused now, in percent (see [`ShedState::share`]).
-    pub fn share(&self) -> u32 {
-        let now = self.now();
-        self.lock().share(now)
     }
 
     fn lock(&self) -> MutexGuard<'_, ShedState> {
@@ -304,8 +326,16 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
     const CALM: Duration = Duration::ZERO;
 
+    /// A state whose interval 0 saw one 1 ms outcome: the work itself takes 1 ms.
     fn state() -> ShedState {
-        ShedState::new(ShedConfig::default(), Duration::ZERO)
+        let mut s = ShedState::new(ShedConfig::default(), Duration::ZERO);
+        s.observe(MS, Duration::ZERO);
+        s
+    }
+
+    /// The start of interval `i`.
+    fn at(i: u32) -> Duration {
+        SHED_INTERVAL * i
     }
 
     /// How many of `n` decisions at `now` refuse.
@@ -313,10 +343,10 @@ mod tests {
         (0..n).filter(|_| s.shed(now, CALM)).count()
     }
 
-    /// One interval starting at `start` whose outcomes all take `latency`.
-    fn interval(s: &mut ShedState, start: Duration, latency: Duration) {
-        for i in 0..10u32 {
-            s.observe(latency, start + MS * (i * 10));
+    /// Interval `i`, whose ten outcomes all take `latency`.
+    fn interval(s: &mut ShedState, i: u32, latency: Duration) {
+        for k in 0..10u32 {
+            s.observe(latency, at(i) + MS * (k * 10));
         }
     }
 
@@ -334,76 +364,88 @@ mod tests {
     #[test]
     fn a_standing_queue_raises_the_share_step_by_step_up_to_its_cap() {
         let mut s = state();
-        for i in 0..4u32 {
-            interval(&mut s, SHED_INTERVAL * i, MS * 30);
+        for i in 1..=4 {
+            interval(&mut s, i, MS * 30);
         }
-        assert_eq!(s.share(SHED_INTERVAL * 4), 4 * SHARE_STEP_UP);
-        assert_eq!(refused(&mut s, 100, SHED_INTERVAL * 4), 20);
-        for i in 4..100u32 {
-            interval(&mut s, SHED_INTERVAL * i, MS * 500);
+        assert_eq!(s.share(at(5)), 4 * SHARE_STEP_UP);
+        assert_eq!(refused(&mut s, 100, at(5)), 20);
+        for i in 5..100 {
+            interval(&mut s, i, MS * 500);
         }
-        assert_eq!(s.share(SHED_INTERVAL * 100), MAX_SHED_PERCENT);
-        assert_eq!(
-            refused(&mut s, 100, SHED_INTERVAL * 100),
-            95,
-            "some inputs always pass"
-        );
+        assert_eq!(s.share(at(100)), MAX_SHED_PERCENT);
+        assert_eq!(refused(&mut s, 100, at(100)), 95, "some inputs always pass");
+    }
+
+    #[test]
+    fn only_the_time_above_the_fastest_ever_counts() {
+        // A slow store: every outcome takes 40 ms, but none waits behind another.
+        let mut s = ShedState::new(ShedConfig::default(), Duration::ZERO);
+        for i in 0..20 {
+            interval(&mut s, i, MS * 40);
+        }
+        assert_eq!(s.share(at(20)), 0);
     }
 
     #[test]
     fn a_connection_thread_that_never_pauses_is_a_queue() {
         let mut s = state();
-        for i in 0..3u32 {
+        for i in 1..=3 {
             // Outcomes are fast, but every decision came deep into a busy streak.
-            interval(&mut s, SHED_INTERVAL * i, MS * 2);
-            s.shed(SHED_INTERVAL * i + MS * 50, MS * 80);
+            interval(&mut s, i, MS * 2);
+            s.shed(at(i) + MS * 50, MS * 80);
         }
-        assert_eq!(s.share(SHED_INTERVAL * 3), 3 * SHARE_STEP_UP);
+        assert_eq!(s.share(at(4)), 3 * SHARE_STEP_UP);
     }
 
     #[test]
     fn a_spike_that_leaves_some_inputs_fast_is_not_shed() {
         let mut s = state();
-        for i in 0..20u32 {
-            let start = SHED_INTERVAL * i;
-            interval(&mut s, start, MS * 200);
-            s.observe(MS * 3, start + MS * 95);
-            s.shed(start + MS * 40, MS * 300);
-            s.shed(start + MS * 60, MS / 10);
+        for i in 1..20 {
+            interval(&mut s, i, MS * 200);
+            s.observe(MS * 3, at(i) + MS * 95);
+            s.shed(at(i) + MS * 40, MS * 300);
+            s.shed(at(i) + MS * 60, MS / 10);
         }
-        assert_eq!(s.share(SHED_INTERVAL * 20), 0);
+        assert_eq!(s.share(at(20)), 0);
+    }
+
+    #[test]
+    fn a_few_slow_inputs_are_no_overload() {
+        let mut s = state();
+        for i in 1..20 {
+            s.observe(MS * 200, at(i));
+            s.shed(at(i) + MS, MS * 300);
+        }
+        assert_eq!(s.share(at(20)), 0);
     }
 
     #[test]
     fn the_share_holds_near_the_target_and_falls_slowly_after() {
         let mut s = state();
-        for i in 0..10u32 {
-            interval(&mut s, SHED_INTERVAL * i, MS * 100);
+        for i in 1..=10 {
+            interval(&mut s, i, MS * 100);
         }
-        let high = s.share(SHED_INTERVAL * 10);
-        // Between half the target and the target: held.
-        for i in 10..20u32 {
-            interval(&mut s, SHED_INTERVAL * i, MS * 8);
+        let high = s.share(at(11));
+        // Between half the target and the target above the fastest: held.
+        for i in 11..=20 {
+            interval(&mut s, i, MS * 8);
         }
-        assert_eq!(s.share(SHED_INTERVAL * 20), high);
+        assert_eq!(s.share(at(21)), high);
         // Calm: one small step down per interval, then none at all.
-        interval(&mut s, SHED_INTERVAL * 20, MS * 2);
-        assert_eq!(s.share(SHED_INTERVAL * 21), high - SHARE_STEP_DOWN);
-        assert_eq!(
-            s.share(SHED_INTERVAL * 200),
-            0,
-            "an idle edge sheds nothing"
-        );
-        assert!(!s.shed(SHED_INTERVAL * 200, CALM));
+        interval(&mut s, 21, MS * 2);
+        assert_eq!(s.share(at(22)), high - SHARE_STEP_DOWN);
+        assert_eq!(s.share(at(200)), 0, "an idle edge sheds nothing");
+        assert!(!s.shed(at(200), CALM));
     }
 
     #[test]
     fn without_a_target_nothing_is_shed() {
         let mut s = ShedState::new(ShedConfig { target: None }, Duration::ZERO);
-        for i in 0..30u32 {
-            interval(&mut s, SHED_INTERVAL * i, MS * 500);
+        s.observe(MS, Duration::ZERO);
+        for i in 1..30 {
+            interval(&mut s, i, MS * 500);
         }
-        assert_eq!(refused(&mut s, 100, SHED_INTERVAL * 30), 0);
+        assert_eq!(refused(&mut s, 100, at(30)), 0);
     }
 
     #[test]
