@@ -170,9 +170,7 @@ fn main() -> std::process::ExitCode {
         // The connections run on this thread: its pauses tell load shedding whether datagrams
         // wait in the socket (`session::shedding::WorkerBusy`), as on a connection worker.
         let mut builder = tokio::runtime::Builder::new_current_thread();
-        builder
-            .on_thread_park(sekai_edge::session::shedding::WorkerBusy::parked)
-            .on_thread_unpark(sekai_edge::session::shedding::WorkerBusy::unparked);
+        sekai_edge::session::shedding::WorkerBusy::track(&mut builder);
         builder
     } else {
         tokio::runtime::Builder::new_multi_thread()

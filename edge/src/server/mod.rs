@@ -329,10 +329,8 @@ async fn local_accept_loop<D: Database>(endpoint: quinn::Endpoint, ctx: Arc<Edge
 
 /// A worker's runtime: one thread, I/O and timers.
 fn worker_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+    WorkerBusy::track(&mut tokio::runtime::Builder::new_current_thread())
         .enable_all()
-        .on_thread_park(WorkerBusy::parked)
-        .on_thread_unpark(WorkerBusy::unparked)
         .build()
 }
 

@@ -120,8 +120,8 @@ impl ShedState {
     /// Records one input's admission-to-outcome time, seen at `now`.
     pub fn observe(&mut self, latency: Duration, now: Duration) {
         self.roll(now);
-        self.baseline = Some(self.baseline.map_or(latency, |b| b.min(latency)));
-        self.fastest = Some(self.fastest.map_or(latency, |f| f.min(latency)));
+        keep_min(&mut self.baseline, latency);
+        keep_min(&mut self.fastest, latency);
         self.signals = self.signals.saturating_add(1);
     }
 
@@ -129,7 +129,7 @@ impl ShedState {
     /// been running without a pause for `busy` (its queue of work, see [`WorkerBusy`]).
     pub fn shed(&mut self, now: Duration, busy: Duration) -> bool {
         self.roll(now);
-        self.shortest_busy = Some(self.shortest_busy.map_or(busy, |b| b.min(busy)));
+        keep_min(&mut self.shortest_busy, busy);
         self.signals = self.signals.saturating_add(1);
         if self.share == 0 {
             self.credit = 0;
@@ -177,13 +177,17 @@ impl ShedState {
     }
 }
 
+/// Lowers `slot` to `value` (sets it when empty).
+fn keep_min(slot: &mut Option<Duration>, value: Duration) {
+    *slot = Some(slot.map_or(value, |kept| kept.min(value)));
+}
+
 /// An edge's shedding decision, shared by its sessions (the gate asks) and its fan-out (which
 /// sees outcomes), with a clock.
 #[derive(Debug)]
 pub struct Shedder {
-    /// Whether it has a target (without one, nothing is measured or refused).
-    enabled: bool,
-    state: Mutex<ShedState>,
+    /// The decision (`None` without a target: nothing is measured or refused).
+    state: Option<Mutex<ShedState>>,
     epoch: Instant,
 }
 
@@ -191,8 +195,9 @@ impl Shedder {
     /// A shedder that refuses nothing yet.
     pub fn new(config: ShedConfig) -> Self {
         Self {
-            enabled: config.target.is_some(),
-            state: Mutex::new(ShedState::new(config, Duration::ZERO)),
+            state: config
+                .target
+                .map(|_| Mutex::new(ShedState::new(config, Duration::ZERO))),
             epoch: Instant::now(),
         }
     }
@@ -204,27 +209,30 @@ impl Shedder {
 
     /// Whether to refuse one input that would be stored (decided on a connection thread).
     pub fn shed(&self) -> bool {
-        if !self.enabled {
-            return false;
-        }
         let now = self.now();
-        let busy = WorkerBusy::streak();
-        self.lock().shed(now, busy)
+        self.lock()
+            .is_some_and(|mut state| state.shed(now, WorkerBusy::streak()))
     }
 
     /// Records one input's admission-to-outcome time.
     pub fn observe(&self, latency: Duration) {
-        if !self.enabled {
-            return;
-        }
         let now = self.now();
-        self.lock().observe(latency, now);
+        if let Some(mut state) = self.lock() {
+            state.observe(latency, now);
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ShedState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Whether it sheds at all (has a target).
+    pub fn is_enabled(&self) -> bool {
+        self.state.is_some()
+    }
+
+    fn lock(&self) -> Option<MutexGuard<'_, ShedState>> {
+        self.state.as_ref().map(|state| {
+            state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
     }
 }
 
@@ -249,6 +257,14 @@ impl WorkerBusy {
     /// The calling thread wakes up.
     pub fn unparked() {
         BUSY_SINCE.with(|b| b.set(Some(Instant::now())));
+    }
+
+    /// Has `builder`'s runtime report its thread's pauses here (for a runtime that serves
+    /// connections).
+    pub fn track(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+        builder
+            .on_thread_park(Self::parked)
+            .on_thread_unpark(Self::unparked)
     }
 
     /// How long the calling thread has run since it woke (zero on an untracked thread).
@@ -282,6 +298,9 @@ impl InputTiming {
 
     /// Input `seq` was admitted to be stored.
     pub fn admitted(&self, seq: u64) {
+        if !self.shedder.is_enabled() {
+            return;
+        }
         let now = self.shedder.now();
         let mut pending = self.lock();
         if pending.len() == MAX_PENDING {
@@ -293,6 +312,9 @@ impl InputTiming {
     /// The outcome of input `seq` was handed to a subscription of the player: every pending
     /// input up to it is done, and `seq` itself gives a sample.
     pub fn applied(&self, seq: u64) {
+        if !self.shedder.is_enabled() {
+            return;
+        }
         let now = self.shedder.now();
         let mut sample = None;
         {
