@@ -20,6 +20,7 @@ use rustls::pki_types::CertificateDer;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
 use sekai_layer::kv::{Database, RangeOption, Transaction};
 use sekai_layer::world::audit;
+use sekai_layer::world::direct::DirectInputs;
 use sekai_layer::world::nodes::{run_heartbeat, Roles};
 use sekai_layer::world::processor::ProcessorStats;
 use sekai_layer::world::query::{entities_in_area, frames};
@@ -232,11 +233,11 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(ProcessorStats::default());
     let roles = args.roles;
-    let processors = if roles.processor {
+    let (processors, direct) = if roles.processor {
         start_node(&db, &keys, &shape, roles, &stop, &stats, |_| {})
     } else {
         let beat = run_heartbeat(db.clone(), keys.clone(), node_holder(), roles, stop.clone());
-        vec![tokio::spawn(beat)]
+        (vec![tokio::spawn(beat)], DirectInputs::default())
     };
     if !roles.edge {
         println!("processor node running (no edge); Ctrl-C stops and hands its regions over");
@@ -249,6 +250,7 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
     }
     let mut config = EdgeConfig::new(args.listen, TokenKey::new(args.secret.into_bytes()));
     config.workers = args.workers;
+    config.direct = direct;
     config.spawn = spawn_near_resources(&shape, &resources);
     config.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.region_cache_bytes = args.cache_mb << 20;

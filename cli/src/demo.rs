@@ -181,7 +181,8 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
             }
         }
     };
-    let processors = start_processors(&db, &keys, &shape, &stop, &processor_stats, on_frame);
+    let (processors, direct) =
+        start_processors(&db, &keys, &shape, &stop, &processor_stats, on_frame);
 
     let tokens = TokenKey::new(rand::random::<[u8; 32]>().to_vec());
     let mut edge_config = EdgeConfig::new(
@@ -189,6 +190,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         tokens.clone(),
     );
     edge_config.workers = config.edge_workers.max(1);
+    edge_config.direct = direct;
     edge_config.spawn = spawn_near_resources(&shape, &resources);
     let edge = EdgeServer::start(db.clone(), keys.clone(), edge_config)
         .await

@@ -128,7 +128,7 @@ pub async fn frames(
                 let mut hot = HotRegion::new(region);
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ i as u64);
                 let mut new_id = move || EntityId::from_u128(rng.gen());
-                while run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats)
+                while run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats, &[])
                     .await?
                     .is_ok()
                 {}

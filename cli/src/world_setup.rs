@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::kv::Database;
 use sekai_layer::world::assign::{run_node, NodeSpec};
+use sekai_layer::world::direct::DirectInputs;
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::model::{Entity, Vec3};
 use sekai_layer::world::nodes::Roles;
@@ -105,6 +106,8 @@ pub fn spawn_near_resources(
 /// Starts this process's processor node on the current runtime: it announces itself, takes its
 /// fair share of the world's regions (all of them when it is alone) and runs one processor per
 /// held region, until `stop` is set; then it hands its regions over (`assign::run_node`).
+/// Returns its task and where this process's edge hands inputs to its processors
+/// (`EdgeConfig::direct`).
 pub fn start_processors<D: Database>(
     db: &D,
     keys: &WorldKeys,
@@ -112,7 +115,7 @@ pub fn start_processors<D: Database>(
     stop: &Arc<AtomicBool>,
     stats: &Arc<ProcessorStats>,
     on_frame: impl Fn(&CommittedFrame) + Send + Sync + Clone + 'static,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> (Vec<tokio::task::JoinHandle<()>>, DirectInputs) {
     start_node(db, keys, shape, Roles::BOTH, stop, stats, on_frame)
 }
 
@@ -125,20 +128,23 @@ pub fn start_node<D: Database>(
     stop: &Arc<AtomicBool>,
     stats: &Arc<ProcessorStats>,
     on_frame: impl Fn(&CommittedFrame) + Send + Sync + Clone + 'static,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> (Vec<tokio::task::JoinHandle<()>>, DirectInputs) {
+    let direct = DirectInputs::default();
     let spec = NodeSpec {
         holder: node_holder(),
         roles,
         regions: shape.regions(),
+        direct: direct.clone(),
     };
-    vec![tokio::spawn(run_node(
+    let task = tokio::spawn(run_node(
         db.clone(),
         keys.clone(),
         spec,
         stop.clone(),
         stats.clone(),
         on_frame,
-    ))]
+    ));
+    (vec![task], direct)
 }
 
 /// A fresh lease-holder id for this process: from the OS's randomness, never from the world's

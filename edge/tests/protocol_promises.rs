@@ -79,7 +79,7 @@ async fn acked_inputs_are_never_dropped_by_a_relogin() {
             assert_eq!(second.next_seq(), 4);
             second.send(move_to(12.0)).await.expect("seq 4 acked");
 
-            start_processor(&world.db, &world.keys, &world.stop);
+            start_processor(&world.db, &world.keys, &world.stop, &world.direct);
             let view = second
                 .subscribe(area(), |_, _| {})
                 .await

@@ -42,6 +42,7 @@ fn start(db: &EmbeddedDatabase, keys: &WorldKeys, holder: u128, regions: &[Regio
         holder,
         roles: Roles::BOTH,
         regions: regions.to_vec(),
+        direct: Default::default(),
     };
     let task = runtime.spawn(run_node(
         db.clone(),

@@ -33,7 +33,7 @@ async fn drain(db: &EmbeddedDatabase, keys: &WorldKeys, p: &mut Processor) -> us
     let mut new_id = || EntityId::from_u128(rng.gen());
     let mut committed = 0;
     loop {
-        match run_frame(db, keys, &p.lease, &mut p.hot, &mut new_id, &stats).await {
+        match run_frame(db, keys, &p.lease, &mut p.hot, &mut new_id, &stats, &[]).await {
             Ok(Ok(_)) => committed += 1,
             Ok(Err(_idle)) => return committed,
             Err(error) => panic!("frame failed: {error}"),

@@ -30,9 +30,9 @@ use sekai_edge::fanout::{read_region, FanoutConfig};
 use sekai_edge::server::t1_region;
 use sekai_edge::session::AvatarLocation;
 use sekai_layer::kv::{run, Database, FdbResult, Transaction};
+use sekai_layer::world::direct::{self, DirectInputs, Stored};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
-use sekai_layer::world::inbox::submit_batch;
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::query::entities_in_area;
 use sekai_layer::world::store::region_head;
@@ -55,19 +55,21 @@ pub fn snapshot_cursor(read_version: i64) -> [u8; 10] {
     stamp
 }
 
-/// T1 as the edge ships it: the region from the session's [`AvatarLocation`] (the shipped
-/// `t1_region`: the last known region, re-read when proven stale), then the shipped batch
-/// append (`inbox::submit_batch`, here a batch of one). A wrong guess is forwarded by the
-/// frame of the region it reached.
+/// Storing an input as the edge ships it: the region from the session's [`AvatarLocation`] (the
+/// shipped `t1_region`: the last known region, re-read when proven stale), then the shipped
+/// store (`direct::store`, here a batch of one): to the region's processor when `direct` serves
+/// it, else (or when that processor drops it) the batch append of T1. A wrong guess is forwarded
+/// by the frame of the region it reached.
 pub async fn route_and_submit<D: Database>(
     db: &D,
     keys: &WorldKeys,
     location: &AvatarLocation,
+    direct: &DirectInputs,
     input: &Input,
-) -> Result<RegionId, WorldError> {
+) -> Result<(RegionId, Stored), WorldError> {
     let region = t1_region(db, keys, location).await;
-    submit_batch(db, keys, &[(region, input.clone())]).await?;
-    Ok(region)
+    let stored = direct::store(db, keys, direct, region, vec![input.clone()]).await?;
+    Ok((region, stored))
 }
 
 /// The entities in `area` and the cursor after them.

@@ -58,11 +58,15 @@ pub enum FaultKind {
     NodeJoin,
     /// A processor node left gracefully (released its leases, left the node list).
     NodeLeave,
+    /// An input stored by the frame of a processor beside its edge (`world::direct`), not T1.
+    StoredDirectly,
+    /// An input handed to a processor beside its edge that dropped it: stored with T1 instead.
+    DirectDropped,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 23] = [
+    pub const ALL: [FaultKind; 25] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -86,6 +90,8 @@ impl FaultKind {
         FaultKind::NodeCrash,
         FaultKind::NodeJoin,
         FaultKind::NodeLeave,
+        FaultKind::StoredDirectly,
+        FaultKind::DirectDropped,
     ];
 
     /// The name used in reports.
@@ -114,6 +120,8 @@ impl FaultKind {
             FaultKind::NodeCrash => "processor node crash",
             FaultKind::NodeJoin => "processor node join",
             FaultKind::NodeLeave => "processor node leave (graceful)",
+            FaultKind::StoredDirectly => "input stored directly (T1 in the frame)",
+            FaultKind::DirectDropped => "direct input dropped, stored by T1",
         }
     }
 }

@@ -274,7 +274,7 @@ impl SekaiWorkload {
         p.lease = Some(lease);
         let mut new_id = || EntityId::from_u128(self.rng.gen());
         let stats = ProcessorStats::default();
-        match run_frame(db, keys, &lease, &mut p.hot, &mut new_id, &stats).await {
+        match run_frame(db, keys, &lease, &mut p.hot, &mut new_id, &stats, &[]).await {
             Ok(Ok(_)) => self.frames += 1,
             Ok(Err(_idle)) => {}
             Err(WorldError::LeaseLost(_)) => {

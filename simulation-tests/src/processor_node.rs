@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::world::assign::ASSIGN_EVERY;
+use sekai_layer::world::direct::{DirectInputs, DirectReceiver};
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::lease::Lease;
 use sekai_layer::world::processor::IDLE_RENEW;
@@ -68,6 +69,9 @@ pub struct RegionProc {
     pub busy: bool,
     /// True once the plan stops it: no new frame starts.
     pub stopping: bool,
+    /// Its end of the direct inputs of the edge beside the node (`None` while a frame task owns
+    /// it); dropped with the region (a crash, a release), which sends their senders to T1.
+    pub direct: Option<DirectReceiver>,
 }
 
 /// One processor node.
@@ -92,6 +96,8 @@ pub struct ProcessorNode {
     pub stalled_until: u64,
     /// Seeds of the id generators of the regions it takes.
     seeds: ChaCha8Rng,
+    /// Where the edge beside this node (in the same process) hands inputs to its processors.
+    pub direct: DirectInputs,
 }
 
 /// The idle renewal period in µs.
@@ -105,8 +111,9 @@ pub fn assign_every_us() -> u64 {
 }
 
 impl RegionProc {
-    /// A region just taken under `lease`, with ids from `seed`.
-    fn new(region: RegionId, lease: Lease, seed: u64, now: u64) -> Self {
+    /// A region just taken under `lease`, with ids from `seed`, taking direct inputs from
+    /// `direct`.
+    fn new(region: RegionId, lease: Lease, seed: u64, now: u64, direct: DirectReceiver) -> Self {
         Self {
             lease,
             renew_at: now + idle_renew_us(),
@@ -116,7 +123,17 @@ impl RegionProc {
             watch: None,
             busy: false,
             stopping: false,
+            direct: Some(direct),
         }
+    }
+
+    /// True when a frame should start: woken, direct inputs wait, or the renewal is due.
+    pub fn due(&self, now: u64) -> bool {
+        let direct = self
+            .direct
+            .as_ref()
+            .is_some_and(DirectReceiver::has_waiting);
+        !self.busy && !self.stopping && (self.wake || direct || now >= self.renew_at)
     }
 }
 
@@ -134,6 +151,7 @@ impl ProcessorNode {
             leaving: false,
             stalled_until: 0,
             seeds: ChaCha8Rng::seed_from_u64(0),
+            direct: DirectInputs::default(),
         };
         node.restart(rng, now);
         if let Some(until) = join_at {
@@ -178,8 +196,9 @@ impl ProcessorNode {
     /// Starts processing `region` under `lease`.
     pub fn take(&mut self, region: RegionId, lease: Lease, now: u64) {
         let seed = self.seeds.gen();
+        let direct = self.direct.register(region);
         self.regions
-            .insert(region, RegionProc::new(region, lease, seed, now));
+            .insert(region, RegionProc::new(region, lease, seed, now, direct));
     }
 
     /// Begins a graceful leave: stop every region, release them all, then leave.

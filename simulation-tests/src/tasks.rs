@@ -15,12 +15,13 @@ use sekai_edge::fanout::core::FanoutCore;
 use sekai_edge::server::{ensure_avatar, LoginState};
 use sekai_edge::session::AvatarLocation;
 use sekai_layer::world::assign::{survey, View};
+use sekai_layer::world::direct::{DirectInputs, DirectReceiver, Stored};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::lease::{acquire, release, Lease};
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::nodes::{leave, Roles};
-use sekai_layer::world::processor::{run_frame, CommittedFrame, ProcessorStats};
+use sekai_layer::world::processor::{run_direct_frame, CommittedFrame, ProcessorStats};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
 use crate::edge_ops::{catch_up, route_and_submit, snapshot_cached, CatchUp, EdgeCache, Watch};
@@ -57,12 +58,15 @@ pub enum TaskOutput {
     Released(RegionId, Result<bool, WorldError>),
     /// The node left the node list.
     Left(Result<(), WorldError>),
-    /// A frame (committed, or idle with a watch), with the node's hot state and ids back.
+    /// A frame (committed, or idle with a watch), with the node's hot state, ids and direct
+    /// inputs' receiver back.
     Frame {
         /// The hot tier.
         hot: Box<HotRegion>,
         /// The id generator.
         ids: Box<ChaCha8Rng>,
+        /// The region's direct inputs.
+        direct: Box<DirectReceiver>,
         /// What `run_frame` returned.
         result: Result<Result<CommittedFrame, Watch>, WorldError>,
     },
@@ -70,8 +74,8 @@ pub enum TaskOutput {
     Stored {
         /// The input.
         input: Input,
-        /// The inbox region, once durable.
-        result: Result<RegionId, WorldError>,
+        /// The region it was stored for, and how, once durable.
+        result: Result<(RegionId, Stored), WorldError>,
     },
     /// A login: the player's durable record.
     LoggedIn(Result<LoginState, WorldError>),
@@ -136,39 +140,49 @@ impl Task {
         })
     }
 
-    /// Node `node` runs one frame of `region` under `lease`.
+    /// Node `node` runs one frame of `region` under `lease`, with the direct inputs waiting.
     pub fn frame(
         db: Db,
         keys: WorldKeys,
         (node, region): (usize, RegionId),
         lease: Lease,
-        mut hot: HotRegion,
-        mut ids: ChaCha8Rng,
+        (mut hot, mut ids, mut direct): (HotRegion, ChaCha8Rng, DirectReceiver),
     ) -> Self {
         Self::new(Owner::Proc { node, region }, async move {
             let stats = ProcessorStats::default();
             let result = {
                 let mut new_id = || EntityId::from_u128(ids.gen());
-                run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats).await
+                run_direct_frame(
+                    &db,
+                    &keys,
+                    &lease,
+                    &mut hot,
+                    &mut new_id,
+                    &stats,
+                    &mut direct,
+                )
+                .await
             };
             TaskOutput::Frame {
                 hot: Box::new(hot),
                 ids: Box::new(ids),
+                direct: Box::new(direct),
                 result,
             }
         })
     }
 
-    /// T1 of `input`, routed by the session's avatar location.
+    /// Stores `input`, routed by the session's avatar location: directly when `direct` serves
+    /// its region, else with T1.
     pub fn store(
         db: Db,
         keys: WorldKeys,
         owner: Owner,
-        location: Arc<AvatarLocation>,
+        (location, direct): (Arc<AvatarLocation>, DirectInputs),
         input: Input,
     ) -> Self {
         Self::new(owner, async move {
-            let result = route_and_submit(&db, &keys, &location, &input).await;
+            let result = route_and_submit(&db, &keys, &location, &direct, &input).await;
             TaskOutput::Stored { input, result }
         })
     }

@@ -28,13 +28,14 @@ pub enum Event {
         /// True for a resend or a duplicate.
         resend: bool,
     },
-    /// An edge's T1 committed an input into a region's inbox.
+    /// An edge stored an input durably: its T1 committed it into a region's inbox, or the frame
+    /// of the region's processor beside it took it directly.
     InputStored {
         /// The player.
         player: PlayerId,
         /// The seq.
         seq: u64,
-        /// The inbox's region.
+        /// The region it was stored for.
         region: RegionId,
     },
     /// A client received the acknowledgement of an input.

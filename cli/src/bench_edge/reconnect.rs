@@ -81,7 +81,7 @@ pub async fn bench_reconnect(args: BenchReconnectArgs) -> Result<(), String> {
     };
     let resources = load_world(&db, &keys, &shape).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let processors = start_processors(
+    let (processors, direct) = start_processors(
         &db,
         &keys,
         &shape,
@@ -97,6 +97,7 @@ pub async fn bench_reconnect(args: BenchReconnectArgs) -> Result<(), String> {
         tokens.clone(),
     );
     config.workers = 1;
+    config.direct = direct;
     config.spawn = spawn_near_resources(&shape, &resources);
     let edge = EdgeServer::start(db.clone(), keys.clone(), config)
         .await

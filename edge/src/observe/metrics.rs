@@ -20,6 +20,8 @@ pub const T1_COMMITS: &str = "sekai_edge_t1_commits_total";
 /// Inputs stored by T1.
 pub const T1_INPUTS: &str = "sekai_edge_t1_inputs_total";
 /// T1 batches that failed.
+pub const DIRECT_INPUTS: &str = "sekai_edge_direct_inputs_total";
+/// Metric name (see the description registered in [`describe`]).
 pub const T1_FAILURES: &str = "sekai_edge_t1_failures_total";
 /// Latency of one T1 batch, from the start of its transaction to its commit, seconds.
 pub const T1_SECONDS: &str = "sekai_edge_t1_seconds";
@@ -67,7 +69,14 @@ pub fn describe() {
     describe_counter!(INPUTS_ACKED, "Inputs acknowledged as durable");
     describe_counter!(T1_COMMITS, "T1 transactions (input batches) committed");
     describe_counter!(T1_INPUTS, "Inputs stored by T1");
-    describe_counter!(T1_FAILURES, "T1 batches that failed");
+    describe_counter!(
+        T1_FAILURES,
+        "Input stores (T1 batches or direct) that failed"
+    );
+    describe_counter!(
+        DIRECT_INPUTS,
+        "Inputs stored directly by the frame of a processor in this process (no T1)"
+    );
     describe_histogram!(
         T1_SECONDS,
         Unit::Seconds,

@@ -1,7 +1,9 @@
 //! T1 for a whole edge: the inputs of all sessions gathered into one transaction per commit.
 //!
 //! Sessions hand admitted inputs to an [`InputBatcher`]; its task takes everything queued,
-//! commits it in one T1 (`inbox::submit_batch`), and answers each input. While a batch commits,
+//! commits it in one T1 (`inbox::submit_batch`), and answers each input. Inputs of a region
+//! whose processor runs in this process go to that processor instead (`world::direct`): its
+//! next frame stores and applies them in one commit, so they skip the inbox and the T1 commit. While a batch commits,
 //! the next one may start with the inputs of other sessions (at most [`MAX_IN_FLIGHT`] batches
 //! at once), so an input of a session with nothing in flight that arrives during a commit waits
 //! for the next commit group, not for the running commit to finish first (a session's own later
@@ -18,7 +20,11 @@
 //!   may join another batch, and that session's inputs still queued are answered with the error
 //!   instead of being stored: a later seq of a player is never durable while an earlier one is
 //!   not (no gap can open behind an ack);
-//! - a batch holds at most [`MAX_BATCH`] inputs (far below FDB's 10 MB transaction limit).
+//! - a batch holds at most [`MAX_BATCH`] inputs (far below FDB's 10 MB transaction limit);
+//! - a batch splits into stores that succeed or fail on their own (one per region served
+//!   directly, one T1 for the rest), but never within a session: a session's inputs go directly
+//!   only when all of its inputs in the batch name the same directly served region, so each
+//!   session's inputs in a batch become durable together or not at all.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +33,7 @@ use std::sync::Arc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use metrics::{counter, histogram};
 use sekai_layer::kv::{Database, FdbError};
+use sekai_layer::world::direct::{self, DirectInputs, Stored};
 use sekai_layer::world::inbox;
 use sekai_layer::world::model::Input;
 use sekai_schema::{RegionId, WorldKeys};
@@ -126,15 +133,23 @@ pub struct InputBatcher {
 pub struct BatchStats {
     /// T1 transactions committed.
     pub commits: std::sync::atomic::AtomicU64,
-    /// Inputs stored.
+    /// Inputs stored (by T1 or directly).
     pub inputs: std::sync::atomic::AtomicU64,
+    /// Inputs stored directly, by the frame of a processor of this process that applied them.
+    pub direct: std::sync::atomic::AtomicU64,
 }
 
 impl InputBatcher {
-    /// Starts the T1 task on the current tokio runtime.
-    pub fn start<D: Database>(db: D, keys: WorldKeys, stats: Arc<BatchStats>) -> Self {
+    /// Starts the T1 task on the current tokio runtime; inputs of the regions `direct` serves
+    /// go to their processors.
+    pub fn start<D: Database>(
+        db: D,
+        keys: WorldKeys,
+        direct: DirectInputs,
+        stats: Arc<BatchStats>,
+    ) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, keys, rx, stats));
+        tokio::spawn(run(db, keys, direct, rx, stats));
         Self { queue }
     }
 
@@ -167,6 +182,7 @@ impl InputBatcher {
 async fn run<D: Database>(
     db: D,
     keys: WorldKeys,
+    direct: DirectInputs,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     stats: Arc<BatchStats>,
 ) {
@@ -180,7 +196,7 @@ async fn run<D: Database>(
             if batch.is_empty() {
                 break;
             }
-            in_flight.push(commit(&db, &keys, batch, &stats));
+            in_flight.push(commit(&db, &keys, &direct, batch, &stats));
         }
         if !open && in_flight.is_empty() {
             return; // Nothing in flight, so nothing waits: `next_batch` took it all.
@@ -245,42 +261,98 @@ impl Pipeline {
     }
 }
 
-/// Commits `batch` in one T1 and answers each input; gives back the batch's sessions (a failed
-/// batch marked them broken first).
+/// Stores `batch` (one T1, and one direct store per region served directly) and answers each
+/// input; gives back the batch's sessions (a failed store marked its sessions broken first).
 async fn commit<D: Database>(
     db: &D,
     keys: &WorldKeys,
+    direct: &DirectInputs,
     batch: Vec<Queued>,
     stats: &BatchStats,
 ) -> Vec<usize> {
     let sessions = batch.iter().map(|q| session_id(&q.session)).collect();
-    let inputs: Vec<(RegionId, Input)> =
-        batch.iter().map(|q| (q.region, q.input.clone())).collect();
+    let stores = route(batch, direct)
+        .into_iter()
+        .map(|(region, group)| store_group(db, keys, direct, region, group, stats));
+    futures::future::join_all(stores).await;
+    sessions
+}
+
+/// Splits a batch by where it is stored: `Some(region)` for the inputs of sessions that go to
+/// `region`'s processor directly (every input of the session in the batch names that region, and
+/// `direct` serves it), `None` for the rest (one T1).
+fn route(batch: Vec<Queued>, direct: &DirectInputs) -> Vec<(Option<RegionId>, Vec<Queued>)> {
+    let mut session_route: std::collections::HashMap<usize, Option<RegionId>> =
+        std::collections::HashMap::new();
+    for queued in &batch {
+        let region = queued.region;
+        session_route
+            .entry(session_id(&queued.session))
+            .and_modify(|route| *route = route.filter(|r| *r == region))
+            .or_insert_with(|| direct.serves(region).then_some(region));
+    }
+    let mut groups: std::collections::BTreeMap<Option<RegionId>, Vec<Queued>> =
+        std::collections::BTreeMap::new();
+    for queued in batch {
+        let route = session_route[&session_id(&queued.session)];
+        groups.entry(route).or_default().push(queued);
+    }
+    groups.into_iter().collect()
+}
+
+/// Stores one group of [`route`] and answers its inputs.
+async fn store_group<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    direct: &DirectInputs,
+    region: Option<RegionId>,
+    group: Vec<Queued>,
+    stats: &BatchStats,
+) {
     let started = std::time::Instant::now();
-    match inbox::submit_batch(db, keys, &inputs).await {
-        Ok(()) => {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats
-                .inputs
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            counter!(names::T1_COMMITS).increment(1);
-            counter!(names::T1_INPUTS).increment(batch.len() as u64);
-            histogram!(names::T1_SECONDS).record(started.elapsed().as_secs_f64());
-            histogram!(names::T1_BATCH_INPUTS).record(batch.len() as f64);
-            for queued in batch {
+    let stored = match region {
+        Some(region) => {
+            let inputs = group.iter().map(|q| q.input.clone()).collect();
+            direct::store(db, keys, direct, region, inputs).await
+        }
+        None => {
+            let inputs: Vec<(RegionId, Input)> =
+                group.iter().map(|q| (q.region, q.input.clone())).collect();
+            inbox::submit_batch(db, keys, &inputs)
+                .await
+                .map(|()| Stored::Inbox)
+        }
+    };
+    match stored {
+        Ok(how) => {
+            let count = group.len() as u64;
+            stats.inputs.fetch_add(count, Ordering::Relaxed);
+            match how {
+                Stored::Directly => {
+                    stats.direct.fetch_add(count, Ordering::Relaxed);
+                    counter!(names::DIRECT_INPUTS).increment(count);
+                }
+                Stored::Inbox | Stored::Dropped => {
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    counter!(names::T1_COMMITS).increment(1);
+                    counter!(names::T1_INPUTS).increment(count);
+                    histogram!(names::T1_SECONDS).record(started.elapsed().as_secs_f64());
+                    histogram!(names::T1_BATCH_INPUTS).record(count as f64);
+                }
+            }
+            for queued in group {
                 let _ = queued.reply.send(Ok(()));
             }
         }
         Err(error) => {
-            tracing::error!(%error, inputs = batch.len(), "T1 batch failed");
+            tracing::error!(%error, inputs = group.len(), "storing inputs failed");
             counter!(names::T1_FAILURES).increment(1);
-            for queued in batch {
+            for queued in group {
                 queued.session.set_broken();
                 let _ = queued.reply.send(Err(StoreError::Database(error)));
             }
         }
     }
-    sessions
 }
 
 #[cfg(test)]

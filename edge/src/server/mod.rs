@@ -30,6 +30,7 @@ use capnp_rpc::rpc_twoparty_capnp::Side;
 use capnp_rpc::{twoparty, RpcSystem};
 use rustls::pki_types::CertificateDer;
 use sekai_layer::kv::Database;
+use sekai_layer::world::direct::DirectInputs;
 use sekai_schema::edge_capnp::gateway;
 use sekai_schema::{PlayerId, Vec3, WorldKeys};
 use tokio::sync::mpsc;
@@ -118,6 +119,10 @@ pub struct EdgeConfig {
     pub region_cache_bytes: u64,
     /// Where new avatars appear.
     pub spawn: SpawnFn,
+    /// The processors of this process that take inputs directly (`world::direct`): the inputs
+    /// of their regions skip the inbox and are stored by the frame that applies them. Empty by
+    /// default: every input goes through T1.
+    pub direct: DirectInputs,
 }
 
 impl EdgeConfig {
@@ -134,6 +139,7 @@ impl EdgeConfig {
             fanout: FanoutConfig::default(),
             region_cache_bytes: DEFAULT_REGION_CACHE_BYTES,
             spawn: Arc::new(move |_| Vec3::new(x as f32, 0.0, z as f32)),
+            direct: DirectInputs::default(),
         }
     }
 }
@@ -223,7 +229,12 @@ impl EdgeServer {
         };
         tokio::spawn(fanout.clone().run(db.clone(), keys.clone(), config.fanout));
         let input_stats = Arc::new(BatchStats::default());
-        let inputs = InputBatcher::start(db.clone(), keys.clone(), input_stats.clone());
+        let inputs = InputBatcher::start(
+            db.clone(),
+            keys.clone(),
+            config.direct.clone(),
+            input_stats.clone(),
+        );
         let ctx = Arc::new(EdgeContext {
             db,
             keys,

@@ -15,6 +15,7 @@ use sekai_edge::server::{EdgeConfig, EdgeServer};
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
+use sekai_layer::world::direct::DirectInputs;
 use sekai_layer::world::model::{Entity, EntityKind, Inventory, ItemKind};
 use sekai_layer::world::processor::{run_processor, ProcessorStats};
 use sekai_layer::world::write;
@@ -29,6 +30,8 @@ pub struct World {
     pub edge: EdgeServer,
     pub tokens: TokenKey,
     pub stop: Arc<AtomicBool>,
+    /// Where the edge hands inputs to the processor of region (0, 0) once it runs.
+    pub direct: DirectInputs,
 }
 
 /// An engine with one tree at (11, 11), the processor of region (0, 0) when `processor`, and
@@ -51,8 +54,9 @@ pub async fn world_with(processor: bool, adjust: impl FnOnce(&mut EdgeConfig)) -
     };
     write::create_entity(&db, &keys, &tree).await.expect("tree");
     let stop = Arc::new(AtomicBool::new(false));
+    let direct = DirectInputs::default();
     if processor {
-        start_processor(&db, &keys, &stop);
+        start_processor(&db, &keys, &stop, &direct);
     }
     let tokens = TokenKey::new(b"edge-test-secret".to_vec());
     let mut config = EdgeConfig::new("127.0.0.1:0".parse().unwrap(), tokens.clone());
@@ -61,6 +65,7 @@ pub async fn world_with(processor: bool, adjust: impl FnOnce(&mut EdgeConfig)) -
     // A debug build on a busy test machine is slow enough to look overloaded: tests that expect
     // every input taken must not see it shed (`load_shedding.rs` turns it on).
     config.limits.shed.target = None;
+    config.direct = direct.clone();
     adjust(&mut config);
     let edge = EdgeServer::start(db.clone(), keys.clone(), config)
         .await
@@ -71,11 +76,18 @@ pub async fn world_with(processor: bool, adjust: impl FnOnce(&mut EdgeConfig)) -
         edge,
         tokens,
         stop,
+        direct,
     }
 }
 
-/// Starts the processor of region (0, 0) until `stop` is set.
-pub fn start_processor(db: &EmbeddedDatabase, keys: &WorldKeys, stop: &Arc<AtomicBool>) {
+/// Starts the processor of region (0, 0) until `stop` is set, taking the inputs the edge hands
+/// it through `direct`.
+pub fn start_processor(
+    db: &EmbeddedDatabase,
+    keys: &WorldKeys,
+    stop: &Arc<AtomicBool>,
+    direct: &DirectInputs,
+) {
     tokio::spawn(run_processor(
         db.clone(),
         keys.clone(),
@@ -83,6 +95,7 @@ pub fn start_processor(db: &EmbeddedDatabase, keys: &WorldKeys, stop: &Arc<Atomi
         1,
         stop.clone(),
         Arc::new(ProcessorStats::default()),
+        direct.clone(),
         |_| {},
     ));
 }

@@ -11,7 +11,8 @@
 //! - groups start at least `interval` apart: a commit that arrives sooner waits for the next
 //!   group (and an idle committer starts a group at once), so fsyncs stay at most one per
 //!   `interval` however many commits arrive;
-//! - a reply of success is sent only after the group is fsynced and published;
+//! - a reply of success is sent only after the group is fsynced and published; the group's
+//!   watches fire after its replies (as FDB's fire after the commit);
 //! - if the store fails, the group is answered `commit_unknown_result` and every later commit
 //!   `operation_failed`: nothing is acknowledged that may not be on disk;
 //! - every key in the committer's `counters` (keys that atomic operations touched lately) holds
@@ -173,6 +174,7 @@ impl Committer {
             }
             outcomes.push((request.reply, outcome));
         }
+        let mut changes = BTreeMap::new();
         if accepted > 0 {
             if let Err(error) = self.write_durably(&overlay, version) {
                 tracing::error!(%error, "store write failed; the engine refuses further commits");
@@ -184,9 +186,9 @@ impl Committer {
                 return;
             }
             let touched = std::mem::take(&mut overlay.atomic_keys);
-            let changes = overlay.changes;
+            changes = overlay.changes;
             remember_counters(&mut counters, touched, &changes);
-            self.publish(version, changes);
+            self.publish(version, &changes);
             self.shared.stats.record_group(u64::from(accepted));
             crate::telemetry::group_written(u64::from(accepted));
         } else {
@@ -198,6 +200,10 @@ impl Committer {
         for (reply, outcome) in outcomes {
             let _ = reply.send(outcome);
         }
+        // After the replies, as FDB's watches fire after the commit: the tasks that committed
+        // run before those that watched (a processor answers its direct inputs before the
+        // fan-out pushes the delta that shows them applied).
+        self.fire_watches(&changes);
     }
 
     /// Checks `request` against the history and applies it to `overlay`; its mutations and
@@ -246,16 +252,23 @@ impl Committer {
         batch.commit()
     }
 
-    fn publish(&self, version: u64, changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-        self.shared.recent.record(version, &changes);
+    fn publish(&self, version: u64, changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        self.shared.recent.record(version, changes);
         self.shared.publish(Some(ReadView {
             version,
             snapshot: self.db.snapshot(),
         }));
+    }
+
+    /// Fires the watches of the keys a published group changed.
+    fn fire_watches(&self, changes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        if changes.is_empty() {
+            return;
+        }
         let Ok(mut watches) = self.shared.watches.lock() else {
             return;
         };
-        for (key, value) in &changes {
+        for (key, value) in changes {
             if watches.is_watched(key) {
                 watches.changed(key, value.as_deref(), || self.shared.watch_delay());
             }

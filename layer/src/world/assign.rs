@@ -28,6 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_schema::{EntityId, RegionId, WorldKeys};
 
+use super::direct::DirectInputs;
 use super::error::WorldError;
 use super::lease::{self, Lease, NO_HOLDER};
 use super::nodes::{self, Roles};
@@ -185,6 +186,9 @@ pub struct NodeSpec {
     pub roles: Roles,
     /// The world's regions.
     pub regions: Vec<RegionId>,
+    /// Where the edges of this process hand inputs to its processors (`direct`); an empty
+    /// registry nobody sends to when the process runs no edge.
+    pub direct: DirectInputs,
 }
 
 /// One held region: its stop flag and its task.
@@ -209,6 +213,7 @@ pub async fn run_node<D: Database>(
         holder,
         roles,
         regions,
+        direct,
     } = spec;
     let mut held: BTreeMap<RegionId, Held> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
@@ -225,7 +230,7 @@ pub async fn run_node<D: Database>(
                 for region in plan.acquire {
                     match lease::acquire(&db, &keys, region, holder).await {
                         Ok(Some(lease)) => {
-                            let h = start(&db, &keys, region, lease, &stats, &on_frame);
+                            let h = start(&db, &keys, (region, lease), &direct, &stats, &on_frame);
                             held.insert(region, h);
                         }
                         Ok(None) => {}
@@ -252,17 +257,18 @@ pub async fn run_node<D: Database>(
 fn start<D: Database>(
     db: &D,
     keys: &WorldKeys,
-    region: RegionId,
-    lease: Lease,
+    (region, lease): (RegionId, Lease),
+    direct: &DirectInputs,
     stats: &Arc<ProcessorStats>,
     on_frame: &(impl Fn(&CommittedFrame) + Send + Sync + Clone + 'static),
 ) -> Held {
     let stop = Arc::new(AtomicBool::new(false));
-    let (db, keys, flag, stats, on_frame) = (
+    let (db, keys, flag, stats, direct, on_frame) = (
         db.clone(),
         keys.clone(),
         stop.clone(),
         stats.clone(),
+        direct.clone(),
         on_frame.clone(),
     );
     let task = tokio::spawn(async move {
@@ -277,6 +283,7 @@ fn start<D: Database>(
             lease,
             &flag,
             &stats,
+            &direct,
             &mut new_id,
             &on_frame,
         )

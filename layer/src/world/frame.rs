@@ -16,6 +16,11 @@
 //!   other player's inputs are read and applied;
 //! - an input whose player's avatar is in another region (the client routed it before the
 //!   avatar crossed) is forwarded to that region's inbox, keeping its seq, instead of rejected;
+//! - direct inputs (`direct`) are stored by the frame as T1 would have stored them: every one
+//!   raises its player's durable record, and those the triage does not apply now (behind a gap,
+//!   past the frame's most) are appended to the region's inbox, so a committed frame leaves each
+//!   of them applied or durable in the inbox, never neither; a direct input and an inbox entry
+//!   of the same (player, seq) apply once;
 //! - the inbox is read at snapshot, so T1 appends never conflict with T2 (a serializable read
 //!   would: FDB's versionstamped-key write range covers the log's tail); the lease read and
 //!   rewrite serializes the frames of a region, so no two frames consume the same entry;
@@ -183,12 +188,16 @@ pub enum FrameStep {
 }
 
 /// Runs one T2 attempt in `trx` (the caller commits). `new_id` makes ids for built entities.
+/// `direct` are inputs handed over by an edge of this process (`direct`): the frame stores them
+/// as T1 would (raising each player's durable record; appending to the inbox those it does not
+/// apply now) and applies them with the inbox's.
 pub async fn process_frame<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     lease: &Lease,
     hot: &mut HotRegion,
     new_id: &mut impl FnMut() -> EntityId,
+    direct: &[Input],
 ) -> Result<FrameStep, WorldError> {
     let region = hot.state.region;
     let checked = lease::check(trx, keys, region, lease.holder, lease.epoch).await?;
@@ -220,13 +229,22 @@ pub async fn process_frame<T: Transaction>(
             }
         }
     }
-    let triage = triage(trx, keys, &hot.waiting).await?;
+    let triage = triage(trx, keys, &hot.waiting, direct).await?;
     for key in &triage.consumed {
         trx.clear(key);
         hot.waiting.remove(key);
     }
-    // More work without a new input: the scan stopped at its limit, or the frame took its most.
-    let more_to_do = more_to_read || triage.apply.len() == MAX_APPLIED_PER_FRAME;
+    for input in direct {
+        inbox::raise_durable(trx, keys, input);
+    }
+    for (user_version, input) in triage.deferred.iter().enumerate() {
+        let user_version = u16::try_from(user_version).unwrap_or(u16::MAX);
+        inbox::append_input(trx, keys, region, input, user_version);
+    }
+    // More work without a new input: the scan stopped at its limit, the frame took its most, or
+    // it appended direct inputs to the inbox (the next frame reads them).
+    let more_to_do =
+        more_to_read || triage.apply.len() == MAX_APPLIED_PER_FRAME || !triage.deferred.is_empty();
     let mut inputs = triage.apply;
     if !inputs.is_empty() {
         ensure_hot(trx, keys, hot).await?;
@@ -416,29 +434,43 @@ async fn avatar_region<T: Transaction>(
         .map(|(region, _)| region))
 }
 
-/// What a frame does with the pending inbox entries.
+/// What a frame does with the pending inbox entries and direct inputs.
 struct Triage {
     /// Inputs to apply now: for each player, the consecutive run after its applied seq.
     apply: Vec<Input>,
-    /// Entries to clear: the inputs applied now and duplicates of applied ones.
+    /// Inbox entries to clear: the inputs applied now and duplicates of applied ones.
     consumed: Vec<Vec<u8>>,
+    /// Direct inputs not applied now (behind a gap, or past the frame's most): they go to the
+    /// inbox, as T1 would have put them.
+    deferred: Vec<Input>,
 }
 
-/// Sorts the pending entries: each player's inputs apply strictly in seq order, one seq after
+/// A pending input: an inbox entry (its key) or a direct input (`None`).
+type Pending<'a> = (Option<&'a Vec<u8>>, &'a Input);
+
+/// Sorts the pending inputs: each player's inputs apply strictly in seq order, one seq after
 /// another (`applied + 1`, `applied + 2`, …); an input behind a gap stays in the inbox until
 /// the missing one arrives (a client resends it), so no acknowledged input is ever skipped.
 /// At most [`MAX_APPLIED_PER_FRAME`] inputs apply, taken round-robin over the players (each
 /// player's first pending input, then each one's second, …) so no player starves another; the
-/// rest wait for the next frame.
+/// rest wait for the next frame. A direct input and an inbox entry of the same (player, seq)
+/// count once (the inbox entry applies).
 async fn triage<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     pending: &BTreeMap<Vec<u8>, Input>,
+    direct: &[Input],
 ) -> Result<Triage, WorldError> {
-    let mut sorted: Vec<(&Vec<u8>, &Input)> = pending.iter().collect();
+    let mut sorted: Vec<Pending<'_>> = pending
+        .iter()
+        .map(|(key, input)| (Some(key), input))
+        .chain(direct.iter().map(|input| (None, input)))
+        .collect();
+    // Stable: an inbox entry stays before a direct input of the same (player, seq).
     sorted.sort_by_key(|(_, input)| (input.player, input.seq));
     let mut consumed = Vec::new();
-    let mut runs: BTreeMap<PlayerId, Vec<(&Vec<u8>, &Input)>> = BTreeMap::new();
+    let mut deferred = Vec::new();
+    let mut runs: BTreeMap<PlayerId, Vec<Pending<'_>>> = BTreeMap::new();
     let mut next: BTreeMap<PlayerId, u64> = BTreeMap::new();
     for (key, input) in sorted {
         let expected = match next.get(&input.player) {
@@ -447,29 +479,41 @@ async fn triage<T: Transaction>(
         };
         next.insert(input.player, expected);
         if input.seq < expected {
-            consumed.push(key.clone());
+            consumed.extend(key.cloned());
         } else if input.seq == expected {
             next.insert(input.player, expected + 1);
             runs.entry(input.player).or_default().push((key, input));
+        } else if key.is_none() {
+            deferred.push(input.clone());
         }
     }
+    let mut runs: Vec<(Vec<Pending<'_>>, usize)> = runs.into_values().map(|run| (run, 0)).collect();
     let mut apply = Vec::new();
-    for round in 0.. {
+    'rounds: loop {
         let before = apply.len();
-        for run in runs.values() {
+        for (run, taken) in &mut runs {
             if apply.len() == MAX_APPLIED_PER_FRAME {
-                break;
+                break 'rounds;
             }
-            if let Some((key, input)) = run.get(round) {
-                consumed.push((*key).clone());
+            if let Some((key, input)) = run.get(*taken) {
+                consumed.extend(key.cloned());
                 apply.push((*input).clone());
+                *taken += 1;
             }
         }
-        if apply.len() == before || apply.len() == MAX_APPLIED_PER_FRAME {
+        if apply.len() == before {
             break;
         }
     }
-    Ok(Triage { apply, consumed })
+    for (run, taken) in &runs {
+        let left = run[*taken..].iter().filter(|(key, _)| key.is_none());
+        deferred.extend(left.map(|(_, input)| (*input).clone()));
+    }
+    Ok(Triage {
+        apply,
+        consumed,
+        deferred,
+    })
 }
 
 /// The last seq applied for `player` (0 if none).

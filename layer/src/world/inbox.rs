@@ -74,6 +74,19 @@ pub fn submit_input<T: Transaction>(
     input: &Input,
     user_version: u16,
 ) {
+    append_input(trx, keys, region, input, user_version);
+    raise_durable(trx, keys, input);
+}
+
+/// Appends `input` to `region`'s inbox and bumps the region's inbox signal (the half of
+/// [`submit_input`] that leaves the durable record alone).
+pub fn append_input<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    region: RegionId,
+    input: &Input,
+    user_version: u16,
+) {
     trx.atomic_op(
         &keys.inbox_versionstamped(region, user_version),
         &encode_input(input),
@@ -84,6 +97,10 @@ pub fn submit_input<T: Transaction>(
         &1u64.to_le_bytes(),
         MutationType::Add,
     );
+}
+
+/// Raises the player's durable record to `input` (atomic MAX: never lowers it).
+pub fn raise_durable<T: Transaction>(trx: &T, keys: &WorldKeys, input: &Input) {
     let durable = DurableSeq {
         seq: input.seq,
         digest: action_digest(&input.action),

@@ -4,6 +4,7 @@
 //!   encoding (the `sekai-model` crate, re-exported);
 //! - [`rules`]: the game rules as pure functions (state and inputs in, changes and outcomes out);
 //! - [`inbox`]: T1, appending an input under a versionstamp without reads;
+//! - [`direct`]: T1 fused into T2 when an edge shares a process with the region's processor;
 //! - [`frame`]/[`processor`]: T2, one region frame in one transaction, and the task that runs it;
 //! - [`lease`]: one live processor per region;
 //! - [`nodes`]/[`assign`]: node heartbeats, and regions spread over the live processor nodes;
@@ -18,6 +19,7 @@ pub use sekai_model::{codec, model};
 
 pub mod assign;
 pub mod audit;
+pub mod direct;
 pub mod error;
 pub mod frame;
 pub mod generate;

@@ -23,10 +23,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_schema::{EntityId, RegionId, WorldKeys};
 
+use super::direct::{DirectInputs, DirectReceiver};
 use super::error::WorldError;
 use super::frame::{process_frame, FrameStep, HotRegion};
 use super::lease::{self, Lease};
-use super::model::{Delta, FrameRecord};
+use super::model::{Delta, FrameRecord, Input};
 use super::trim::FrameTrimmer;
 use crate::kv::{Database, Transaction};
 use crate::telemetry;
@@ -85,8 +86,9 @@ impl std::fmt::Debug for CommittedFrame {
     }
 }
 
-/// Runs one frame to commit (retrying retryable errors); `None` means the inbox was empty and
-/// the returned watch fires when it may not be.
+/// Runs one frame to commit (retrying retryable errors), storing and applying `direct` inputs
+/// with the inbox's (see `frame::process_frame`); `Err(watch)` means the frame applied nothing
+/// and the watch fires when the inbox may have inputs.
 pub async fn run_frame<D: Database>(
     db: &D,
     keys: &WorldKeys,
@@ -94,13 +96,14 @@ pub async fn run_frame<D: Database>(
     hot: &mut HotRegion,
     new_id: &mut impl FnMut() -> EntityId,
     stats: &ProcessorStats,
+    direct: &[Input],
 ) -> Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError> {
     let trx = db.create_trx()?;
     loop {
         let attempt_started = Instant::now();
         let point = hot.scan_point();
         let stamp = trx.get_versionstamp();
-        let error = match process_frame(&trx, keys, lease, hot, new_id).await {
+        let error = match process_frame(&trx, keys, lease, hot, new_id, direct).await {
             Ok(step) => match trx.commit().await {
                 Ok(()) => {
                     return Ok(match step {
@@ -145,7 +148,30 @@ pub async fn run_frame<D: Database>(
     }
 }
 
-/// Runs the processor of `region` as `holder` until `stop` is set.
+/// [`run_frame`] with the direct inputs waiting in `direct`: takes them, and once the frame
+/// committed tells their senders they are durable; after a failure it gives them up (their
+/// senders store them with T1).
+pub async fn run_direct_frame<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    lease: &Lease,
+    hot: &mut HotRegion,
+    new_id: &mut impl FnMut() -> EntityId,
+    stats: &ProcessorStats,
+    direct: &mut DirectReceiver,
+) -> Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError> {
+    direct.take();
+    let frame = run_frame(db, keys, lease, hot, new_id, stats, &direct.inputs()).await;
+    match &frame {
+        Ok(_) => direct.stored(),
+        Err(_) => direct.drop_taken(),
+    }
+    frame
+}
+
+/// Runs the processor of `region` as `holder` until `stop` is set, taking direct inputs of this
+/// process's edges through `direct` while it holds the lease.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_processor<D: Database>(
     db: D,
     keys: WorldKeys,
@@ -153,6 +179,7 @@ pub async fn run_processor<D: Database>(
     holder: u128,
     stop: Arc<AtomicBool>,
     stats: Arc<ProcessorStats>,
+    direct: DirectInputs,
     on_frame: impl Fn(&CommittedFrame) + Send,
 ) {
     let mut rng = ChaCha8Rng::seed_from_u64((holder as u64) ^ holder.rotate_right(64) as u64);
@@ -177,6 +204,7 @@ pub async fn run_processor<D: Database>(
             lease,
             &stop,
             &stats,
+            &direct,
             &mut new_id,
             &on_frame,
         )
@@ -185,7 +213,10 @@ pub async fn run_processor<D: Database>(
 }
 
 /// Processes `region` under `lease` until `stop` is set or the lease is lost (or a frame fails
-/// for a reason retrying cannot fix); the caller decides whether to take the lease again.
+/// for a reason retrying cannot fix); the caller decides whether to take the lease again. Each
+/// frame also takes the inputs this process's edges handed over through `direct` (registered
+/// while the lease is held; inputs taken by a frame that did not commit go back to their
+/// senders, who store them with T1).
 #[allow(clippy::too_many_arguments)]
 pub async fn hold_region<D: Database>(
     db: &D,
@@ -194,14 +225,17 @@ pub async fn hold_region<D: Database>(
     lease: Lease,
     stop: &AtomicBool,
     stats: &ProcessorStats,
+    direct: &DirectInputs,
     new_id: &mut impl FnMut() -> EntityId,
     on_frame: &impl Fn(&CommittedFrame),
 ) {
     tracing::info!(%region, epoch = lease.epoch, "processor holds the lease");
     let mut hot = HotRegion::new(region);
     let mut trimmer = FrameTrimmer::new(FRAMES_KEEP, TRIM_PAGE, TRIM_STEPS);
+    let mut direct = direct.register(region);
     while !stop.load(Ordering::Relaxed) {
-        let next = match run_frame(db, keys, &lease, &mut hot, new_id, stats).await {
+        let frame = run_direct_frame(db, keys, &lease, &mut hot, new_id, stats, &mut direct).await;
+        let next = match frame {
             Ok(Ok(frame)) => {
                 on_frame(&frame);
                 if frame.record.frame.is_multiple_of(TRIM_EVERY_FRAMES) {
@@ -224,6 +258,9 @@ pub async fn hold_region<D: Database>(
                 return;
             }
         };
-        let _ = tokio::time::timeout(IDLE_RENEW, next).await;
+        tokio::select! {
+            _ = tokio::time::timeout(IDLE_RENEW, next) => {}
+            () = direct.arrived() => {}
+        }
     }
 }

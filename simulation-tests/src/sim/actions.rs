@@ -175,7 +175,7 @@ impl Simulation {
                 continue;
             }
             for (region, p) in &node.regions {
-                if !p.busy && !p.stopping && (p.wake || self.now >= p.renew_at) {
+                if p.due(self.now) {
                     ready.push(Action::Region(i, *region));
                 }
             }
@@ -275,14 +275,21 @@ impl Simulation {
         let Some(p) = self.nodes[i].regions.get_mut(&region) else {
             return;
         };
-        let (Some(hot), Some(ids)) = (p.hot.take(), p.ids.take()) else {
+        let (Some(hot), Some(ids), Some(direct)) = (p.hot.take(), p.ids.take(), p.direct.take())
+        else {
             return;
         };
         p.busy = true;
         p.watch = None;
         p.wake = false;
         p.renew_at = now + idle_renew_us();
-        let task = Task::frame(db, self.keys.clone(), (i, region), p.lease, hot, ids);
+        let task = Task::frame(
+            db,
+            self.keys.clone(),
+            (i, region),
+            p.lease,
+            (hot, ids, direct),
+        );
         self.tasks.push(task);
     }
 
@@ -469,7 +476,10 @@ impl Simulation {
             session: s,
         };
         let location = session.location.clone();
-        let task = Task::store(db, self.keys.clone(), owner, location, input);
+        // The edge shares a process with one processor node: inputs of that node's regions go
+        // to its processors directly (`world::direct`), the rest through T1.
+        let direct = self.nodes[e % self.nodes.len()].direct.clone();
+        let task = Task::store(db, self.keys.clone(), owner, (location, direct), input);
         self.tasks.push(task);
     }
 

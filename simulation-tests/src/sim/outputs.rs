@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use rand::Rng;
 use sekai_layer::world::assign::plan;
+use sekai_layer::world::direct::Stored;
 use sekai_layer::world::error::WorldError;
 use sekai_schema::RegionId;
 
@@ -116,7 +117,13 @@ impl Simulation {
     }
 
     fn finish_proc(&mut self, i: usize, region: RegionId, output: TaskOutput) {
-        let TaskOutput::Frame { hot, ids, result } = output else {
+        let TaskOutput::Frame {
+            hot,
+            ids,
+            direct,
+            result,
+        } = output
+        else {
             return;
         };
         let Some(p) = self.nodes[i].regions.get_mut(&region) else {
@@ -125,6 +132,7 @@ impl Simulation {
         p.busy = false;
         p.ids = Some(*ids);
         p.hot = Some(*hot);
+        p.direct = Some(*direct);
         match result {
             Ok(Ok(frame)) => {
                 // Like `hold_region`: the next frame waits on the watch the frame armed (ready
@@ -162,9 +170,14 @@ impl Simulation {
     fn finish_session(&mut self, e: usize, s: u64, output: TaskOutput) {
         if let TaskOutput::Stored {
             input,
-            result: Ok(region),
+            result: Ok((region, stored)),
         } = &output
         {
+            match stored {
+                Stored::Directly => self.tally.add(FaultKind::StoredDirectly, 1),
+                Stored::Dropped => self.tally.add(FaultKind::DirectDropped, 1),
+                Stored::Inbox => {}
+            }
             self.record(Event::InputStored {
                 player: input.player,
                 seq: input.seq,

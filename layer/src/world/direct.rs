@@ -1,0 +1,211 @@
+//! Direct inputs: T1 and T2 in one transaction when an edge shares a process with the region's
+//! processor.
+//!
+//! An edge whose process holds a region's lease hands that region's inputs straight to its
+//! processor ([`store`]) instead of appending them to the inbox. The processor's next frame takes
+//! them ([`DirectReceiver::take`]) and, in its own transaction, raises each player's durable
+//! record, applies those it can and appends the rest to the inbox: exactly what T1 would have
+//! stored, followed by T2, so one commit (not two, one after the other) makes them durable and
+//! applied, and no inbox entry is written and cleared for them.
+//!
+//! Invariants:
+//! - a batch is answered only after the frame transaction that took it committed (an ack still
+//!   means durable); one frame takes a batch whole, so its inputs become durable together, like
+//!   the inputs of one T1;
+//! - a batch whose answer is dropped (its processor stopped, lost the lease or failed first, or
+//!   its frame ended without knowing whether it committed) may or may not be stored, and
+//!   [`store`] stores it again with T1: harmless either way, since T2 applies each (player, seq)
+//!   at most once and the durable record only ever rises (atomic MAX);
+//! - a process has at most one receiver per region: registering replaces the previous one (the
+//!   newer lease holder wins), and a receiver unregisters only itself when dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sekai_schema::{RegionId, WorldKeys};
+use tokio::sync::{mpsc, oneshot};
+
+use super::inbox;
+use super::model::Input;
+use crate::kv::{Database, FdbError};
+
+/// The most inputs one frame takes from its direct receiver (it always takes at least one whole
+/// batch, and appends what it cannot apply to the inbox).
+pub const MAX_DIRECT_PER_FRAME: usize = super::frame::MAX_APPLIED_PER_FRAME;
+
+/// Inputs handed to a processor in one piece, and how to tell the sender they are durable.
+#[derive(Debug)]
+pub struct DirectBatch {
+    inputs: Vec<Input>,
+    stored: oneshot::Sender<()>,
+}
+
+/// The registered senders by region, each with its registration's number, and the next number.
+#[derive(Debug, Default)]
+struct Senders {
+    regions: HashMap<RegionId, (u64, mpsc::UnboundedSender<DirectBatch>)>,
+    next_id: u64,
+}
+
+/// The processors of this process that take direct inputs, by region (cheap to clone; every
+/// clone is the same registry). An empty registry sends everything through T1.
+#[derive(Clone, Debug, Default)]
+pub struct DirectInputs {
+    regions: Arc<Mutex<Senders>>,
+}
+
+impl DirectInputs {
+    /// Registers the processor of `region` (replacing any other of this process).
+    pub fn register(&self, region: RegionId) -> DirectReceiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut senders = self.lock();
+        let id = senders.next_id;
+        senders.next_id += 1;
+        senders.regions.insert(region, (id, tx));
+        DirectReceiver {
+            registry: self.clone(),
+            region,
+            id,
+            rx,
+            taken: Vec::new(),
+        }
+    }
+
+    /// Whether a processor of this process takes `region`'s inputs now.
+    pub fn serves(&self, region: RegionId) -> bool {
+        self.lock().regions.contains_key(&region)
+    }
+
+    /// Hands `inputs` to `region`'s processor, giving the answer to wait for; gives the inputs
+    /// back when this process has none (or it just stopped).
+    fn send(
+        &self,
+        region: RegionId,
+        inputs: Vec<Input>,
+    ) -> Result<oneshot::Receiver<()>, Vec<Input>> {
+        let (stored, answer) = oneshot::channel();
+        let batch = DirectBatch { inputs, stored };
+        match self.lock().regions.get(&region) {
+            Some((_, tx)) => match tx.send(batch) {
+                Ok(()) => Ok(answer),
+                Err(returned) => Err(returned.0.inputs),
+            },
+            None => Err(batch.inputs),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Senders> {
+        self.regions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How [`store`] stored inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// By the frame of the region's processor in this process, which also applied them (or put
+    /// them in the inbox to wait).
+    Directly,
+    /// By a T1, in the region's inbox: this process has no processor of the region.
+    Inbox,
+    /// By a T1, in the region's inbox, after the processor they were handed to dropped them.
+    Dropped,
+}
+
+/// Stores `inputs` (all for `region`) durably: through `region`'s processor when this process
+/// holds it, else (or when the processor dropped them) with one T1. Returns once they are
+/// durable.
+pub async fn store<D: Database>(
+    db: &D,
+    keys: &WorldKeys,
+    direct: &DirectInputs,
+    region: RegionId,
+    inputs: Vec<Input>,
+) -> Result<Stored, FdbError> {
+    let (inputs, how) = match direct.send(region, inputs.clone()) {
+        Ok(answer) => match answer.await {
+            Ok(()) => return Ok(Stored::Directly),
+            Err(_) => (inputs, Stored::Dropped),
+        },
+        Err(inputs) => (inputs, Stored::Inbox),
+    };
+    let batch: Vec<(RegionId, Input)> = inputs.into_iter().map(|i| (region, i)).collect();
+    inbox::submit_batch(db, keys, &batch).await?;
+    Ok(how)
+}
+
+/// A processor's end of its region's direct inputs: the batches it took for the next frame.
+#[derive(Debug)]
+pub struct DirectReceiver {
+    registry: DirectInputs,
+    region: RegionId,
+    id: u64,
+    rx: mpsc::UnboundedReceiver<DirectBatch>,
+    taken: Vec<DirectBatch>,
+}
+
+impl DirectReceiver {
+    /// Takes the batches waiting, whole, while the frame holds fewer than
+    /// [`MAX_DIRECT_PER_FRAME`] inputs.
+    pub fn take(&mut self) {
+        while self.taken_len() < MAX_DIRECT_PER_FRAME {
+            match self.rx.try_recv() {
+                Ok(batch) => self.taken.push(batch),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Waits for a batch (taking it) when none is taken; pending forever when the registry
+    /// replaced this receiver and nothing is queued.
+    pub async fn arrived(&mut self) {
+        if !self.taken.is_empty() {
+            return;
+        }
+        match self.rx.recv().await {
+            Some(batch) => self.taken.push(batch),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether batches wait (taken or not): the processor should run a frame.
+    pub fn has_waiting(&self) -> bool {
+        !self.taken.is_empty() || !self.rx.is_empty()
+    }
+
+    /// The inputs taken, in the order they arrived.
+    pub fn inputs(&self) -> Vec<Input> {
+        self.taken
+            .iter()
+            .flat_map(|b| b.inputs.iter().cloned())
+            .collect()
+    }
+
+    /// The frame that took the inputs committed: tells every sender they are durable.
+    pub fn stored(&mut self) {
+        for batch in self.taken.drain(..) {
+            let _ = batch.stored.send(());
+        }
+    }
+
+    /// Gives up the inputs taken: their senders store them with T1.
+    pub fn drop_taken(&mut self) {
+        self.taken.clear();
+    }
+
+    fn taken_len(&self) -> usize {
+        self.taken.iter().map(|b| b.inputs.len()).sum()
+    }
+}
+
+impl Drop for DirectReceiver {
+    fn drop(&mut self) {
+        let mut senders = self.registry.lock();
+        if senders
+            .regions
+            .get(&self.region)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
+            senders.regions.remove(&self.region);
+        }
+    }
+}
