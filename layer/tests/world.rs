@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions, FaultConfig};
 use sekai_layer::kv::{run, Database, RangeOption, Transaction};
-use sekai_layer::world::frame::HotRegion;
+use sekai_layer::world::frame::{HotRegion, MAX_APPLIED_PER_FRAME};
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
 use sekai_layer::world::lease;
@@ -449,6 +449,56 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
     let counts = db.fault_counts();
     println!("{counts:?}");
     assert!(counts.unknown_applied > 0 && counts.unknown_not_applied > 0);
+}
+
+/// More direct inputs than a frame applies: the rest go to the inbox and the next frames apply
+/// them, in order, once each (some of them also came through the inbox).
+#[tokio::test]
+async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    place_avatar(&db, &keys, 1, Vec3::new(10.0, 0.0, 10.0)).await;
+    let count = MAX_APPLIED_PER_FRAME as u64 + 44;
+    let inputs: Vec<Input> = (1..=count)
+        .map(|seq| Input {
+            player: 1,
+            seq,
+            action: Action::Idle,
+        })
+        .collect();
+    for input in inputs.iter().skip(250).step_by(7) {
+        inbox::submit(&db, &keys, region, input).await.unwrap();
+    }
+    let lease = lease::acquire(&db, &keys, region, 3)
+        .await
+        .unwrap()
+        .expect("lease free");
+    let mut hot = HotRegion::new(region);
+    let mut new_id = || EntityId::from_u128(7);
+    let stats = ProcessorStats::default();
+    let first = run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats, &inputs)
+        .await
+        .unwrap()
+        .ok()
+        .expect("the first frame applies");
+    assert_eq!(first.record.inputs.len(), MAX_APPLIED_PER_FRAME);
+    drain_with(&db, &keys, region, 3, &mut hot).await;
+    let trx = db.create_trx().unwrap();
+    let records = frames(&trx, &keys, region, 1, 100).await.unwrap();
+    let applied: Vec<u64> = records
+        .iter()
+        .flat_map(|r| r.inputs.iter().map(|(_, seq)| *seq))
+        .collect();
+    assert_eq!(applied, (1..=count).collect::<Vec<_>>());
+    let durable = inbox::durable_seq(&trx, &keys, 1, true).await.unwrap();
+    assert_eq!(durable.seq, count);
+    let (begin, end) = keys.inbox_range(region);
+    let left = trx
+        .get_range(&RangeOption::new(begin, end), false)
+        .await
+        .unwrap();
+    assert!(left.kvs.is_empty(), "the inbox is drained");
 }
 
 #[tokio::test]

@@ -19,9 +19,9 @@ pub const INPUTS_ACKED: &str = "sekai_edge_inputs_acked_total";
 pub const T1_COMMITS: &str = "sekai_edge_t1_commits_total";
 /// Inputs stored by T1.
 pub const T1_INPUTS: &str = "sekai_edge_t1_inputs_total";
-/// T1 batches that failed.
+/// Inputs stored directly, by the frame of a processor in this process (no T1).
 pub const DIRECT_INPUTS: &str = "sekai_edge_direct_inputs_total";
-/// Metric name (see the description registered in [`describe`]).
+/// Input stores (T1 batches, or direct batches and their T1) that failed.
 pub const T1_FAILURES: &str = "sekai_edge_t1_failures_total";
 /// Latency of one T1 batch, from the start of its transaction to its commit, seconds.
 pub const T1_SECONDS: &str = "sekai_edge_t1_seconds";

@@ -12,8 +12,9 @@
 //! Invariants:
 //! - the first message is `opened(tag)`; answers follow in the order of the inputs, so each
 //!   answers the oldest unanswered inputs (the client needs no seq bookkeeping beyond a queue);
-//! - an input is accepted only once its T1 committed (the answer future resolves after the
-//!   batcher's commit), like `Avatar.send`'s acknowledgement;
+//! - an input is accepted only once it is durable (the answer future resolves after the
+//!   batcher's T1, or the frame that stored it directly, committed), like `Avatar.send`'s
+//!   acknowledgement;
 //! - the reader runs at most [`MAX_UNANSWERED`] inputs ahead of the writer (queued for it, not
 //!   counting those the writer is answering); past that it stops reading and QUIC's flow control
 //!   holds the client back, so a client cannot queue unbounded work;

@@ -6,8 +6,9 @@
 //!   inputs for its own avatar only (there is no player field to forge);
 //! - every refusal (bad token, bad area, bad seq, rate limit, malformed action) is an error
 //!   answer to that one call, logged with the player, and never touches other clients;
-//! - an avatar's inputs are admitted by its `InputGate` and queued to the edge's T1 batcher in
-//!   seq order (`turn`); each is acknowledged only once its batch committed;
+//! - an avatar's inputs are admitted by its `InputGate` and queued to the edge's batcher in seq
+//!   order (`turn`); each is acknowledged only once it is durable (its T1, or the frame that
+//!   stored it directly, committed);
 //! - what the edge can check alone (a malformed or unknown action, a position that is not finite
 //!   or outside the world, a seq out of order or reused) is refused in `Ack.error`, never acked;
 //! - dropping a [`Subscription`] (or the connection) ends it in the fan-out.
@@ -348,7 +349,7 @@ impl<D: Database> avatar::Server for Avatar<D> {
 pub enum Pending {
     /// Answered already (refused, or a durable seq acknowledged again).
     Answered(InputAnswer),
-    /// Queued for T1; accepted once its batch commits.
+    /// Queued to the batcher; accepted once it is durable (T1, or a frame storing it directly).
     Storing {
         /// The input's seq.
         seq: u64,
@@ -402,8 +403,9 @@ impl<D: Database> Avatar<D> {
         Pending::Answered(InputAnswer::Refused { seq, reason })
     }
 
-    /// Waits for `pending`'s T1 (settles are awaited in admission order) and answers it: a
-    /// failed T1 breaks the session and closes (the client must log in again and resend).
+    /// Waits for `pending`'s store (T1 or direct; settles are awaited in admission order) and
+    /// answers it: a failed store breaks the session and closes (the client must log in again
+    /// and resend).
     pub async fn settle(&self, pending: Pending) -> InputAnswer {
         let answer = match pending {
             Pending::Answered(answer) => answer,

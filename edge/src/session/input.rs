@@ -1,10 +1,11 @@
 //! The input side of a session: sequence numbers and the rate limit, without I/O.
 //!
 //! The server calls [`InputGate::admit_unless_shed`] for every `Avatar.send` and input-stream
-//! message (load shedding may refuse an input that would be stored), runs T1 when told to
-//! [`Admission::Store`], then reports [`InputGate::stored`] or [`InputGate::failed`]. Several
-//! admitted inputs of one session may be in flight at once (an edge commits many inputs in one
-//! T1); they are stored in admission order, all or none per batch.
+//! message (load shedding may refuse an input that would be stored), stores it (T1, or directly
+//! by the frame of a processor in the same process) when told to [`Admission::Store`], then
+//! reports [`InputGate::stored`] or [`InputGate::failed`]. Several admitted inputs of one
+//! session may be in flight at once (an edge stores many inputs per commit); they are stored in
+//! admission order, all or none per batch.
 //!
 //! The seq rule (docs/PROTOCOL.md, `specs/`: every acknowledged input is applied):
 //! - `durable` starts at the player's `durable/(player)` record read at login (the highest seq
@@ -208,7 +209,7 @@ impl InputGate {
         Ok(Admission::Store)
     }
 
-    /// T1 for every admitted seq up to `seq` committed.
+    /// Every admitted seq up to `seq` is durable (its T1, or the frame that stored it, committed).
     pub fn stored(&mut self, seq: u64) {
         debug_assert!(seq <= self.admitted, "stored a seq that was never admitted");
         self.durable = self.durable.max(seq);
@@ -218,7 +219,7 @@ impl InputGate {
         );
     }
 
-    /// T1 failed: the session refuses further inputs.
+    /// Storing failed: the session refuses further inputs.
     pub fn failed(&mut self) {
         self.broken = true;
     }

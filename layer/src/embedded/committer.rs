@@ -12,7 +12,7 @@
 //!   group (and an idle committer starts a group at once), so fsyncs stay at most one per
 //!   `interval` however many commits arrive;
 //! - a reply of success is sent only after the group is fsynced and published; the group's
-//!   watches fire after its replies (as FDB's fire after the commit);
+//!   watches fire after its replies (a tendency nothing may rely on: FDB promises no order);
 //! - if the store fails, the group is answered `commit_unknown_result` and every later commit
 //!   `operation_failed`: nothing is acknowledged that may not be on disk;
 //! - every key in the committer's `counters` (keys that atomic operations touched lately) holds
@@ -200,9 +200,10 @@ impl Committer {
         for (reply, outcome) in outcomes {
             let _ = reply.send(outcome);
         }
-        // After the replies, as FDB's watches fire after the commit: the tasks that committed
-        // run before those that watched (a processor answers its direct inputs before the
-        // fan-out pushes the delta that shows them applied).
+        // After the replies, so the tasks that committed usually run before those that watched
+        // (a processor answers its direct inputs before the fan-out pushes the delta that shows
+        // them applied). Only a tendency, for packet coalescing: FDB orders no commit's reply
+        // against other clients' watches, and nothing may depend on it.
         self.fire_watches(&changes);
     }
 

@@ -29,9 +29,20 @@ use super::inbox;
 use super::model::Input;
 use crate::kv::{Database, FdbError};
 
-/// The most inputs one frame takes from its direct receiver (it always takes at least one whole
-/// batch, and appends what it cannot apply to the inbox).
+/// A frame stops taking batches from its direct receiver once it holds this many inputs (it
+/// always takes at least one whole batch, and appends what it cannot apply to the inbox).
 pub const MAX_DIRECT_PER_FRAME: usize = super::frame::MAX_APPLIED_PER_FRAME;
+
+/// The most inputs [`store`] hands a processor in one batch (larger ones go through T1): with
+/// [`MAX_DIRECT_PER_FRAME`], the inputs one frame appends to the inbox stay far below the 65,536
+/// user versions of a versionstamp.
+pub const MAX_DIRECT_BATCH: usize = 2048;
+
+/// How long [`store`] waits for the processor's answer before storing the batch with T1 anyway
+/// (the processor may still store it: a duplicate, which T2 drops). A frame answers within
+/// milliseconds; this bounds what a stuck processor (retrying, paused after a failure) costs the
+/// sessions waiting on it.
+pub const DIRECT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Inputs handed to a processor in one piece, and how to tell the sender they are durable.
 #[derive(Debug)]
@@ -76,22 +87,14 @@ impl DirectInputs {
         self.lock().regions.contains_key(&region)
     }
 
-    /// Hands `inputs` to `region`'s processor, giving the answer to wait for; gives the inputs
-    /// back when this process has none (or it just stopped).
-    fn send(
-        &self,
-        region: RegionId,
-        inputs: Vec<Input>,
-    ) -> Result<oneshot::Receiver<()>, Vec<Input>> {
+    /// Hands `inputs` to `region`'s processor, giving the answer to wait for; `None` when this
+    /// process has none (or it just stopped), with nothing sent.
+    fn send(&self, region: RegionId, inputs: Vec<Input>) -> Option<oneshot::Receiver<()>> {
         let (stored, answer) = oneshot::channel();
-        let batch = DirectBatch { inputs, stored };
-        match self.lock().regions.get(&region) {
-            Some((_, tx)) => match tx.send(batch) {
-                Ok(()) => Ok(answer),
-                Err(returned) => Err(returned.0.inputs),
-            },
-            None => Err(batch.inputs),
-        }
+        let senders = self.lock();
+        let (_, tx) = senders.regions.get(&region)?;
+        tx.send(DirectBatch { inputs, stored }).ok()?;
+        Some(answer)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Senders> {
@@ -107,13 +110,15 @@ pub enum Stored {
     Directly,
     /// By a T1, in the region's inbox: this process has no processor of the region.
     Inbox,
-    /// By a T1, in the region's inbox, after the processor they were handed to dropped them.
+    /// By a T1, in the region's inbox, after the processor they were handed to dropped them
+    /// (or did not answer within [`DIRECT_WAIT`]).
     Dropped,
 }
 
 /// Stores `inputs` (all for `region`) durably: through `region`'s processor when this process
-/// holds it, else (or when the processor dropped them) with one T1. Returns once they are
-/// durable.
+/// holds it (and the batch holds at most [`MAX_DIRECT_BATCH`] inputs), else, or when the
+/// processor drops them or does not answer within [`DIRECT_WAIT`], with one T1. Returns once
+/// they are durable.
 pub async fn store<D: Database>(
     db: &D,
     keys: &WorldKeys,
@@ -121,12 +126,16 @@ pub async fn store<D: Database>(
     region: RegionId,
     inputs: Vec<Input>,
 ) -> Result<Stored, FdbError> {
-    let (inputs, how) = match direct.send(region, inputs.clone()) {
-        Ok(answer) => match answer.await {
-            Ok(()) => return Ok(Stored::Directly),
-            Err(_) => (inputs, Stored::Dropped),
+    let sent = match inputs.len() {
+        0..=MAX_DIRECT_BATCH => direct.send(region, inputs.clone()),
+        _ => None,
+    };
+    let how = match sent {
+        Some(answer) => match tokio::time::timeout(DIRECT_WAIT, answer).await {
+            Ok(Ok(())) => return Ok(Stored::Directly),
+            Ok(Err(_)) | Err(_) => Stored::Dropped,
         },
-        Err(inputs) => (inputs, Stored::Inbox),
+        None => Stored::Inbox,
     };
     let batch: Vec<(RegionId, Input)> = inputs.into_iter().map(|i| (region, i)).collect();
     inbox::submit_batch(db, keys, &batch).await?;

@@ -6,7 +6,8 @@
 //!   that every scan of the leases (`lease::snapshot_all`, each node's survey) walks through; it
 //!   reads the pending inputs, the region version and the last frame number serializably, so a
 //!   concurrent takeover, external write or second processor fails it with a conflict; an idle
-//!   frame that clears nothing and renews nothing is read-only and costs no fsync;
+//!   frame that clears nothing, renews nothing and stores no direct input is read-only and costs
+//!   no fsync;
 //! - each (player, seq) applies at most once: `applied/(player)` holds the player's last applied
 //!   seq, and inputs at or below it are dropped as duplicates (a T1 retried after
 //!   `commit_unknown_result`, or a client resend); a player's inputs apply strictly in seq
@@ -183,7 +184,8 @@ pub enum FrameStep {
         /// ready at once when the frame left inputs behind (its scan or apply limit).
         next: InboxWatch,
     },
-    /// The inbox was empty; the watch fires when it may not be.
+    /// No input applied (the inbox held none that could apply; direct inputs, if any, were
+    /// duplicates or appended to the inbox); the watch fires when it may have more.
     Idle(InboxWatch),
 }
 
@@ -237,6 +239,12 @@ pub async fn process_frame<T: Transaction>(
     for input in direct {
         inbox::raise_durable(trx, keys, input);
     }
+    // User versions: deferred inputs go to this region's inbox only, forwarded strays to other
+    // regions' inboxes only, deltas to the change log: no two versionstamped keys can meet.
+    debug_assert!(
+        triage.deferred.len() < usize::from(u16::MAX),
+        "deferred inputs fit the user versions (a frame takes at most one batch past its most)"
+    );
     for (user_version, input) in triage.deferred.iter().enumerate() {
         let user_version = u16::try_from(user_version).unwrap_or(u16::MAX);
         inbox::append_input(trx, keys, region, input, user_version);
@@ -294,9 +302,10 @@ pub async fn process_frame<T: Transaction>(
 
 /// What the processor waits on after this attempt: ready at once when `more_to_do` (the scan
 /// has not reached the inbox's end, or more inputs wait to apply), else a watch of the inbox
-/// signal armed in `trx`, which fires for any input appended after `trx`'s read version. The
-/// frame never writes its own region's signal (forwarded inputs go to other regions), so the
-/// watch compares against what T1 last wrote.
+/// signal armed in `trx`, which fires for any input appended after `trx`'s read version. A frame
+/// that writes its own region's signal (appending deferred direct inputs; forwarded inputs go to
+/// other regions) always has `more_to_do`, so an armed watch compares against what T1 last
+/// wrote.
 fn inbox_watch<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,

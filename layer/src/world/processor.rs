@@ -6,6 +6,9 @@
 //! - it sleeps on a watch created in the same transaction that last read the inbox (the frame
 //!   that applied inputs, or an idle one that saw it empty), so an input appended after that
 //!   read always wakes it; a frame that left inputs behind does not sleep;
+//! - it also wakes when this process's edge hands it direct inputs (`direct`): it answers them
+//!   only after the frame that took them committed, gives them back (their senders use T1)
+//!   after a frame fails, and unregisters before it pauses after a failure or stops;
 //! - a failed frame attempt discards the hot tier before retrying; nothing in the loop depends on
 //!   this task staying alive: another processor takes over after the lease expires;
 //! - every `TRIM_EVERY_FRAMES` frames it trims the change-log entries and frame records of
@@ -254,6 +257,8 @@ pub async fn hold_region<D: Database>(
             }
             Err(error) => {
                 tracing::error!(%region, %error, "frame failed");
+                // Unregistered first: the batches queued meanwhile go through T1 now.
+                drop(direct);
                 tokio::time::sleep(IDLE_RENEW).await;
                 return;
             }
