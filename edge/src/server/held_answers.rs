@@ -20,7 +20,8 @@
 //!   two never write at once;
 //! - an answer is held only while a streamed subscription of the player is open, and for at most
 //!   the hold (plus the timer's millisecond granularity): a subscription with nothing to push, or
-//!   whose stream is blocked, costs its player's answers that wait and nothing more;
+//!   whose stream is blocked, costs its player's answers that wait and nothing more; answers
+//!   whose inputs' outcomes a push already wrote are not held (nothing is left to ride with);
 //! - an error a push meets writing the answers is left for the writer to meet: the bytes stay
 //!   held.
 
@@ -42,12 +43,22 @@ pub struct HeldAnswers {
     carriers: Cell<usize>,
     /// Signalled when a push wrote what the input stream took of the held bytes.
     emptied: Notify,
+    /// The highest seq whose outcome a push of the player wrote: answers through it have
+    /// nothing left to ride with.
+    pushed_through: Cell<u64>,
 }
 
 impl HeldAnswers {
-    /// Whether answers should be held: a streamed subscription is open to carry them.
-    pub fn has_carrier(&self) -> bool {
-        self.carriers.get() > 0
+    /// Whether answers through `seq` should be held: a streamed subscription is open to carry
+    /// them, and has not already written the outcome of `seq` (an input stored directly is
+    /// answered by the commit that applied it, and its delta may leave first).
+    pub fn worth_holding(&self, seq: Option<u64>) -> bool {
+        self.carriers.get() > 0 && seq.is_none_or(|seq| seq > self.pushed_through.get())
+    }
+
+    /// A push wrote the outcomes through `seq`.
+    pub fn outcome_pushed(&self, seq: u64) {
+        self.pushed_through.set(self.pushed_through.get().max(seq));
     }
 
     /// Counts a push task as a carrier until the returned guard drops.

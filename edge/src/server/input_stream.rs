@@ -185,8 +185,15 @@ async fn write_answers(
         if let Some(at) = closed {
             ready.truncate(at + 1);
         }
+        let accepted_through = ready
+            .iter()
+            .filter_map(|a| match a {
+                InputAnswer::Accepted(seq) => Some(*seq),
+                _ => None,
+            })
+            .max();
         let mut bytes: Vec<u8> = coalesce(ready).iter().flat_map(encode_answer).collect();
-        if closed.is_none() && held.has_carrier() {
+        if closed.is_none() && held.worth_holding(accepted_through) {
             bytes = held.hold(bytes, limits.answer_hold).await;
         }
         if !bytes.is_empty() {

@@ -121,6 +121,21 @@ pub(crate) enum Next {
     One(Outbound),
 }
 
+impl Next {
+    /// The highest seq among the outcomes it carries (a subscriber keeps only its own player's).
+    pub(crate) fn last_outcome_seq(&self) -> Option<u64> {
+        let deltas: Vec<&sekai_layer::world::model::Delta> = match self {
+            Next::Deltas(deltas) => deltas.iter().map(|(_, delta)| delta).collect(),
+            Next::One(Outbound::Delta { delta, .. }) => vec![delta],
+            Next::One(_) => Vec::new(),
+        };
+        deltas
+            .iter()
+            .flat_map(|delta| delta.outcomes.iter().map(|o| o.seq))
+            .max()
+    }
+}
+
 /// One look at a subscription's outbox: with `batched`, the deltas at its front, else (or when
 /// none is at the front) its next message; `None` when it is empty.
 pub(crate) fn next_message(slot: &Slot, batched: bool) -> Option<Next> {

@@ -94,6 +94,9 @@ async fn drain(
         // The player's held input answers leave in the same packet as this message.
         held.carry();
         write(stream, encode_next(&next), stall_timeout).await?;
+        if let Some(seq) = next.last_outcome_seq() {
+            held.outcome_pushed(seq);
+        }
         if matches!(next, Next::One(Outbound::Reset { .. })) {
             return Ok(());
         }
