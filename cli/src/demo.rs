@@ -323,7 +323,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         .map_err(|_| "ack histogram poisoned".to_string())?
         .clone();
     let cdfs = vec![
-        Cdf::of("send -> ack (T1 + hold)", &acks),
+        Cdf::of("send -> ack (store + hold)", &acks),
         Cdf::of("send -> frame committed", &h.to_frame),
         Cdf::of("frame -> delta at client", &h.push),
         Cdf::of("input -> delta (total)", &h.total),
@@ -341,7 +341,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         processed_per_sec: (end.processed - base.processed) as f64 / elapsed,
         frames_per_sec: (end.frames - base.frames) as f64 / elapsed,
         stages: vec![
-            stage("send -> ack (T1 + hold)", &acks),
+            stage("send -> ack (store + hold)", &acks),
             stage("send -> frame committed", &h.to_frame),
             stage("frame -> delta at client", &h.push),
             stage("input -> delta (total)", &h.total),
