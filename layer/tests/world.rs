@@ -3,17 +3,20 @@
 //! against a brute-force scan.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions, FaultConfig};
 use sekai_layer::kv::{run, Database, RangeOption, Transaction};
+use sekai_layer::world::direct::{self, DirectInputs, Stored};
 use sekai_layer::world::frame::{HotRegion, MAX_APPLIED_PER_FRAME};
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
 use sekai_layer::world::lease;
 use sekai_layer::world::model::{Action, Change, Entity, EntityKind, Input, Inventory, Vec3};
-use sekai_layer::world::processor::{run_frame, ProcessorStats};
+use sekai_layer::world::processor::{hold_region, run_frame, ProcessorStats};
 use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_layer::world::store;
 use sekai_layer::world::write::write_entities;
@@ -499,6 +502,85 @@ async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
         .await
         .unwrap();
     assert!(left.kvs.is_empty(), "the inbox is drained");
+}
+
+/// A processor that loses its lease gives back the direct inputs it was handed: the edge stores
+/// them with T1, and the new holder applies them after the ones the old holder applied.
+#[tokio::test]
+async fn direct_inputs_reach_the_new_holder_after_a_takeover() {
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    place_avatar(&db, &keys, 1, Vec3::new(10.0, 0.0, 10.0)).await;
+    let input = |seq: u64| Input {
+        player: 1,
+        seq,
+        action: Action::Idle,
+    };
+    let direct = DirectInputs::default();
+    let first = lease::acquire(&db, &keys, region, 1)
+        .await
+        .unwrap()
+        .expect("lease free");
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (db, keys, direct, stop) = (db.clone(), keys.clone(), direct.clone(), stop.clone());
+        tokio::spawn(async move {
+            let stats = ProcessorStats::default();
+            let mut new_id = || EntityId::from_u128(11);
+            hold_region(
+                &db,
+                &keys,
+                region,
+                first,
+                &stop,
+                &stats,
+                &direct,
+                &mut new_id,
+                &|_| {},
+            )
+            .await;
+        })
+    };
+    while !direct.serves(region) {
+        tokio::task::yield_now().await;
+    }
+    for seq in 1..=3 {
+        let stored = direct::store(&db, &keys, &direct, region, vec![input(seq)]).await;
+        assert_eq!(stored.unwrap(), Stored::Directly, "seq {seq}");
+    }
+    // Expire the first holder's lease (as a stalled holder's would) and take it over.
+    run(&db, |trx, _| {
+        let keys = keys.clone();
+        async move {
+            let mut value = 1u128.to_be_bytes().to_vec();
+            value.extend_from_slice(&first.epoch.to_be_bytes());
+            value.extend_from_slice(&0i64.to_be_bytes());
+            trx.set(&keys.lease(region), &value);
+            Ok::<_, sekai_layer::kv::FdbError>(())
+        }
+    })
+    .await
+    .unwrap();
+    lease::acquire(&db, &keys, region, 2)
+        .await
+        .unwrap()
+        .expect("taken over");
+    // The old holder's next frame fails, so the batch comes back and goes through T1.
+    let stored = direct::store(&db, &keys, &direct, region, vec![input(4)]).await;
+    assert_eq!(stored.unwrap(), Stored::Dropped);
+    task.await.unwrap();
+    assert!(!direct.serves(region), "the old holder unregistered");
+    drain(&db, &keys, region, 2).await;
+    let trx = db.create_trx().unwrap();
+    let records = frames(&trx, &keys, region, 1, 100).await.unwrap();
+    let applied: Vec<u64> = records
+        .iter()
+        .flat_map(|r| r.inputs.iter().map(|(_, seq)| *seq))
+        .collect();
+    assert_eq!(applied, [1, 2, 3, 4]);
+    let durable = inbox::durable_seq(&trx, &keys, 1, true).await.unwrap();
+    assert_eq!(durable.seq, 4);
 }
 
 #[tokio::test]
