@@ -30,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use sekai_layer::fdb_backend::FdbDatabase;
 use sekai_layer::kv::{run, Database, FdbError, Transaction};
 use sekai_layer::world::assign::{plan, survey};
+use sekai_layer::world::direct::DirectInputs;
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::lease::{acquire, release, Lease};
@@ -205,13 +206,22 @@ impl SekaiWorkload {
         );
     }
 
-    /// A bot of this client sends its next input through the routed T1.
+    /// A bot of this client sends its next input through the routed T1 (the workload's edges
+    /// share no process with its processors: no direct inputs).
     async fn send(&mut self, db: &FdbDatabase, keys: &WorldKeys) -> Result<(), WorldError> {
         let c = self.rng.gen_range(0..self.clients.len());
         let client = &mut self.clients[c];
         let input = client.next_input(&mut self.rng, &self.world.resources);
         self.ledger.sent.insert(input.player, input.seq);
-        route_and_submit(db, keys, &self.sessions[c].location, &input).await?;
+        let no_processor_here = DirectInputs::default();
+        route_and_submit(
+            db,
+            keys,
+            &self.sessions[c].location,
+            &no_processor_here,
+            &input,
+        )
+        .await?;
         client.receive_ack(input.seq);
         self.ledger.acked.insert((input.player, input.seq));
         Ok(())
