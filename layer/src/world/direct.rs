@@ -15,7 +15,9 @@
 //! - a batch whose answer is dropped (its processor stopped, lost the lease or failed first, or
 //!   its frame ended without knowing whether it committed) may or may not be stored, and
 //!   [`store`] stores it again with T1: harmless either way, since T2 applies each (player, seq)
-//!   at most once and the durable record only ever rises (atomic MAX);
+//!   at most once and the durable record only ever rises (atomic MAX); so does a batch not
+//!   answered within [`DIRECT_WAIT`] (the processor may still store it later), which bounds how
+//!   long a stuck processor holds the sessions waiting on it;
 //! - a process has at most one receiver per region: registering replaces the previous one (the
 //!   newer lease holder wins), and a receiver unregisters only itself when dropped.
 
