@@ -79,6 +79,41 @@ async fn drain_with(
     }
 }
 
+/// Every seq the frames of `region` applied, by player, in frame order; asserts the frame
+/// numbers are contiguous.
+async fn applied_by_player(
+    db: &EmbeddedDatabase,
+    keys: &WorldKeys,
+    region: RegionId,
+) -> BTreeMap<u64, Vec<u64>> {
+    let trx = db.create_trx().unwrap();
+    let records = frames(&trx, keys, region, 1, 1_000).await.unwrap();
+    let numbers: Vec<u64> = records.iter().map(|r| r.frame).collect();
+    assert_eq!(
+        numbers,
+        (1..=numbers.len() as u64).collect::<Vec<_>>(),
+        "frames contiguous"
+    );
+    let mut applied: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for record in &records {
+        for (player, seq) in &record.inputs {
+            applied.entry(*player).or_default().push(*seq);
+        }
+    }
+    applied
+}
+
+/// Asserts that `region`'s inbox holds no entry.
+async fn assert_inbox_drained(db: &EmbeddedDatabase, keys: &WorldKeys, region: RegionId) {
+    let trx = db.create_trx().unwrap();
+    let (begin, end) = keys.inbox_range(region);
+    let left = trx
+        .get_range(&RangeOption::new(begin, end), false)
+        .await
+        .unwrap();
+    assert!(left.kvs.is_empty(), "the inbox is drained");
+}
+
 #[tokio::test]
 async fn inputs_apply_exactly_once_in_order_under_faults() {
     let seed = 4242;
@@ -118,20 +153,7 @@ async fn inputs_apply_exactly_once_in_order_under_faults() {
             drain(&db, &keys, region, 7).await;
         }
     }
-    let trx = db.create_trx().unwrap();
-    let records = frames(&trx, &keys, region, 1, 1_000).await.unwrap();
-    let numbers: Vec<u64> = records.iter().map(|r| r.frame).collect();
-    assert_eq!(
-        numbers,
-        (1..=numbers.len() as u64).collect::<Vec<_>>(),
-        "frames contiguous"
-    );
-    let mut applied: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for record in &records {
-        for (player, seq) in &record.inputs {
-            applied.entry(*player).or_default().push(*seq);
-        }
-    }
+    let applied = applied_by_player(&db, &keys, region).await;
     for p in players {
         assert_eq!(
             applied[&p],
@@ -420,35 +442,18 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
         drain_with(&db, &keys, region, holder, &mut hot).await;
     }
     assert!(late.is_empty());
-    let trx = db.create_trx().unwrap();
-    let records = frames(&trx, &keys, region, 1, 1_000).await.unwrap();
-    let numbers: Vec<u64> = records.iter().map(|r| r.frame).collect();
-    assert_eq!(
-        numbers,
-        (1..=numbers.len() as u64).collect::<Vec<_>>(),
-        "frames contiguous"
-    );
-    let mut applied: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-    for record in &records {
-        for (player, seq) in &record.inputs {
-            applied.entry(*player).or_default().push(*seq);
-        }
-    }
+    let applied = applied_by_player(&db, &keys, region).await;
     for p in players {
         assert_eq!(
             applied[&p],
             (1..=rounds).collect::<Vec<_>>(),
             "player {p}: each input once, in order"
         );
+        let trx = db.create_trx().unwrap();
         let durable = inbox::durable_seq(&trx, &keys, p, true).await.unwrap();
         assert_eq!(durable.seq, rounds, "player {p}: durable record");
     }
-    let (begin, end) = keys.inbox_range(region);
-    let left = trx
-        .get_range(&RangeOption::new(begin, end), false)
-        .await
-        .unwrap();
-    assert!(left.kvs.is_empty(), "the inbox is drained");
+    assert_inbox_drained(&db, &keys, region).await;
     let counts = db.fault_counts();
     println!("{counts:?}");
     assert!(counts.unknown_applied > 0 && counts.unknown_not_applied > 0);
@@ -487,21 +492,12 @@ async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
         .expect("the first frame applies");
     assert_eq!(first.record.inputs.len(), MAX_APPLIED_PER_FRAME);
     drain_with(&db, &keys, region, 3, &mut hot).await;
+    let applied = applied_by_player(&db, &keys, region).await;
+    assert_eq!(applied[&1], (1..=count).collect::<Vec<_>>());
     let trx = db.create_trx().unwrap();
-    let records = frames(&trx, &keys, region, 1, 100).await.unwrap();
-    let applied: Vec<u64> = records
-        .iter()
-        .flat_map(|r| r.inputs.iter().map(|(_, seq)| *seq))
-        .collect();
-    assert_eq!(applied, (1..=count).collect::<Vec<_>>());
     let durable = inbox::durable_seq(&trx, &keys, 1, true).await.unwrap();
     assert_eq!(durable.seq, count);
-    let (begin, end) = keys.inbox_range(region);
-    let left = trx
-        .get_range(&RangeOption::new(begin, end), false)
-        .await
-        .unwrap();
-    assert!(left.kvs.is_empty(), "the inbox is drained");
+    assert_inbox_drained(&db, &keys, region).await;
 }
 
 /// A processor that loses its lease gives back the direct inputs it was handed: the edge stores
@@ -572,13 +568,9 @@ async fn direct_inputs_reach_the_new_holder_after_a_takeover() {
     task.await.unwrap();
     assert!(!direct.serves(region), "the old holder unregistered");
     drain(&db, &keys, region, 2).await;
+    let applied = applied_by_player(&db, &keys, region).await;
+    assert_eq!(applied[&1], [1, 2, 3, 4]);
     let trx = db.create_trx().unwrap();
-    let records = frames(&trx, &keys, region, 1, 100).await.unwrap();
-    let applied: Vec<u64> = records
-        .iter()
-        .flat_map(|r| r.inputs.iter().map(|(_, seq)| *seq))
-        .collect();
-    assert_eq!(applied, [1, 2, 3, 4]);
     let durable = inbox::durable_seq(&trx, &keys, 1, true).await.unwrap();
     assert_eq!(durable.seq, 4);
 }
@@ -607,13 +599,7 @@ async fn an_input_behind_a_gap_waits_for_the_missing_one() {
     let trx = db.create_trx().unwrap();
     let records = frames(&trx, &keys, region, 1, 10).await.unwrap();
     assert_eq!(records.last().unwrap().inputs, vec![(4, 1), (4, 2)]);
-    let (begin, end) = keys.inbox_range(region);
-    assert!(trx
-        .get_range(&RangeOption::new(begin, end), false)
-        .await
-        .unwrap()
-        .kvs
-        .is_empty());
+    assert_inbox_drained(&db, &keys, region).await;
 }
 
 /// One player's inputs waiting behind a gap of thousands never delay anyone else's, and all of

@@ -21,10 +21,10 @@ use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::lease::{acquire, release, Lease};
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::nodes::{leave, Roles};
-use sekai_layer::world::processor::{run_direct_frame, CommittedFrame, ProcessorStats};
+use sekai_layer::world::processor::{run_direct_frame, FrameOutcome, ProcessorStats};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
-use crate::edge_ops::{catch_up, route_and_submit, snapshot_cached, CatchUp, EdgeCache, Watch};
+use crate::edge_ops::{catch_up, route_and_submit, snapshot_cached, CatchUp, EdgeCache};
 use crate::engine::Db;
 
 /// Who a task works for.
@@ -68,7 +68,7 @@ pub enum TaskOutput {
         /// The region's direct inputs.
         direct: Box<DirectReceiver>,
         /// What `run_frame` returned.
-        result: Result<Result<CommittedFrame, Watch>, WorldError>,
+        result: FrameOutcome,
     },
     /// A T1.
     Stored {

@@ -124,15 +124,14 @@ pub(crate) enum Next {
 impl Next {
     /// The highest seq among the outcomes it carries (a subscriber keeps only its own player's).
     pub(crate) fn last_outcome_seq(&self) -> Option<u64> {
-        let deltas: Vec<&sekai_layer::world::model::Delta> = match self {
-            Next::Deltas(deltas) => deltas.iter().map(|(_, delta)| delta).collect(),
-            Next::One(Outbound::Delta { delta, .. }) => vec![delta],
-            Next::One(_) => Vec::new(),
+        let last = |delta: &sekai_layer::world::model::Delta| {
+            delta.outcomes.iter().map(|outcome| outcome.seq).max()
         };
-        deltas
-            .iter()
-            .flat_map(|delta| delta.outcomes.iter().map(|o| o.seq))
-            .max()
+        match self {
+            Next::Deltas(deltas) => deltas.iter().filter_map(|(_, delta)| last(delta)).max(),
+            Next::One(Outbound::Delta { delta, .. }) => last(delta),
+            Next::One(_) => None,
+        }
     }
 }
 

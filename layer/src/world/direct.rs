@@ -80,7 +80,8 @@ impl DirectInputs {
             region,
             id,
             rx,
-            taken: Vec::new(),
+            inputs: Vec::new(),
+            answers: Vec::new(),
         }
     }
 
@@ -151,16 +152,19 @@ pub struct DirectReceiver {
     region: RegionId,
     id: u64,
     rx: mpsc::UnboundedReceiver<DirectBatch>,
-    taken: Vec<DirectBatch>,
+    /// The inputs of the batches taken, in the order they arrived.
+    inputs: Vec<Input>,
+    /// The answers owed to the batches taken (one per batch).
+    answers: Vec<oneshot::Sender<()>>,
 }
 
 impl DirectReceiver {
     /// Takes the batches waiting, whole, while the frame holds fewer than
     /// [`MAX_DIRECT_PER_FRAME`] inputs.
     pub fn take(&mut self) {
-        while self.taken_len() < MAX_DIRECT_PER_FRAME {
+        while self.inputs.len() < MAX_DIRECT_PER_FRAME {
             match self.rx.try_recv() {
-                Ok(batch) => self.taken.push(batch),
+                Ok(batch) => self.keep(batch),
                 Err(_) => break,
             }
         }
@@ -169,42 +173,42 @@ impl DirectReceiver {
     /// Waits for a batch (taking it) when none is taken; pending forever when the registry
     /// replaced this receiver and nothing is queued.
     pub async fn arrived(&mut self) {
-        if !self.taken.is_empty() {
+        if !self.answers.is_empty() {
             return;
         }
         match self.rx.recv().await {
-            Some(batch) => self.taken.push(batch),
+            Some(batch) => self.keep(batch),
             None => std::future::pending().await,
         }
     }
 
     /// Whether batches wait (taken or not): the processor should run a frame.
     pub fn has_waiting(&self) -> bool {
-        !self.taken.is_empty() || !self.rx.is_empty()
+        !self.answers.is_empty() || !self.rx.is_empty()
     }
 
     /// The inputs taken, in the order they arrived.
-    pub fn inputs(&self) -> Vec<Input> {
-        self.taken
-            .iter()
-            .flat_map(|b| b.inputs.iter().cloned())
-            .collect()
+    pub fn inputs(&self) -> &[Input] {
+        &self.inputs
     }
 
     /// The frame that took the inputs committed: tells every sender they are durable.
     pub fn stored(&mut self) {
-        for batch in self.taken.drain(..) {
-            let _ = batch.stored.send(());
+        self.inputs.clear();
+        for answer in self.answers.drain(..) {
+            let _ = answer.send(());
         }
     }
 
     /// Gives up the inputs taken: their senders store them with T1.
     pub fn drop_taken(&mut self) {
-        self.taken.clear();
+        self.inputs.clear();
+        self.answers.clear();
     }
 
-    fn taken_len(&self) -> usize {
-        self.taken.iter().map(|b| b.inputs.len()).sum()
+    fn keep(&mut self, batch: DirectBatch) {
+        self.inputs.extend(batch.inputs);
+        self.answers.push(batch.stored);
     }
 }
 

@@ -89,6 +89,10 @@ impl std::fmt::Debug for CommittedFrame {
     }
 }
 
+/// What running a frame to commit gives: the committed frame, or (nothing applied) the watch
+/// that fires when the inbox may have inputs.
+pub type FrameOutcome = Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError>;
+
 /// Runs one frame to commit (retrying retryable errors), storing and applying `direct` inputs
 /// with the inbox's (see `frame::process_frame`); `Err(watch)` means the frame applied nothing
 /// and the watch fires when the inbox may have inputs.
@@ -100,7 +104,7 @@ pub async fn run_frame<D: Database>(
     new_id: &mut impl FnMut() -> EntityId,
     stats: &ProcessorStats,
     direct: &[Input],
-) -> Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError> {
+) -> FrameOutcome {
     let trx = db.create_trx()?;
     loop {
         let attempt_started = Instant::now();
@@ -162,9 +166,9 @@ pub async fn run_direct_frame<D: Database>(
     new_id: &mut impl FnMut() -> EntityId,
     stats: &ProcessorStats,
     direct: &mut DirectReceiver,
-) -> Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError> {
+) -> FrameOutcome {
     direct.take();
-    let frame = run_frame(db, keys, lease, hot, new_id, stats, &direct.inputs()).await;
+    let frame = run_frame(db, keys, lease, hot, new_id, stats, direct.inputs()).await;
     match &frame {
         Ok(_) => direct.stored(),
         Err(_) => direct.drop_taken(),
