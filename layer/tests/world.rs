@@ -68,8 +68,10 @@ async fn drain_with(
             .unwrap()
         {
             Ok(_) => committed += 1,
-            Err(mut watch) => {
-                // A watch that is ready at once means the scan has more to read.
+            Err(watch) => {
+                // A watch that is ready at once means the scan has more to read (this loop never
+                // says the inbox is unchanged, so every frame scans and arms one).
+                let mut watch = watch.expect("a frame that scanned armed a watch");
                 let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
                 if watch.as_mut().poll(&mut cx).is_pending() {
                     return committed;
@@ -461,6 +463,66 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
 
 /// More direct inputs than a frame applies: the rest go to the inbox and the next frames apply
 /// them, in order, once each (some of them also came through the inbox).
+#[tokio::test]
+async fn a_frame_told_the_inbox_is_unchanged_leaves_a_new_entry_to_the_watch_it_kept() {
+    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+    let keys = keys();
+    let region = RegionId::new(0, 0);
+    for p in [1u64, 2] {
+        place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
+    }
+    let lease = lease::acquire(&db, &keys, region, 9)
+        .await
+        .unwrap()
+        .expect("lease free");
+    let mut hot = HotRegion::new(region);
+    let mut new_id = || EntityId::from_u128(7);
+    let stats = ProcessorStats::default();
+    let step = |player: u64| Input {
+        player,
+        seq: 1,
+        action: Action::Move {
+            to: Vec3::new(10.0 * player as f32, 0.0, 11.0),
+        },
+    };
+    let idle = run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats, &[])
+        .await
+        .unwrap();
+    let Err(Some(mut watch)) = idle else {
+        panic!("an empty inbox: an idle frame that armed a watch");
+    };
+    inbox::submit(&db, &keys, region, &step(1)).await.unwrap();
+    hot.inbox_unchanged();
+    let Ok(frame) = run_frame(
+        &db,
+        &keys,
+        &lease,
+        &mut hot,
+        &mut new_id,
+        &stats,
+        &[step(2)],
+    )
+    .await
+    .unwrap() else {
+        panic!("the direct input applies");
+    };
+    assert_eq!(
+        frame.record.inputs,
+        vec![(2, 1)],
+        "the inbox was not scanned"
+    );
+    assert!(frame.next.is_none(), "no new watch: the kept one covers it");
+    tokio::time::timeout(std::time::Duration::from_secs(5), watch.as_mut())
+        .await
+        .expect("the kept watch fires for the entry the frame did not read")
+        .unwrap();
+    assert_eq!(drain_with(&db, &keys, region, 9, &mut hot).await, 1);
+    let applied = applied_by_player(&db, &keys, region).await;
+    assert_eq!(applied[&1], vec![1]);
+    assert_eq!(applied[&2], vec![1]);
+    assert_inbox_drained(&db, &keys, region).await;
+}
+
 #[tokio::test]
 async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
     let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();

@@ -178,7 +178,9 @@ impl EmbeddedTransaction {
             );
             return Ok(value);
         }
-        self.in_snapshot(view, key)
+        let value = self.in_snapshot(view, key)?;
+        self.engine.shared.recent.fill(key, view.version, &value);
+        Ok(value)
     }
 
     fn in_snapshot(&self, view: &ReadView, key: &[u8]) -> FdbResult<Option<Vec<u8>>> {

@@ -22,6 +22,11 @@
 //!   past the frame's most) are appended to the region's inbox, so a committed frame leaves each
 //!   of them applied or durable in the inbox, never neither; a direct input and an inbox entry
 //!   of the same (player, seq) apply once;
+//! - a frame told the inbox is unchanged (`HotRegion::inbox_unchanged`: the inbox watch an
+//!   earlier frame of this hot tier armed has not fired) neither scans the inbox nor arms a new
+//!   watch: an input appended since that earlier frame's read fires the caller's watch, so the
+//!   next frame scans and it waits one frame at most, never stranded; after a failed attempt
+//!   the next frame scans;
 //! - the inbox is read at snapshot, so T1 appends never conflict with T2 (a serializable read
 //!   would: FDB's versionstamped-key write range covers the log's tail); the lease read and
 //!   rewrite serializes the frames of a region, so no two frames consume the same entry;
@@ -57,7 +62,7 @@ use super::lease::{self, Lease};
 use super::model::{Change, Delta, FrameRecord, Input};
 use super::rules::{apply_frame_indexed, departs, AvatarIndex, RegionState};
 use super::{inbox, players, store};
-use crate::kv::{key_after, FdbResult, MutationType, RangeOption, Transaction};
+use crate::kv::{key_after, FdbResult, MutationType, RangeOption, RangeResult, Transaction};
 
 /// The most inbox entries one frame reads.
 pub const MAX_INPUTS_PER_FRAME: usize = 512;
@@ -87,6 +92,8 @@ pub struct HotRegion {
     /// again, so entries that must wait never hold back the scan (and
     /// never delay other players' inputs).
     waiting: BTreeMap<Vec<u8>, Input>,
+    /// Set by [`HotRegion::inbox_unchanged`]: the next frame skips its inbox scan.
+    skip_scan: bool,
 }
 
 impl HotRegion {
@@ -103,6 +110,7 @@ impl HotRegion {
             last_frame: None,
             inbox_from: None,
             waiting: BTreeMap::new(),
+            skip_scan: false,
         }
     }
 
@@ -112,6 +120,18 @@ impl HotRegion {
         self.last_frame = None;
         self.inbox_from = None;
         self.waiting.clear();
+        self.skip_scan = false;
+    }
+
+    /// Tells the next frame that the inbox watch its caller holds (armed by an earlier frame of
+    /// this hot tier) has not fired: no input was appended to the inbox since that frame read
+    /// it, or one was and the watch is about to fire. The next frame then skips its inbox scan
+    /// (it triages what waits and the direct inputs) and, unless it leaves work behind, arms no
+    /// watch: the caller keeps waiting on the one it holds, which still fires for any input
+    /// the skipped scan did not see. A frame woken only by direct inputs, the common case when
+    /// an edge shares the process, reads and watches nothing of the inbox.
+    pub fn inbox_unchanged(&mut self) {
+        self.skip_scan = true;
     }
 
     /// Whether `cells` holds exactly the cell of every entity of `state` (checked after frames).
@@ -157,6 +177,7 @@ impl HotRegion {
         self.last_frame = None;
         self.inbox_from = point.inbox_from;
         self.waiting = point.waiting;
+        self.skip_scan = false;
     }
 }
 
@@ -181,12 +202,15 @@ pub enum FrameStep {
         delta: Delta,
         /// Fires when the inbox may hold inputs this frame did not take: a watch armed in the
         /// frame's own transaction (so an input appended after the frame's read wakes it), or
-        /// ready at once when the frame left inputs behind (its scan or apply limit).
-        next: InboxWatch,
+        /// ready at once when the frame left inputs behind (its scan or apply limit). `None`
+        /// after a frame that skipped its scan ([`HotRegion::inbox_unchanged`]): the caller's
+        /// watch still covers it.
+        next: Option<InboxWatch>,
     },
     /// No input applied (the inbox held none that could apply; direct inputs, if any, were
-    /// duplicates or appended to the inbox); the watch fires when it may have more.
-    Idle(InboxWatch),
+    /// duplicates or appended to the inbox); the watch fires when it may have more (`None`: as
+    /// for [`FrameStep::Processed`]).
+    Idle(Option<InboxWatch>),
 }
 
 /// Runs one T2 attempt in `trx` (the caller commits). `new_id` makes ids for built entities.
@@ -205,21 +229,26 @@ pub async fn process_frame<T: Transaction>(
     let checked = lease::check(trx, keys, region, lease.holder, lease.epoch).await?;
     let (inbox_begin, end) = keys.inbox_range(region);
     let begin = hot.inbox_from.clone().unwrap_or(inbox_begin);
+    let skip_scan = std::mem::take(&mut hot.skip_scan) && hot.inbox_from.is_some();
     // A snapshot read, so appenders (T1) never conflict with the frame. Two frames of one
     // region cannot both consume an entry: each reads and rewrites the lease key, so the later
     // commit conflicts. New entries always sort after the ones read (versionstamps increase).
-    let read = trx
-        .get_range(
+    let read = if skip_scan {
+        RangeResult::default()
+    } else {
+        trx.get_range(
             &RangeOption::new(begin.clone(), end).limit(MAX_INPUTS_PER_FRAME),
             true,
         )
-        .await?;
+        .await?
+    };
     let more_to_read = read.more;
     if let Some(last) = read.kvs.last() {
         hot.inbox_from = Some(key_after(&last.key));
     } else {
         hot.inbox_from = Some(begin);
     }
+    let watch_inbox = !skip_scan;
     for kv in read.kvs {
         match decode_input(&kv.value) {
             Ok(input) => {
@@ -262,7 +291,13 @@ pub async fn process_frame<T: Transaction>(
         checked.renew(trx, keys, region);
     }
     if inputs.is_empty() {
-        return Ok(FrameStep::Idle(inbox_watch(trx, keys, region, more_to_do)));
+        return Ok(FrameStep::Idle(inbox_watch(
+            trx,
+            keys,
+            region,
+            more_to_do,
+            watch_inbox,
+        )));
     }
     let frame = match hot.last_frame {
         Some(last) => last,
@@ -296,26 +331,30 @@ pub async fn process_frame<T: Transaction>(
     Ok(FrameStep::Processed {
         record,
         delta,
-        next: inbox_watch(trx, keys, region, more_to_do),
+        next: inbox_watch(trx, keys, region, more_to_do, watch_inbox),
     })
 }
 
 /// What the processor waits on after this attempt: ready at once when `more_to_do` (the scan
-/// has not reached the inbox's end, or more inputs wait to apply), else a watch of the inbox
-/// signal armed in `trx`, which fires for any input appended after `trx`'s read version. A frame
-/// that writes its own region's signal (appending deferred direct inputs; forwarded inputs go to
-/// other regions) always has `more_to_do`, so an armed watch compares against what T1 last
-/// wrote.
+/// has not reached the inbox's end, or more inputs wait to apply), else, when the attempt read
+/// the inbox (`scanned`), a watch of the inbox signal armed in `trx`, which fires for any input
+/// appended after `trx`'s read version, else nothing new (the caller's watch, armed before the
+/// skipped scan, covers it). A frame that writes its own region's signal (appending deferred
+/// direct inputs; forwarded inputs go to other regions) always has `more_to_do`, so an armed
+/// watch compares against what T1 last wrote.
 fn inbox_watch<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     region: RegionId,
     more_to_do: bool,
-) -> InboxWatch {
+    scanned: bool,
+) -> Option<InboxWatch> {
     if more_to_do {
-        Box::pin(std::future::ready(Ok(())))
+        Some(Box::pin(std::future::ready(Ok(()))))
+    } else if scanned {
+        Some(Box::pin(trx.watch(&keys.inbox_signal(region))))
     } else {
-        Box::pin(trx.watch(&keys.inbox_signal(region)))
+        None
     }
 }
 

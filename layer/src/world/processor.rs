@@ -28,7 +28,7 @@ use sekai_schema::{EntityId, RegionId, WorldKeys};
 
 use super::direct::{DirectInputs, DirectReceiver};
 use super::error::WorldError;
-use super::frame::{process_frame, FrameStep, HotRegion};
+use super::frame::{process_frame, FrameStep, HotRegion, InboxWatch};
 use super::lease::{self, Lease};
 use super::model::{Delta, FrameRecord, Input};
 use super::trim::FrameTrimmer;
@@ -74,8 +74,9 @@ pub struct CommittedFrame {
     pub versionstamp: [u8; 10],
     /// When the attempt that committed began (its T2 transaction's start).
     pub attempt_started: Instant,
-    /// What to wait on before the next frame (see [`FrameStep::Processed`]).
-    pub next: super::frame::InboxWatch,
+    /// What to wait on before the next frame (see [`FrameStep::Processed`]; `None`: keep
+    /// waiting on the watch held before it).
+    pub next: Option<InboxWatch>,
 }
 
 impl std::fmt::Debug for CommittedFrame {
@@ -90,8 +91,8 @@ impl std::fmt::Debug for CommittedFrame {
 }
 
 /// What running a frame to commit gives: the committed frame, or (nothing applied) the watch
-/// that fires when the inbox may have inputs.
-pub type FrameOutcome = Result<Result<CommittedFrame, super::frame::InboxWatch>, WorldError>;
+/// that fires when the inbox may have inputs (`None`: the one held before still does).
+pub type FrameOutcome = Result<Result<CommittedFrame, Option<InboxWatch>>, WorldError>;
 
 /// Runs one frame to commit (retrying retryable errors), storing and applying `direct` inputs
 /// with the inbox's (see `frame::process_frame`); `Err(watch)` means the frame applied nothing
@@ -240,6 +241,9 @@ pub async fn hold_region<D: Database>(
     let mut hot = HotRegion::new(region);
     let mut trimmer = FrameTrimmer::new(FRAMES_KEEP, TRIM_PAGE, TRIM_STEPS);
     let mut direct = direct.register(region);
+    // The inbox watch the last frame that read the inbox armed, kept while only direct inputs
+    // wake the processor (`HotRegion::inbox_unchanged`).
+    let mut watch: Option<InboxWatch> = None;
     while !stop.load(Ordering::Relaxed) {
         let frame = run_direct_frame(db, keys, &lease, &mut hot, new_id, stats, &mut direct).await;
         let next = match frame {
@@ -254,7 +258,7 @@ pub async fn hold_region<D: Database>(
                 // No idle transaction after a frame just to arm the watch: the frame armed it.
                 frame.next
             }
-            Ok(Err(watch)) => watch,
+            Ok(Err(next)) => next,
             Err(WorldError::LeaseLost(_)) => {
                 tracing::warn!(%region, "lease lost");
                 return;
@@ -267,9 +271,19 @@ pub async fn hold_region<D: Database>(
                 return;
             }
         };
+        let Some(mut armed) = next.or(watch.take()) else {
+            debug_assert!(false, "a frame that skipped its scan had a watch to keep");
+            continue;
+        };
         tokio::select! {
-            _ = tokio::time::timeout(IDLE_RENEW, next) => {}
-            () = direct.arrived() => {}
+            _ = tokio::time::timeout(IDLE_RENEW, &mut armed) => {}
+            () = direct.arrived() => {
+                // Woken by direct inputs alone: the watch has not fired, so the inbox holds
+                // nothing the last scan missed (or the watch is about to fire, and the frame
+                // after next scans).
+                hot.inbox_unchanged();
+                watch = Some(armed);
+            }
         }
     }
 }

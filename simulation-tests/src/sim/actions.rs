@@ -275,12 +275,19 @@ impl Simulation {
         let Some(p) = self.nodes[i].regions.get_mut(&region) else {
             return;
         };
-        let (Some(hot), Some(ids), Some(direct)) = (p.hot.take(), p.ids.take(), p.direct.take())
+        let (Some(mut hot), Some(ids), Some(direct)) =
+            (p.hot.take(), p.ids.take(), p.direct.take())
         else {
             return;
         };
+        // Like `hold_region`: woken by direct inputs alone (the watch has not fired, the renewal
+        // is not due), the frame skips its inbox scan and the watch is kept.
+        if !p.wake && now < p.renew_at && p.watch.is_some() {
+            hot.inbox_unchanged();
+        } else {
+            p.watch = None;
+        }
         p.busy = true;
-        p.watch = None;
         p.wake = false;
         p.renew_at = now + idle_renew_us();
         let task = Task::frame(

@@ -136,8 +136,10 @@ impl Simulation {
         match result {
             Ok(Ok(frame)) => {
                 // Like `hold_region`: the next frame waits on the watch the frame armed (ready
-                // at once when it left inputs behind).
-                p.watch = Some(frame.next);
+                // at once when it left inputs behind), or on the one kept if it armed none.
+                if let Some(next) = frame.next {
+                    p.watch = Some(next);
+                }
                 let record = frame.record;
                 if let Err(violation) =
                     self.online
@@ -155,7 +157,8 @@ impl Simulation {
                     stamp: frame.versionstamp,
                 });
             }
-            Ok(Err(watch)) => p.watch = Some(watch),
+            Ok(Err(Some(watch))) => p.watch = Some(watch),
+            Ok(Err(None)) => {}
             Err(WorldError::LeaseLost(region)) => {
                 // `hold_region` returns: the region is no longer processed by this node.
                 if !p.stopping {
