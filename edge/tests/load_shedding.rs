@@ -63,10 +63,9 @@ async fn an_overloaded_edge_refuses_inputs_without_losing_or_skipping_a_seq() {
                     "seq {last} never applied"
                 );
                 let trx = db.create_trx().expect("transaction");
-                applied = sekai_layer::kv::Transaction::get(&trx, &keys.applied(1), true)
+                applied = sekai_layer::world::frame::applied_seq(&trx, &keys, 1)
                     .await
-                    .expect("read")
-                    .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap_or([0; 8])));
+                    .expect("read");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

@@ -454,6 +454,14 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
         let trx = db.create_trx().unwrap();
         let durable = inbox::durable_seq(&trx, &keys, p, true).await.unwrap();
         assert_eq!(durable.seq, rounds, "player {p}: durable record");
+        let last = Action::Move {
+            to: Vec3::new(10.0 * p as f32, 0.0, 10.0 + rounds as f32),
+        };
+        assert_eq!(
+            durable.digest,
+            inbox::action_digest(&last),
+            "player {p}: the durable seq names its action (a reuse of it is refused)"
+        );
     }
     assert_inbox_drained(&db, &keys, region).await;
     let counts = db.fault_counts();

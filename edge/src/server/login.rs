@@ -10,7 +10,6 @@
 
 use sekai_layer::kv::{run, Database};
 use sekai_layer::world::error::WorldError;
-use sekai_layer::world::frame::applied_seq;
 use sekai_layer::world::inbox::{durable_seq, DurableSeq};
 use sekai_layer::world::model::{Change, Entity, EntityKind, Inventory};
 use sekai_layer::world::players::{avatar_of, bind_avatar};
@@ -42,15 +41,8 @@ pub async fn ensure_avatar<D: Database>(
     new_id: EntityId,
 ) -> Result<LoginState, WorldError> {
     run(db, |trx, _| async move {
-        let mut durable = durable_seq(&trx, keys, player, false).await?;
-        // Worlds written before the durable record existed have only the applied seq.
-        let applied = applied_seq(&trx, keys, player).await?;
-        if applied > durable.seq {
-            durable = DurableSeq {
-                seq: applied,
-                digest: 0,
-            };
-        }
+        // The higher of the durable and applied records (see `durable_seq`).
+        let durable = durable_seq(&trx, keys, player, false).await?;
         if let Some(id) = avatar_of(&trx, keys, player, false).await? {
             if let Some(avatar) = get_entity(&trx, keys, id, false).await? {
                 return Ok(LoginState { avatar, durable });

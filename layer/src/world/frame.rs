@@ -17,11 +17,13 @@
 //!   other player's inputs are read and applied;
 //! - an input whose player's avatar is in another region (the client routed it before the
 //!   avatar crossed) is forwarded to that region's inbox, keeping its seq, instead of rejected;
-//! - direct inputs (`direct`) are stored by the frame as T1 would have stored them: every one
-//!   raises its player's durable record, and those the triage does not apply now (behind a gap,
-//!   past the frame's most) are appended to the region's inbox, so a committed frame leaves each
-//!   of them applied or durable in the inbox, never neither; a direct input and an inbox entry
-//!   of the same (player, seq) apply once;
+//! - direct inputs (`direct`) are stored by the frame: those the triage does not apply now
+//!   (behind a gap, past the frame's most) as T1 would have stored them (appended to the
+//!   region's inbox, the player's durable record raised), those it applies through
+//!   `applied/(player)`, which carries the seq and its action's digest and which
+//!   `inbox::durable_seq` counts as durable, so a committed frame leaves each of them applied or
+//!   durable in the inbox, never neither, with no durable write for the common case; a direct
+//!   input and an inbox entry of the same (player, seq) apply once;
 //! - a frame told the inbox is unchanged (`HotRegion::inbox_unchanged`: the inbox watch an
 //!   earlier frame of this hot tier armed has not fired) neither scans the inbox nor arms a new
 //!   watch: an input appended since that earlier frame's read fires the caller's watch, so the
@@ -265,18 +267,18 @@ pub async fn process_frame<T: Transaction>(
         trx.clear(key);
         hot.waiting.remove(key);
     }
-    for input in direct {
-        inbox::raise_durable(trx, keys, input);
-    }
     // User versions: deferred inputs go to this region's inbox only, forwarded strays to other
     // regions' inboxes only, deltas to the change log: no two versionstamped keys can meet.
     debug_assert!(
         triage.deferred.len() < usize::from(u16::MAX),
         "deferred inputs fit the user versions (a frame takes at most one batch past its most)"
     );
+    // A deferred direct input is stored as T1 stores it (appended, its durable record raised);
+    // one applied now is durable through `applied/(player)` (`inbox::durable_seq`), and one at
+    // or below the applied seq already was.
     for (user_version, input) in triage.deferred.iter().enumerate() {
         let user_version = u16::try_from(user_version).unwrap_or(u16::MAX);
-        inbox::append_input(trx, keys, region, input, user_version);
+        inbox::submit_input(trx, keys, region, input, user_version);
     }
     // More work without a new input: the scan stopped at its limit, the frame took its most, or
     // it appended direct inputs to the inbox (the next frame reads them).
@@ -312,7 +314,7 @@ pub async fn process_frame<T: Transaction>(
         "the hot tier's cells follow its entities"
     );
     for input in &inputs {
-        trx.set(&keys.applied(input.player), &input.seq.to_le_bytes());
+        trx.set(&keys.applied(input.player), &inbox::encode_applied(input));
     }
     let record = FrameRecord {
         region,
@@ -570,7 +572,15 @@ pub async fn applied_seq<T: Transaction>(
     keys: &WorldKeys,
     player: PlayerId,
 ) -> Result<u64, WorldError> {
-    store::read_counter(trx, &keys.applied(player), false).await
+    match inbox::applied_record(trx, keys, player, false).await {
+        Ok(record) => Ok(record.seq),
+        // As an absent record: the player's inputs wait behind a gap, the region goes on.
+        Err(WorldError::Codec(error)) => {
+            tracing::warn!(%error, player, "an undecodable applied record reads as 0");
+            Ok(0)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Where the spatial index has `id`: `known` from the hot tier's cells, else read (an entity the

@@ -17,7 +17,8 @@ use super::error::WorldError;
 use super::model::{Action, Input};
 use crate::kv::{codes, run, Database, FdbError, MutationType, Transaction};
 
-/// The highest durable input of a player, as `durable/(player)` records it.
+/// A player's input as `durable/(player)` (the highest T1 stored) and `applied/(player)` (the
+/// last T2 applied) record it: its seq and its action's digest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DurableSeq {
     /// The highest durable seq (0: none).
@@ -140,15 +141,86 @@ pub async fn submit_batch<D: Database>(
     .await
 }
 
-/// The player's durable record (serializable read when `snapshot` is false).
+/// The player's highest durable input (serializable reads when `snapshot` is false): the higher
+/// of `durable/(player)` and `applied/(player)`. A direct input that the frame storing it also
+/// applied is durable through the applied record alone (the frame raises `durable` only for the
+/// direct inputs it leaves in an inbox), and worlds written before the durable record existed
+/// have only the applied seq (its digest then unknown, 0).
 pub async fn durable_seq<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     player: PlayerId,
     snapshot: bool,
 ) -> Result<DurableSeq, WorldError> {
-    match trx.get(&keys.durable(player), snapshot).await? {
-        Some(bytes) => Ok(DurableSeq::decode(&bytes)?),
+    let durable = match trx.get(&keys.durable(player), snapshot).await? {
+        Some(bytes) => DurableSeq::decode(&bytes)?,
+        None => DurableSeq::default(),
+    };
+    let applied = applied_record(trx, keys, player, snapshot).await?;
+    Ok(if applied.seq > durable.seq {
+        applied
+    } else {
+        durable
+    })
+}
+
+/// The `applied/(player)` record of `input`: the [`DurableSeq`] of its seq and action.
+pub fn encode_applied(input: &Input) -> [u8; 16] {
+    DurableSeq {
+        seq: input.seq,
+        digest: action_digest(&input.action),
+    }
+    .encode()
+}
+
+/// Decodes an `applied/(player)` record: 16 bytes as [`DurableSeq`], or the 8-byte
+/// little-endian seq that records held before they carried the digest (digest 0: unknown).
+pub fn decode_applied(bytes: &[u8]) -> Result<DurableSeq, CodecError> {
+    match <[u8; 8]>::try_from(bytes) {
+        Ok(seq) => Ok(DurableSeq {
+            seq: u64::from_le_bytes(seq),
+            digest: 0,
+        }),
+        Err(_) => DurableSeq::decode(bytes).map_err(|_| CodecError::Invalid {
+            what: "applied record",
+            reason: "neither 8 nor 16 bytes",
+        }),
+    }
+}
+
+/// The player's `applied/(player)` record (seq 0 if none).
+pub async fn applied_record<T: Transaction>(
+    trx: &T,
+    keys: &WorldKeys,
+    player: PlayerId,
+    snapshot: bool,
+) -> Result<DurableSeq, WorldError> {
+    match trx.get(&keys.applied(player), snapshot).await? {
+        Some(bytes) => Ok(decode_applied(&bytes)?),
         None => Ok(DurableSeq::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_applied_record_carries_the_seq_and_its_actions_digest() {
+        let input = Input {
+            player: 3,
+            seq: 41,
+            action: Action::Idle,
+        };
+        let record = decode_applied(&encode_applied(&input)).unwrap();
+        assert_eq!(record.seq, 41);
+        assert_eq!(record.digest, action_digest(&Action::Idle));
+        let old = decode_applied(&7u64.to_le_bytes()).unwrap();
+        assert_eq!(
+            (old.seq, old.digest),
+            (7, 0),
+            "an 8-byte record: digest unknown"
+        );
+        assert!(decode_applied(&[1, 2, 3]).is_err());
     }
 }
