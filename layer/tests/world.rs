@@ -14,7 +14,7 @@ use sekai_layer::world::direct::{self, DirectInputs, Stored};
 use sekai_layer::world::frame::{HotRegion, MAX_APPLIED_PER_FRAME};
 use sekai_layer::world::generate::{generate_region, load};
 use sekai_layer::world::inbox;
-use sekai_layer::world::lease;
+use sekai_layer::world::lease::{self, Lease};
 use sekai_layer::world::model::{Action, Change, Entity, EntityKind, Input, Inventory, Vec3};
 use sekai_layer::world::processor::{hold_region, run_frame, ProcessorStats};
 use sekai_layer::world::query::{entities_in_area, frames};
@@ -46,6 +46,19 @@ async fn drain(db: &EmbeddedDatabase, keys: &WorldKeys, region: RegionId, holder
     drain_with(db, keys, region, holder, &mut HotRegion::new(region)).await
 }
 
+/// `holder` takes the free lease of `region`.
+async fn take_lease(
+    db: &EmbeddedDatabase,
+    keys: &WorldKeys,
+    region: RegionId,
+    holder: u128,
+) -> Lease {
+    lease::acquire(db, keys, region, holder)
+        .await
+        .unwrap()
+        .expect("lease free")
+}
+
 /// [`drain`] with a hot tier kept across calls (as one processor keeps it).
 async fn drain_with(
     db: &EmbeddedDatabase,
@@ -54,10 +67,7 @@ async fn drain_with(
     holder: u128,
     hot: &mut HotRegion,
 ) -> u64 {
-    let lease = lease::acquire(db, keys, region, holder)
-        .await
-        .unwrap()
-        .expect("lease free");
+    let lease = take_lease(db, keys, region, holder).await;
     let mut rng = ChaCha8Rng::seed_from_u64(holder as u64);
     let mut new_id = move || EntityId::from_u128(rng.gen());
     let stats = ProcessorStats::default();
@@ -309,10 +319,7 @@ async fn a_service_write_reaches_the_processor_hot_tier_and_the_change_log() {
     let keys = keys();
     let region = RegionId::new(0, 0);
     place_avatar(&db, &keys, 5, Vec3::new(50.0, 0.0, 50.0)).await;
-    let lease = lease::acquire(&db, &keys, region, 1)
-        .await
-        .unwrap()
-        .unwrap();
+    let lease = take_lease(&db, &keys, region, 1).await;
     let mut hot = HotRegion::new(region);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut new_id = move || EntityId::from_u128(rng.gen());
@@ -433,10 +440,7 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
                 direct.push(input);
             }
         }
-        let lease = lease::acquire(&db, &keys, region, holder)
-            .await
-            .unwrap()
-            .expect("lease free");
+        let lease = take_lease(&db, &keys, region, holder).await;
         run_frame(&db, &keys, &lease, &mut hot, &mut new_id, &stats, &direct)
             .await
             .unwrap()
@@ -469,8 +473,8 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
     assert!(counts.unknown_applied > 0 && counts.unknown_not_applied > 0);
 }
 
-/// More direct inputs than a frame applies: the rest go to the inbox and the next frames apply
-/// them, in order, once each (some of them also came through the inbox).
+/// A frame woken by direct inputs alone skips the inbox scan and arms no watch: an entry
+/// appended meanwhile fires the watch kept from the frame before, and the next frame applies it.
 #[tokio::test]
 async fn a_frame_told_the_inbox_is_unchanged_leaves_a_new_entry_to_the_watch_it_kept() {
     let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
@@ -479,10 +483,7 @@ async fn a_frame_told_the_inbox_is_unchanged_leaves_a_new_entry_to_the_watch_it_
     for p in [1u64, 2] {
         place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
     }
-    let lease = lease::acquire(&db, &keys, region, 9)
-        .await
-        .unwrap()
-        .expect("lease free");
+    let lease = take_lease(&db, &keys, region, 9).await;
     let mut hot = HotRegion::new(region);
     let mut new_id = || EntityId::from_u128(7);
     let stats = ProcessorStats::default();
@@ -531,6 +532,8 @@ async fn a_frame_told_the_inbox_is_unchanged_leaves_a_new_entry_to_the_watch_it_
     assert_inbox_drained(&db, &keys, region).await;
 }
 
+/// More direct inputs than a frame applies: the rest go to the inbox and the next frames apply
+/// them, in order, once each (some of them also came through the inbox).
 #[tokio::test]
 async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
     let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
@@ -548,10 +551,7 @@ async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
     for input in inputs.iter().skip(250).step_by(7) {
         inbox::submit(&db, &keys, region, input).await.unwrap();
     }
-    let lease = lease::acquire(&db, &keys, region, 3)
-        .await
-        .unwrap()
-        .expect("lease free");
+    let lease = take_lease(&db, &keys, region, 3).await;
     let mut hot = HotRegion::new(region);
     let mut new_id = || EntityId::from_u128(7);
     let stats = ProcessorStats::default();
