@@ -78,36 +78,37 @@ impl Slot {
     }
 }
 
-/// The live subscriptions by the regions their areas touch (a slot is listed under each).
+/// The live subscriptions, and by the regions their areas touch (a slot is listed, by its
+/// position in `slots`, under each).
 #[derive(Debug, Default)]
 pub struct Live {
-    by_region: BTreeMap<RegionId, Vec<Arc<Slot>>>,
-    count: usize,
+    slots: Vec<Arc<Slot>>,
+    by_region: BTreeMap<RegionId, Vec<usize>>,
 }
 
 impl Live {
     fn new<'a>(slots: impl Iterator<Item = &'a Arc<Slot>>) -> Self {
         let mut live = Self::default();
         for slot in slots {
-            live.count += 1;
             for region in slot.regions() {
                 live.by_region
                     .entry(*region)
                     .or_default()
-                    .push(slot.clone());
+                    .push(live.slots.len());
             }
+            live.slots.push(slot.clone());
         }
         live
     }
 
     /// How many subscriptions are live.
     pub fn len(&self) -> usize {
-        self.count
+        self.slots.len()
     }
 
     /// True when none is.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.slots.is_empty()
     }
 
     /// The regions some live subscription touches.
@@ -117,20 +118,19 @@ impl Live {
 
     /// Every slot touching one of `touched`, each once (one closed since the index was built
     /// too: the caller skips it).
-    pub fn touching<'a>(
-        &'a self,
-        touched: &'a BTreeSet<RegionId>,
-    ) -> impl Iterator<Item = &'a Arc<Slot>> + 'a {
-        touched.iter().flat_map(move |region| {
-            self.by_region
-                .get(region)
-                .into_iter()
-                .flatten()
-                // Listed under each region it touches: met under the first touched one only.
-                .filter(move |slot| {
-                    slot.regions().iter().find(|r| touched.contains(r)) == Some(region)
-                })
-        })
+    pub fn touching(&self, touched: &BTreeSet<RegionId>) -> Vec<&Arc<Slot>> {
+        // Listed under each region it touches: taken under the first touched one only, marked
+        // by position (no walk of each slot's regions, so a pass costs what it touches).
+        let mut met = vec![false; self.slots.len()];
+        let mut slots = Vec::new();
+        for region in touched {
+            for &at in self.by_region.get(region).into_iter().flatten() {
+                if !std::mem::replace(&mut met[at], true) {
+                    slots.push(&self.slots[at]);
+                }
+            }
+        }
+        slots
     }
 }
 
@@ -226,6 +226,7 @@ mod tests {
     fn ids(live: &Live, touched: &[RegionId]) -> Vec<usize> {
         let touched: BTreeSet<RegionId> = touched.iter().copied().collect();
         live.touching(&touched)
+            .into_iter()
             .map(|s| Arc::as_ptr(s) as usize)
             .collect()
     }
