@@ -276,11 +276,13 @@ pub async fn hold_region<D: Database>(
             continue;
         };
         tokio::select! {
+            // Biased: a watch that fired wins over direct inputs, so the next frame scans.
+            biased;
             _ = tokio::time::timeout(IDLE_RENEW, &mut armed) => {}
             () = direct.arrived() => {
-                // Woken by direct inputs alone: the watch has not fired, so the inbox holds
-                // nothing the last scan missed (or the watch is about to fire, and the frame
-                // after next scans).
+                // Woken by direct inputs alone: the watch had not fired, so the inbox holds
+                // nothing the last scan missed, or the watch fires for it before the next wait
+                // and the frame after this one scans.
                 hot.inbox_unchanged();
                 watch = Some(armed);
             }
