@@ -46,6 +46,20 @@ async fn drain(db: &EmbeddedDatabase, keys: &WorldKeys, region: RegionId, holder
     drain_with(db, keys, region, holder, &mut HotRegion::new(region)).await
 }
 
+/// A temporary world whose `players` each have an avatar in region (0, 0), player `p` at
+/// (10·p, 0, 10).
+async fn players_in_region_zero(
+    options: EngineOptions,
+    players: &[u64],
+) -> (EmbeddedDatabase, WorldKeys, RegionId) {
+    let db = EmbeddedDatabase::temporary(options).unwrap();
+    let keys = keys();
+    for &p in players {
+        place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
+    }
+    (db, keys, RegionId::new(0, 0))
+}
+
 /// `holder` takes the free lease of `region`.
 async fn take_lease(
     db: &EmbeddedDatabase,
@@ -130,17 +144,12 @@ async fn assert_inbox_drained(db: &EmbeddedDatabase, keys: &WorldKeys, region: R
 async fn inputs_apply_exactly_once_in_order_under_faults() {
     let seed = 4242;
     println!("seed {seed}");
-    let db = EmbeddedDatabase::temporary(EngineOptions {
+    let players = [1u64, 2, 3];
+    let options = EngineOptions {
         faults: Some(FaultConfig::uniform(seed, 0.15)),
         ..EngineOptions::default()
-    })
-    .unwrap();
-    let keys = keys();
-    let region = RegionId::new(0, 0);
-    let players = [1u64, 2, 3];
-    for p in players {
-        place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
-    }
+    };
+    let (db, keys, region) = players_in_region_zero(options, &players).await;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sent = 0;
     for round in 1..=20u64 {
@@ -392,17 +401,12 @@ async fn a_service_write_reaches_the_processor_hot_tier_and_the_change_log() {
 async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
     let seed = 4343;
     println!("seed {seed}");
-    let db = EmbeddedDatabase::temporary(EngineOptions {
+    let players = [1u64, 2, 3];
+    let options = EngineOptions {
         faults: Some(FaultConfig::uniform(seed, 0.15)),
         ..EngineOptions::default()
-    })
-    .unwrap();
-    let keys = keys();
-    let region = RegionId::new(0, 0);
-    let players = [1u64, 2, 3];
-    for p in players {
-        place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
-    }
+    };
+    let (db, keys, region) = players_in_region_zero(options, &players).await;
     let holder = 9;
     let mut hot = HotRegion::new(region);
     let mut ids = ChaCha8Rng::seed_from_u64(seed);
@@ -477,12 +481,7 @@ async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
 /// appended meanwhile fires the watch kept from the frame before, and the next frame applies it.
 #[tokio::test]
 async fn a_frame_told_the_inbox_is_unchanged_leaves_a_new_entry_to_the_watch_it_kept() {
-    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
-    let keys = keys();
-    let region = RegionId::new(0, 0);
-    for p in [1u64, 2] {
-        place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
-    }
+    let (db, keys, region) = players_in_region_zero(EngineOptions::default(), &[1, 2]).await;
     let lease = take_lease(&db, &keys, region, 9).await;
     let mut hot = HotRegion::new(region);
     let mut new_id = || EntityId::from_u128(7);

@@ -3,8 +3,8 @@
 //! An input's answer is ready when its T1 commits; the delta that shows the input applied
 //! follows a frame later, a millisecond or two after (when a processor of the same process
 //! stored the input directly, the answer and the delta come from the same commit, and the
-//! answer usually arrives first: the committer answers before it fires the watches). Written at once, each would leave in its
-//! own packet (and the client would acknowledge each). So while the player has a streamed
+//! answer usually arrives first: the committer answers before it fires the watches). Written
+//! at once, each would leave in its own packet (and the client would acknowledge each). So while the player has a streamed
 //! subscription open, the input stream's writer hands its answers here and waits: the
 //! subscription's push task writes them on the input stream right before its own message, in
 //! the same task turn, so quinn's driver builds one packet for both. When no push comes within

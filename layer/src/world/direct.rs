@@ -3,10 +3,10 @@
 //!
 //! An edge whose process holds a region's lease hands that region's inputs straight to its
 //! processor ([`store`]) instead of appending them to the inbox. The processor's next frame takes
-//! them ([`DirectReceiver::take`]) and, in its own transaction, raises each player's durable
-//! record, applies those it can and appends the rest to the inbox: exactly what T1 would have
-//! stored, followed by T2, so one commit (not two, one after the other) makes them durable and
-//! applied, and no inbox entry is written and cleared for them.
+//! them ([`DirectReceiver::take`]) and, in its own transaction, applies those it can (durable
+//! through `applied/(player)`) and stores the rest as T1 would (inbox entry, durable record), so
+//! one commit (not two, one after the other) makes them durable and applied, and no inbox entry
+//! is written and cleared for the ones applied.
 //!
 //! Invariants:
 //! - a batch is answered only after the frame transaction that took it committed (an ack still

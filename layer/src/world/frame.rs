@@ -216,9 +216,8 @@ pub enum FrameStep {
 }
 
 /// Runs one T2 attempt in `trx` (the caller commits). `new_id` makes ids for built entities.
-/// `direct` are inputs handed over by an edge of this process (`direct`): the frame stores them
-/// as T1 would (raising each player's durable record; appending to the inbox those it does not
-/// apply now) and applies them with the inbox's.
+/// `direct` are inputs handed over by an edge of this process (`direct`): the frame applies them
+/// with the inbox's and stores those it does not apply now as T1 would (see the module docs).
 pub async fn process_frame<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
@@ -250,7 +249,6 @@ pub async fn process_frame<T: Transaction>(
     } else {
         hot.inbox_from = Some(begin);
     }
-    let watch_inbox = !skip_scan;
     for kv in read.kvs {
         match decode_input(&kv.value) {
             Ok(input) => {
@@ -294,11 +292,7 @@ pub async fn process_frame<T: Transaction>(
     }
     if inputs.is_empty() {
         return Ok(FrameStep::Idle(inbox_watch(
-            trx,
-            keys,
-            region,
-            more_to_do,
-            watch_inbox,
+            trx, keys, region, more_to_do, !skip_scan,
         )));
     }
     let frame = match hot.last_frame {
@@ -333,7 +327,7 @@ pub async fn process_frame<T: Transaction>(
     Ok(FrameStep::Processed {
         record,
         delta,
-        next: inbox_watch(trx, keys, region, more_to_do, watch_inbox),
+        next: inbox_watch(trx, keys, region, more_to_do, !skip_scan),
     })
 }
 

@@ -29,6 +29,14 @@ pub struct DurableSeq {
 }
 
 impl DurableSeq {
+    /// The record of `input`: its seq and its action's digest.
+    pub fn of(input: &Input) -> Self {
+        Self {
+            seq: input.seq,
+            digest: action_digest(&input.action),
+        }
+    }
+
     /// The 16-byte record: digest then seq, little-endian, so that atomic MAX (an unsigned
     /// little-endian compare) keeps the highest seq.
     pub fn encode(&self) -> [u8; 16] {
@@ -66,22 +74,10 @@ pub fn action_digest(action: &Action) -> u64 {
     })
 }
 
-/// Appends `input` to `region`'s inbox in the caller's transaction and raises the player's
-/// durable record. `user_version` orders several inputs appended by one transaction.
+/// Appends `input` to `region`'s inbox in the caller's transaction, bumps the region's inbox
+/// signal and raises the player's durable record (atomic MAX: never lowers it). `user_version`
+/// orders several inputs appended by one transaction.
 pub fn submit_input<T: Transaction>(
-    trx: &T,
-    keys: &WorldKeys,
-    region: RegionId,
-    input: &Input,
-    user_version: u16,
-) {
-    append_input(trx, keys, region, input, user_version);
-    raise_durable(trx, keys, input);
-}
-
-/// Appends `input` to `region`'s inbox and bumps the region's inbox signal (the half of
-/// [`submit_input`] that leaves the durable record alone).
-pub fn append_input<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     region: RegionId,
@@ -98,17 +94,9 @@ pub fn append_input<T: Transaction>(
         &1u64.to_le_bytes(),
         MutationType::Add,
     );
-}
-
-/// Raises the player's durable record to `input` (atomic MAX: never lowers it).
-pub fn raise_durable<T: Transaction>(trx: &T, keys: &WorldKeys, input: &Input) {
-    let durable = DurableSeq {
-        seq: input.seq,
-        digest: action_digest(&input.action),
-    };
     trx.atomic_op(
         &keys.durable(input.player),
-        &durable.encode(),
+        &DurableSeq::of(input).encode(),
         MutationType::Max,
     );
 }
@@ -166,11 +154,7 @@ pub async fn durable_seq<T: Transaction>(
 
 /// The `applied/(player)` record of `input`: the [`DurableSeq`] of its seq and action.
 pub fn encode_applied(input: &Input) -> [u8; 16] {
-    DurableSeq {
-        seq: input.seq,
-        digest: action_digest(&input.action),
-    }
-    .encode()
+    DurableSeq::of(input).encode()
 }
 
 /// Decodes an `applied/(player)` record: 16 bytes as [`DurableSeq`], or the 8-byte
