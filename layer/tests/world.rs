@@ -46,6 +46,15 @@ async fn drain(db: &EmbeddedDatabase, keys: &WorldKeys, region: RegionId, holder
     drain_with(db, keys, region, holder, &mut HotRegion::new(region)).await
 }
 
+/// An engine injecting every fault at rate 0.15 from `seed` (printed, so a failure reproduces).
+fn faulty(seed: u64) -> EngineOptions {
+    println!("seed {seed}");
+    EngineOptions {
+        faults: Some(FaultConfig::uniform(seed, 0.15)),
+        ..EngineOptions::default()
+    }
+}
+
 /// A temporary world whose `players` each have an avatar in region (0, 0), player `p` at
 /// (10·p, 0, 10).
 async fn players_in_region_zero(
@@ -58,6 +67,22 @@ async fn players_in_region_zero(
         place_avatar(&db, &keys, p, Vec3::new(10.0 * p as f32, 0.0, 10.0)).await;
     }
     (db, keys, RegionId::new(0, 0))
+}
+
+/// Writes `lease` of `region` back dated (holder 1), as a crashed or stalled holder's would be.
+async fn expire_lease(db: &EmbeddedDatabase, keys: &WorldKeys, region: RegionId, lease: &Lease) {
+    run(db, |trx, _| {
+        let keys = keys.clone();
+        async move {
+            let mut value = 1u128.to_be_bytes().to_vec();
+            value.extend_from_slice(&lease.epoch.to_be_bytes());
+            value.extend_from_slice(&0i64.to_be_bytes());
+            trx.set(&keys.lease(region), &value);
+            Ok::<_, sekai_layer::kv::FdbError>(())
+        }
+    })
+    .await
+    .unwrap();
 }
 
 /// `holder` takes the free lease of `region`.
@@ -143,13 +168,8 @@ async fn assert_inbox_drained(db: &EmbeddedDatabase, keys: &WorldKeys, region: R
 #[tokio::test]
 async fn inputs_apply_exactly_once_in_order_under_faults() {
     let seed = 4242;
-    println!("seed {seed}");
     let players = [1u64, 2, 3];
-    let options = EngineOptions {
-        faults: Some(FaultConfig::uniform(seed, 0.15)),
-        ..EngineOptions::default()
-    };
-    let (db, keys, region) = players_in_region_zero(options, &players).await;
+    let (db, keys, region) = players_in_region_zero(faulty(seed), &players).await;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sent = 0;
     for round in 1..=20u64 {
@@ -202,18 +222,7 @@ async fn a_second_processor_takes_over_only_after_the_lease_expires() {
         .unwrap()
         .is_none());
     // Expire the lease by writing it back dated, as a crashed holder's lease would be.
-    run(&db, |trx, _| {
-        let keys = keys.clone();
-        async move {
-            let mut value = 1u128.to_be_bytes().to_vec();
-            value.extend_from_slice(&first.epoch.to_be_bytes());
-            value.extend_from_slice(&0i64.to_be_bytes());
-            trx.set(&keys.lease(region), &value);
-            Ok::<_, sekai_layer::kv::FdbError>(())
-        }
-    })
-    .await
-    .unwrap();
+    expire_lease(&db, &keys, region, &first).await;
     let second = lease::acquire(&db, &keys, region, 2)
         .await
         .unwrap()
@@ -400,13 +409,8 @@ async fn a_service_write_reaches_the_processor_hot_tier_and_the_change_log() {
 #[tokio::test]
 async fn direct_inputs_are_stored_and_applied_by_the_frame_exactly_once() {
     let seed = 4343;
-    println!("seed {seed}");
     let players = [1u64, 2, 3];
-    let options = EngineOptions {
-        faults: Some(FaultConfig::uniform(seed, 0.15)),
-        ..EngineOptions::default()
-    };
-    let (db, keys, region) = players_in_region_zero(options, &players).await;
+    let (db, keys, region) = players_in_region_zero(faulty(seed), &players).await;
     let holder = 9;
     let mut hot = HotRegion::new(region);
     let mut ids = ChaCha8Rng::seed_from_u64(seed);
@@ -535,10 +539,7 @@ async fn a_frame_told_the_inbox_is_unchanged_leaves_a_new_entry_to_the_watch_it_
 /// them, in order, once each (some of them also came through the inbox).
 #[tokio::test]
 async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
-    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
-    let keys = keys();
-    let region = RegionId::new(0, 0);
-    place_avatar(&db, &keys, 1, Vec3::new(10.0, 0.0, 10.0)).await;
+    let (db, keys, region) = players_in_region_zero(EngineOptions::default(), &[1]).await;
     let count = MAX_APPLIED_PER_FRAME as u64 + 44;
     let inputs: Vec<Input> = (1..=count)
         .map(|seq| Input {
@@ -573,10 +574,7 @@ async fn direct_inputs_past_a_frames_most_wait_in_the_inbox() {
 /// them with T1, and the new holder applies them after the ones the old holder applied.
 #[tokio::test]
 async fn direct_inputs_reach_the_new_holder_after_a_takeover() {
-    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
-    let keys = keys();
-    let region = RegionId::new(0, 0);
-    place_avatar(&db, &keys, 1, Vec3::new(10.0, 0.0, 10.0)).await;
+    let (db, keys, region) = players_in_region_zero(EngineOptions::default(), &[1]).await;
     let input = |seq: u64| Input {
         player: 1,
         seq,
@@ -615,18 +613,7 @@ async fn direct_inputs_reach_the_new_holder_after_a_takeover() {
         assert_eq!(stored.unwrap(), Stored::Directly, "seq {seq}");
     }
     // Expire the first holder's lease (as a stalled holder's would) and take it over.
-    run(&db, |trx, _| {
-        let keys = keys.clone();
-        async move {
-            let mut value = 1u128.to_be_bytes().to_vec();
-            value.extend_from_slice(&first.epoch.to_be_bytes());
-            value.extend_from_slice(&0i64.to_be_bytes());
-            trx.set(&keys.lease(region), &value);
-            Ok::<_, sekai_layer::kv::FdbError>(())
-        }
-    })
-    .await
-    .unwrap();
+    expire_lease(&db, &keys, region, &first).await;
     lease::acquire(&db, &keys, region, 2)
         .await
         .unwrap()
@@ -826,10 +813,7 @@ async fn the_frame_trimmer_keeps_the_newest_frames_a_page_at_a_time() {
     use sekai_layer::world::query::{changelog_after, changelog_floor};
     use sekai_layer::world::trim::FrameTrimmer;
 
-    let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
-    let keys = keys();
-    let region = RegionId::new(0, 0);
-    place_avatar(&db, &keys, 1, Vec3::new(10.0, 0.0, 10.0)).await;
+    let (db, keys, region) = players_in_region_zero(EngineOptions::default(), &[1]).await;
     let mut hot = HotRegion::new(region);
     for seq in 1..=30u64 {
         let to = Vec3::new(10.0 + (seq % 2) as f32, 0.0, 10.0);
