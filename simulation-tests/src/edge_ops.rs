@@ -33,6 +33,7 @@ use sekai_layer::kv::{run, Database, FdbResult, Transaction};
 use sekai_layer::world::direct::{self, DirectInputs, Stored};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
+use sekai_layer::world::local_log::LocalLog;
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::query::entities_in_area;
 use sekai_layer::world::store::region_head;
@@ -181,18 +182,20 @@ pub struct CatchUp {
     pub watches: Vec<Watch>,
     /// The ids of the area's entities at the read version, when asked for.
     pub visible: Vec<EntityId>,
+    /// Regions whose entries came from the local log, not the database.
+    pub from_local: u64,
 }
 
 /// One pass of the shipped fan-out core for one session: reads each region's head and what
 /// [`FanoutCore`] asks for (the shipped `read_region`, at most `max_per_pass` entries per
 /// region, so long logs are cut as the edge cuts them), arms a watch on every region head, and
 /// merges the commits; with `visible_in`, also reads the ids of that area's entities at the
-/// same version.
+/// same version. Entries `local` holds whole come from it, as at an edge beside processors.
 pub async fn catch_up<D: Database>(
     db: &D,
     keys: &WorldKeys,
     core: &FanoutCore,
-    regions: &[RegionId],
+    (regions, local): (&[RegionId], Option<&LocalLog>),
     max_per_pass: usize,
     visible_in: Option<Area>,
 ) -> Result<CatchUp, WorldError> {
@@ -204,10 +207,12 @@ pub async fn catch_up<D: Database>(
     run(db, |trx, _| async move {
         let mut watches: Vec<Watch> = Vec::with_capacity(regions.len());
         let mut pass = core.begin();
+        let mut from_local = 0;
         for region in regions {
             watches.push(Box::pin(trx.watch(&keys.head(*region))));
             let head = region_head(&trx, keys, *region).await?;
-            read_region(&trx, keys, &config, &mut pass, *region, head).await?;
+            let local = read_region(&trx, keys, &config, local, &mut pass, *region, head).await?;
+            from_local += u64::from(local);
         }
         let (output, cursors) = pass.finish();
         let visible = match &visible_in {
@@ -223,6 +228,7 @@ pub async fn catch_up<D: Database>(
             cursors,
             watches,
             visible,
+            from_local,
         })
     })
     .await

@@ -62,11 +62,14 @@ pub enum FaultKind {
     StoredDirectly,
     /// An input handed to a processor beside its edge that dropped it: stored with T1 instead.
     DirectDropped,
+    /// A region's new change-log entries taken from the local log of the processors beside the
+    /// edge (`world::local_log`), not read from the database.
+    LocalLogRead,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 25] = [
+    pub const ALL: [FaultKind; 26] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -92,6 +95,7 @@ impl FaultKind {
         FaultKind::NodeLeave,
         FaultKind::StoredDirectly,
         FaultKind::DirectDropped,
+        FaultKind::LocalLogRead,
     ];
 
     /// The name used in reports.
@@ -122,6 +126,7 @@ impl FaultKind {
             FaultKind::NodeLeave => "processor node leave (graceful)",
             FaultKind::StoredDirectly => "input stored directly (T1 in the frame)",
             FaultKind::DirectDropped => "direct input dropped, stored by T1",
+            FaultKind::LocalLogRead => "fan-out took local log entries",
         }
     }
 }

@@ -311,7 +311,7 @@ impl SekaiWorkload {
             }
             let core = session.fanout.clone();
             let regions = session.regions();
-            let caught = catch_up(db, keys, &core, &regions, usize::MAX, None).await?;
+            let caught = catch_up(db, keys, &core, (&regions, None), usize::MAX, None).await?;
             session.fanout.commit(caught.cursors);
             session.hand_over(&caught.commits);
             let mut reset = false;

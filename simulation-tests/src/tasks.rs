@@ -19,6 +19,7 @@ use sekai_layer::world::direct::{DirectInputs, DirectReceiver, Stored};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::HotRegion;
 use sekai_layer::world::lease::{acquire, release, Lease};
+use sekai_layer::world::local_log::LocalLog;
 use sekai_layer::world::model::{Entity, Input};
 use sekai_layer::world::nodes::{leave, Roles};
 use sekai_layer::world::processor::{run_direct_frame, FrameOutcome, ProcessorStats};
@@ -208,21 +209,20 @@ impl Task {
         })
     }
 
-    /// A catch-up: one pass of the fan-out `core` over `regions` (with the ids in
-    /// `visible_in`, if given).
+    /// A catch-up: one pass of the fan-out `core` over `regions`, taking the entries the edge's
+    /// node recorded in `local` (with the ids in `visible_in`, if given).
     pub fn catch_up(
         db: Db,
         keys: WorldKeys,
         owner: Owner,
         core: FanoutCore,
-        regions: Vec<RegionId>,
+        (regions, local): (Vec<RegionId>, LocalLog),
         max_per_pass: usize,
         visible_in: Option<Area>,
     ) -> Self {
         Self::new(owner, async move {
-            TaskOutput::CaughtUp(
-                catch_up(&db, &keys, &core, &regions, max_per_pass, visible_in).await,
-            )
+            let read = (regions.as_slice(), Some(&local));
+            TaskOutput::CaughtUp(catch_up(&db, &keys, &core, read, max_per_pass, visible_in).await)
         })
     }
 }

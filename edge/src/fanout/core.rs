@@ -65,6 +65,10 @@ pub enum RegionStep {
     ReadLog {
         /// The region's cursor.
         after: Option<Stamp>,
+        /// How far the head rose since the read that left the cursor there (`None`: unknown):
+        /// the log has at most this many entries after the cursor, exactly this many when
+        /// every rise came with an entry, as every frame's does.
+        head_rise: Option<u64>,
     },
     /// Nothing new as of this pass ([`Pass::unchanged`]).
     Unchanged,
@@ -179,6 +183,7 @@ impl Pass<'_> {
             Some(cursor) if !cursor.known => RegionStep::FindStart,
             Some(cursor) if cursor.head != Some(head) => RegionStep::ReadLog {
                 after: cursor.stamp,
+                head_rise: cursor.head.and_then(|before| head.checked_sub(before)),
             },
             Some(_) => RegionStep::Unchanged,
         }
@@ -428,7 +433,13 @@ mod tests {
         known(&mut core);
         let pass = core.begin();
         assert_eq!(pass.step(A, 1), RegionStep::Unchanged);
-        assert_eq!(pass.step(A, 2), RegionStep::ReadLog { after: None });
+        assert_eq!(
+            pass.step(A, 3),
+            RegionStep::ReadLog {
+                after: None,
+                head_rise: Some(2)
+            }
+        );
         assert!(pass.needs_watch(A, 2, true));
         assert!(!pass.needs_watch(A, 1, true));
         assert!(pass.needs_watch(A, 1, false));
@@ -455,7 +466,8 @@ mod tests {
         assert_eq!(
             core.begin().step(B, 2),
             RegionStep::ReadLog {
-                after: Some(stamp(2))
+                after: Some(stamp(2)),
+                head_rise: None
             }
         );
     }

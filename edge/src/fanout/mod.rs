@@ -50,6 +50,7 @@ use sekai_cache::RegionCache;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
+use sekai_layer::world::local_log::LocalLog;
 use sekai_layer::world::model::{Delta, Entity};
 use sekai_layer::world::query::{changelog_floor, entities_in_area};
 use sekai_layer::world::store::region_head;
@@ -201,8 +202,16 @@ impl Fanout {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs passes until [`Fanout::stop`].
-    pub async fn run<D: Database>(self, db: D, keys: WorldKeys, config: FanoutConfig) {
+    /// Runs passes until [`Fanout::stop`], taking the change-log entries this process's
+    /// processors recorded in `local` instead of reading them back (an empty log when none run
+    /// here).
+    pub async fn run<D: Database>(
+        self,
+        db: D,
+        keys: WorldKeys,
+        config: FanoutConfig,
+        local: LocalLog,
+    ) {
         let mut core = FanoutCore::new();
         let mut watches = Watches::new();
         while !self.shared.stopped.load(Ordering::Acquire) {
@@ -213,6 +222,7 @@ impl Fanout {
                     &db,
                     &keys,
                     &config,
+                    &local,
                     &mut core,
                     &mut watches,
                     &live,
@@ -270,6 +280,7 @@ impl Fanout {
         db: &D,
         keys: &WorldKeys,
         config: &FanoutConfig,
+        local: &LocalLog,
         core: &mut FanoutCore,
         watches: &mut Watches,
         live: &Live,
@@ -292,7 +303,7 @@ impl Fanout {
         for region in &wanted {
             let head = region_head(&trx, keys, *region).await?;
             heads.insert(*region, head);
-            read_region(&trx, keys, config, &mut pass, *region, head).await?;
+            read_region(&trx, keys, config, Some(local), &mut pass, *region, head).await?;
             if pass.needs_watch(*region, head, watches.contains_key(region)) {
                 armed.insert(*region, trx.watch(&keys.head(*region)).map(|_| ()).boxed());
             }
@@ -468,28 +479,50 @@ type WatchFuture = futures::future::BoxFuture<'static, ()>;
 type Watches = BTreeMap<RegionId, WatchFuture>;
 
 /// Reads what `pass` asks for `region` (whose head is `head` in `trx`) and reports it: the one
-/// place a fan-out reads the change log (the simulator calls it too).
+/// place a fan-out reads the change log (the simulator calls it too). The entries after the
+/// cursor come from `local` when it holds all of them (`LocalLog::entries_after`), else from
+/// the database; returns whether they came from `local`.
+#[allow(clippy::too_many_arguments)]
 pub async fn read_region<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     config: &FanoutConfig,
+    local: Option<&LocalLog>,
     pass: &mut Pass<'_>,
     region: RegionId,
     head: u64,
-) -> Result<(), WorldError> {
+) -> Result<bool, WorldError> {
     match pass.step(region, head) {
         RegionStep::FindStart => {
             let stamp = last_stamp(trx, keys, region).await?;
             pass.started_at(region, head, stamp);
         }
-        RegionStep::ReadLog { after } => {
-            let (entries, complete) =
-                read_log(trx, keys, region, after, config.page, config.max_per_pass).await?;
+        RegionStep::ReadLog { after, head_rise } => {
+            let recorded = match (local, head_rise) {
+                (Some(log), Some(rise)) => log.entries_after(
+                    region,
+                    after,
+                    trx.get_read_version().await?,
+                    rise,
+                    config.max_per_pass,
+                ),
+                _ => None,
+            };
+            counter!(names::FANOUT_LOG_READS, "from" => if recorded.is_some() { "memory" } else { "store" })
+                .increment(1);
+            let from_local = recorded.is_some();
+            let (entries, complete) = match recorded {
+                Some(entries) => (entries, true),
+                None => {
+                    read_log(trx, keys, region, after, config.page, config.max_per_pass).await?
+                }
+            };
             pass.read(region, head, entries, complete);
+            return Ok(from_local);
         }
         RegionStep::Unchanged => pass.unchanged(region, head),
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Records a pass's metrics: the commits handed over and the age of each (its commit version

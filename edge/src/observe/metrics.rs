@@ -39,6 +39,9 @@ pub const FANOUT_PASSES: &str = "sekai_fanout_passes_total";
 pub const FANOUT_COMMITS: &str = "sekai_fanout_commits_total";
 /// Fan-out passes that failed and were retried.
 pub const FANOUT_FAILURES: &str = "sekai_fanout_failures_total";
+/// Change-log reads of a fan-out pass, by where the entries came from: `memory` (this process's
+/// processors recorded them, `world::local_log`) or `store` (read from the database).
+pub const FANOUT_LOG_READS: &str = "sekai_fanout_log_reads_total";
 /// Times a slow subscription's outbox coalesced its queued deltas.
 pub const FANOUT_COALESCED: &str = "sekai_fanout_coalesced_total";
 /// Age of each commit when the fan-out handed it over, seconds.
@@ -108,6 +111,10 @@ pub fn describe() {
     describe_gauge!(
         FANOUT_SUBSCRIPTIONS,
         "Live subscriptions, the map's included"
+    );
+    describe_counter!(
+        FANOUT_LOG_READS,
+        "Change-log reads of fan-out passes, by source (memory: recorded by this process's processors; store)"
     );
     describe_gauge!(FANOUT_REGIONS, "Regions whose heads the fan-out watches");
     describe_gauge!(

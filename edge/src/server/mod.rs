@@ -227,7 +227,12 @@ impl EdgeServer {
         } else {
             Fanout::new()
         };
-        tokio::spawn(fanout.clone().run(db.clone(), keys.clone(), config.fanout));
+        tokio::spawn(fanout.clone().run(
+            db.clone(),
+            keys.clone(),
+            config.fanout,
+            config.direct.log().clone(),
+        ));
         let input_stats = Arc::new(BatchStats::default());
         let inputs = InputBatcher::start(
             db.clone(),

@@ -28,6 +28,7 @@ use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use super::inbox;
+use super::local_log::LocalLog;
 use super::model::Input;
 use crate::kv::{Database, FdbError};
 
@@ -60,11 +61,13 @@ struct Senders {
     next_id: u64,
 }
 
-/// The processors of this process that take direct inputs, by region (cheap to clone; every
-/// clone is the same registry). An empty registry sends everything through T1.
+/// The processors of this process that take direct inputs, by region, and the change-log
+/// entries they committed (cheap to clone; every clone is the same registry). An empty registry
+/// sends everything through T1.
 #[derive(Clone, Debug, Default)]
 pub struct DirectInputs {
     regions: Arc<Mutex<Senders>>,
+    log: LocalLog,
 }
 
 impl DirectInputs {
@@ -83,6 +86,11 @@ impl DirectInputs {
             inputs: Vec::new(),
             answers: Vec::new(),
         }
+    }
+
+    /// The change-log entries this process's processors committed, for this process's fan-out.
+    pub fn log(&self) -> &LocalLog {
+        &self.log
     }
 
     /// Whether a processor of this process takes `region`'s inputs now.
@@ -198,6 +206,12 @@ impl DirectReceiver {
         for answer in self.answers.drain(..) {
             let _ = answer.send(());
         }
+    }
+
+    /// The change-log entries this process's processors committed (the frame records its own
+    /// there once it committed).
+    pub fn log(&self) -> &LocalLog {
+        self.registry.log()
     }
 
     /// Gives up the inputs taken: their senders store them with T1.

@@ -5,6 +5,8 @@
 //! - [`rules`]: the game rules as pure functions (state and inputs in, changes and outcomes out);
 //! - [`inbox`]: T1, appending an input under a versionstamp without reads;
 //! - [`direct`]: T1 fused into T2 when an edge shares a process with the region's processor;
+//! - [`local_log`]: the change-log entries a process's processors committed, which its fan-out
+//!   takes instead of reading them back;
 //! - [`frame`]/[`processor`]: T2, one region frame in one transaction, and the task that runs it;
 //! - [`lease`]: one live processor per region;
 //! - [`nodes`]/[`assign`]: node heartbeats, and regions spread over the live processor nodes;
@@ -25,6 +27,7 @@ pub mod frame;
 pub mod generate;
 pub mod inbox;
 pub mod lease;
+pub mod local_log;
 pub mod nodes;
 pub mod players;
 pub mod processor;

@@ -157,8 +157,9 @@ pub async fn run_frame<D: Database>(
 }
 
 /// [`run_frame`] with the direct inputs waiting in `direct`: takes them, and once the frame
-/// committed tells their senders they are durable; after a failure it gives them up (their
-/// senders store them with T1).
+/// committed tells their senders they are durable and records its delta in this process's
+/// [`LocalLog`](super::local_log::LocalLog); after a failure it gives them up (their senders
+/// store them with T1).
 pub async fn run_direct_frame<D: Database>(
     db: &D,
     keys: &WorldKeys,
@@ -171,7 +172,15 @@ pub async fn run_direct_frame<D: Database>(
     direct.take();
     let frame = run_frame(db, keys, lease, hot, new_id, stats, direct.inputs()).await;
     match &frame {
-        Ok(_) => direct.stored(),
+        Ok(outcome) => {
+            if let Ok(committed) = outcome {
+                let region = committed.record.region;
+                direct
+                    .log()
+                    .record(region, committed.versionstamp, &committed.delta);
+            }
+            direct.stored();
+        }
         Err(_) => direct.drop_taken(),
     }
     frame

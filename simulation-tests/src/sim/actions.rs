@@ -503,6 +503,8 @@ impl Simulation {
             session: s,
         };
         let (area, regions) = (session.area(), session.regions());
+        // The entries the processors of the edge's node recorded (`world::local_log`).
+        let local = self.nodes[e % self.nodes.len()].direct.log().clone();
         let task = match session.phase {
             Phase::Snapshotting | Phase::SeekingTail => {
                 Task::snapshot(db, self.keys.clone(), owner, area, cache)
@@ -512,14 +514,22 @@ impl Simulation {
                 session.watches.clear();
                 let core = session.fanout_after(from);
                 let keys = self.keys.clone();
-                Task::catch_up(db, keys, owner, core, regions, usize::MAX, Some(area))
+                Task::catch_up(
+                    db,
+                    keys,
+                    owner,
+                    core,
+                    (regions, local),
+                    usize::MAX,
+                    Some(area),
+                )
             }
             Phase::Streaming => {
                 session.dirty = false;
                 session.watches.clear();
                 let core = session.fanout.clone();
                 let keys = self.keys.clone();
-                Task::catch_up(db, keys, owner, core, regions, MAX_PER_PASS, None)
+                Task::catch_up(db, keys, owner, core, (regions, local), MAX_PER_PASS, None)
             }
             Phase::Closed => return,
         };

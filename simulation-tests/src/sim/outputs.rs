@@ -254,6 +254,7 @@ impl Simulation {
                 match result {
                     Ok(caught) if !closed => {
                         session.watches = caught.watches;
+                        self.tally.add(FaultKind::LocalLogRead, caught.from_local);
                         match session.phase {
                             Phase::Resuming(from) => {
                                 let (commits, cursors) = (caught.commits, caught.cursors);
