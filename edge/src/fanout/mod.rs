@@ -482,7 +482,6 @@ type Watches = BTreeMap<RegionId, WatchFuture>;
 /// place a fan-out reads the change log (the simulator calls it too). The entries after the
 /// cursor come from `local` when it holds all of them (`LocalLog::entries_after`), else from
 /// the database; returns whether they came from `local`.
-#[allow(clippy::too_many_arguments)]
 pub async fn read_region<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
@@ -508,9 +507,9 @@ pub async fn read_region<T: Transaction>(
                 ),
                 _ => None,
             };
-            counter!(names::FANOUT_LOG_READS, "from" => if recorded.is_some() { "memory" } else { "store" })
-                .increment(1);
             let from_local = recorded.is_some();
+            let source = if from_local { "memory" } else { "store" };
+            counter!(names::FANOUT_LOG_READS, "from" => source).increment(1);
             let (entries, complete) = match recorded {
                 Some(entries) => (entries, true),
                 None => {
