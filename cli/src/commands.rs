@@ -28,6 +28,7 @@ use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
 
 use crate::bots::{start_bots, BotConfig, BotStats};
 use crate::plot::Cdf;
+use crate::thread_policy::{self, ThreadPolicy};
 use crate::world_setup::{load_world, node_holder, spawn_near_resources, start_node, WorldShape};
 use sekai_edge::observe::{ObserveConfig, Observer};
 use sekai_edge::server::{EdgeConfig, EdgeServer};
@@ -75,6 +76,12 @@ pub struct ServeArgs {
     /// threads, best when the server has one core.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// How the server's threads are scheduled (Linux): `batch` makes them `SCHED_BATCH`, so a
+    /// thread handing messages to another is not preempted by it after each one (the receiver
+    /// takes the burst in one run), and the store's flushes and compactions `SCHED_IDLE`, so
+    /// they never hold a server thread back; `normal` leaves the system's default.
+    #[arg(long, value_enum, default_value_t = ThreadPolicy::Batch)]
+    pub thread_policy: ThreadPolicy,
     /// Seconds without a packet before a connection is closed (the edge keeps quiet clients
     /// alive with pings every third of it).
     #[arg(long, default_value_t = 30)]
@@ -280,6 +287,8 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
         std::fs::write(&cert_path, edge.certificate().as_ref())
             .map_err(|e| format!("writing {}: {e}", cert_path.display()))?;
     }
+    // Every thread runs by now: the runtime's, the connections', the committer, the store's.
+    thread_policy::apply(args.thread_policy);
     println!(
         "edge on quic://{}; certificate in {}; Ctrl-C stops",
         edge.local_addr().map_err(|e| e.to_string())?,

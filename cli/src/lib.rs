@@ -13,7 +13,8 @@
 //!   while bots play;
 //! - [`flags`]: value parsers shared by the flags (time flags refuse negative, infinite and
 //!   huge values instead of panicking);
-//! - [`plot`]: latency CDFs and timelines as SVG; [`proc_stats`]: CPU and memory from `/proc`.
+//! - [`plot`]: latency CDFs and timelines as SVG; [`proc_stats`]: CPU and memory from `/proc`;
+//! - [`thread_policy`]: `serve`'s threads as `SCHED_BATCH` (the store's background `SCHED_IDLE`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
@@ -29,5 +30,6 @@ pub mod kv_bench;
 pub mod plot;
 pub mod proc_stats;
 pub mod stall;
+pub mod thread_policy;
 pub mod world_bench;
 pub mod world_setup;
