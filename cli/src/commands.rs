@@ -138,7 +138,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64)]
     pub memtable_mb: u64,
     /// Nice value (Linux) of the embedded engine's background thread (memtable flushes,
-    /// compaction); 0 runs it at the server's own priority.
+    /// compaction); 0 runs it at the server's own priority. Used with `--thread-policy normal`
+    /// only: under `batch` (the default) that thread is `SCHED_IDLE`, which has no nice value.
     #[arg(long, default_value_t = EngineOptions::default().background_nice)]
     pub background_nice: i32,
 }
