@@ -14,8 +14,7 @@ use sekai_layer::world::model::Delta;
 use sekai_layer::world::query::changelog_after;
 use sekai_schema::{RegionId, WorldKeys};
 
-/// A commit versionstamp.
-pub type Stamp = [u8; 10];
+pub use sekai_layer::world::local_log::Stamp;
 
 /// Largest page asked of the database when one commit does not fit a smaller one.
 const MAX_PAGE: usize = 100_000;

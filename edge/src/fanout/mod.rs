@@ -50,7 +50,7 @@ use sekai_cache::RegionCache;
 use sekai_layer::kv::{Database, Transaction};
 use sekai_layer::world::error::WorldError;
 use sekai_layer::world::frame::load_region;
-use sekai_layer::world::local_log::LocalLog;
+use sekai_layer::world::local_log::{commit_version, LocalLog};
 use sekai_layer::world::model::{Delta, Entity};
 use sekai_layer::world::query::{changelog_floor, entities_in_area};
 use sekai_layer::world::store::region_head;
@@ -540,11 +540,7 @@ fn record_pass(
     let since_read = read_at.elapsed().as_secs_f64();
     let lag = histogram!(names::FANOUT_LAG_SECONDS);
     for stamp in commits.keys() {
-        let mut version = [0u8; 8];
-        version.copy_from_slice(&stamp[..8]);
-        let behind = read_version
-            .saturating_sub(i64::from_be_bytes(version))
-            .max(0);
+        let behind = read_version.saturating_sub(commit_version(stamp)).max(0);
         lag.record(behind as f64 / VERSIONS_PER_SECOND + since_read);
     }
 }

@@ -94,8 +94,8 @@ impl LocalLog {
     }
 }
 
-/// The commit version a versionstamp starts with (its first 8 bytes, big-endian).
-fn commit_version(stamp: &Stamp) -> i64 {
+/// The commit version a commit versionstamp starts with (its first 8 bytes, big-endian).
+pub fn commit_version(stamp: &Stamp) -> i64 {
     let mut version = [0u8; 8];
     version.copy_from_slice(&stamp[..8]);
     i64::from_be_bytes(version)

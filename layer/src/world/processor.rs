@@ -172,15 +172,14 @@ pub async fn run_direct_frame<D: Database>(
     direct.take();
     let frame = run_frame(db, keys, lease, hot, new_id, stats, direct.inputs()).await;
     match &frame {
-        Ok(outcome) => {
-            if let Ok(committed) = outcome {
-                let region = committed.record.region;
-                direct
-                    .log()
-                    .record(region, committed.versionstamp, &committed.delta);
-            }
+        Ok(Ok(committed)) => {
+            let region = committed.record.region;
+            direct
+                .log()
+                .record(region, committed.versionstamp, &committed.delta);
             direct.stored();
         }
+        Ok(Err(_)) => direct.stored(),
         Err(_) => direct.drop_taken(),
     }
     frame
