@@ -41,7 +41,7 @@ use sekai_client::{
 use sekai_edge::tls::SELF_SIGNED_NAME;
 use sekai_edge::token::{unix_now, TokenKey};
 
-/// Radius of each bot's area of interest, in metres.
+/// Radius of each bot's area of interest, in metres (the default of `sekai bots --area-radius`).
 pub const BOT_AREA_RADIUS: f32 = 24.0;
 
 /// The timeline of one applied input, for per-stage reports.
@@ -79,6 +79,8 @@ pub struct BotConfig {
     pub threads: usize,
     /// Called for every applied input (e.g. to join with processor timings).
     pub on_applied: Option<TimelineHook>,
+    /// Radius of each bot's area of interest, in metres (how many others' moves it sees).
+    pub area_radius: f32,
 }
 
 /// Live counters and latency histograms of a bot run (shared by all bot threads).
@@ -285,7 +287,7 @@ async fn play(
     };
     let home = client.avatar_at_login().position;
     let view = client
-        .subscribe(Area::new(home, BOT_AREA_RADIUS), handler)
+        .subscribe(Area::new(home, config.area_radius), handler)
         .await?;
     stats.connected.fetch_add(1, Ordering::Relaxed);
 

@@ -389,6 +389,10 @@ pub struct BotsArgs {
     /// Player id of the first bot.
     #[arg(long, default_value_t = 1)]
     pub first_player: u64,
+    /// Radius of each bot's area of interest, in metres: the bigger, the more of the others'
+    /// moves each bot sees (entity updates per input), up to 1024.
+    #[arg(long, default_value_t = crate::bots::BOT_AREA_RADIUS, value_parser = crate::flags::area_radius)]
+    pub area_radius: f32,
     /// The load.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -409,6 +413,7 @@ pub async fn bots(args: BotsArgs) -> Result<(), String> {
             seed: args.load.seed,
             threads: args.load.threads,
             on_applied: None,
+            area_radius: args.area_radius,
         },
         stats.clone(),
     );

@@ -24,7 +24,7 @@ use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
 use sekai_layer::world::processor::{CommittedFrame, ProcessorStats};
 use sekai_schema::{PlayerId, WorldKeys};
 
-use crate::bots::{histogram, start_bots, BotConfig, BotStats, InputTimeline};
+use crate::bots::{histogram, start_bots, BotConfig, BotStats, InputTimeline, BOT_AREA_RADIUS};
 use crate::plot::Cdf;
 use crate::world_setup::{load_world, spawn_near_resources, start_processors, WorldShape};
 use sekai_edge::observe::{ObserveConfig, Observer};
@@ -244,6 +244,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
             seed: config.seed,
             threads: config.bot_threads.max(1),
             on_applied: Some(hook),
+            area_radius: BOT_AREA_RADIUS,
         },
         bot_stats.clone(),
     );

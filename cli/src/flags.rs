@@ -11,15 +11,27 @@ pub const MAX_DURATION: f64 = 1e9;
 
 /// Parses a time flag: a finite number from 0 to [`MAX_DURATION`].
 pub fn duration(text: &str) -> Result<f64, String> {
+    number_in(text, 0.0, MAX_DURATION)
+}
+
+/// Parses an area-of-interest radius in metres: from 0 to the largest query radius the edge
+/// accepts (`sekai_schema::geometry::MAX_QUERY_RADIUS`).
+pub fn area_radius(text: &str) -> Result<f32, String> {
+    let max = f64::from(sekai_schema::geometry::MAX_QUERY_RADIUS);
+    number_in(text, 0.0, max).map(|value| value as f32)
+}
+
+/// A finite number from `min` to `max`, or an error naming the range.
+fn number_in(text: &str, min: f64, max: f64) -> Result<f64, String> {
     let value: f64 = text
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number"))?;
-    if value.is_finite() && (0.0..=MAX_DURATION).contains(&value) {
+    if value.is_finite() && (min..=max).contains(&value) {
         Ok(value)
     } else {
         Err(format!(
-            "`{text}` is out of range: give a number from 0 to {MAX_DURATION}"
+            "`{text}` is out of range: give a number from {min} to {max}"
         ))
     }
 }
@@ -49,6 +61,15 @@ mod tests {
                 error.contains("not a number") || error.contains("from 0 to"),
                 "{text}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn area_radius_takes_zero_to_the_query_limit_only() {
+        assert_eq!(area_radius("64"), Ok(64.0));
+        assert_eq!(area_radius("1024"), Ok(1024.0));
+        for text in ["-1", "1025", "NaN", "far"] {
+            assert!(area_radius(text).is_err(), "{text}");
         }
     }
 }

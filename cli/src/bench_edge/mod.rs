@@ -65,6 +65,11 @@ pub struct BenchEdgeArgs {
     /// Seed of the world and the bots.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// `sekai bots --area-radius`: each bot's area of interest, in metres. The raw baseline
+    /// sends as many deltas per input as Sekai delivered entity updates, so a larger area costs
+    /// it one datagram per extra update, while Sekai folds a frame's updates into one message.
+    #[arg(long, default_value_t = crate::bots::BOT_AREA_RADIUS, value_parser = crate::flags::area_radius)]
+    pub area_radius: f32,
     /// Directory the JSON report and the latency CDF plot (SVG) are written to.
     #[arg(long, default_value = crate::plot::REPORT_DIR)]
     pub out: PathBuf,
@@ -186,9 +191,10 @@ pub async fn bench_edge(args: BenchEdgeArgs) -> Result<(), String> {
         )
     });
     let json = format!(
-        "{{\"repeat\":{},\"runs\":[{}],\"raw_runs\":[{}],\"capacity\":{{\"sekai\":{sekai_capacity},\"raw\":{raw_capacity},\
+        "{{\"repeat\":{},\"area_radius\":{},\"runs\":[{}],\"raw_runs\":[{}],\"capacity\":{{\"sekai\":{sekai_capacity},\"raw\":{raw_capacity},\
          \"ratio\":{ratio:.3}}},\"overload\":{overload_json}}}",
         args.repeat,
+        args.area_radius,
         list(&runs).join(","),
         list(&raw_runs).join(",")
     );
@@ -395,6 +401,8 @@ async fn run_sekai(
         .args(["--connect", &address, "--secret", "bench-secret"])
         .arg("--cert")
         .arg(&cert)
+        .arg("--area-radius")
+        .arg(args.area_radius.to_string())
         .args(common_load_args(args, bots));
     measure(server, Some(server_out), load, "sekai bots").await
 }

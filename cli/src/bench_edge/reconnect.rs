@@ -234,6 +234,7 @@ async fn steady_hit_rate(edge: &EdgeServer, tokens: &TokenKey, args: &BenchRecon
             seed: args.seed,
             threads: 1,
             on_applied: None,
+            area_radius: BOT_AREA_RADIUS,
         },
         stats.clone(),
     );

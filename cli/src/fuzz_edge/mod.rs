@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::CertificateDer;
 use sekai_layer::world::model::Action;
 
-use crate::bots::{start_bots, BotConfig, BotStats};
+use crate::bots::{start_bots, BotConfig, BotStats, BOT_AREA_RADIUS};
 use crate::chaos::server::{free_udp_address, kept_certificate, ServeChild};
 use crate::proc_stats::{cpu_seconds, rss_mib};
 use crate::world_setup::WorldShape;
@@ -123,6 +123,7 @@ pub async fn bench_fuzz_edge(args: FuzzEdgeArgs) -> Result<(), String> {
             seed,
             threads: 1,
             on_applied: None,
+            area_radius: BOT_AREA_RADIUS,
         },
         stats.clone(),
     );

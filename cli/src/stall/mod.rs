@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::CertificateDer;
 
-use crate::bots::{start_bots, BotConfig, BotStats};
+use crate::bots::{start_bots, BotConfig, BotStats, BOT_AREA_RADIUS};
 use crate::chaos::server::{free_udp_address, kept_certificate, ServeChild};
 use crate::proc_stats::rss_mib;
 use crate::world_setup::WorldShape;
@@ -98,6 +98,7 @@ pub async fn bench_stall(args: StallArgs) -> Result<(), String> {
             seed: args.seed,
             threads: 1,
             on_applied: None,
+            area_radius: BOT_AREA_RADIUS,
         },
         stats.clone(),
     );
