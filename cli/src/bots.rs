@@ -115,6 +115,15 @@ pub struct BotStats {
     stop: AtomicBool,
 }
 
+/// (p50, p99, p999) of a histogram.
+pub fn quantiles(h: &Histogram<u64>) -> (u64, u64, u64) {
+    (
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+    )
+}
+
 /// A histogram of microseconds with three significant figures.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
@@ -161,12 +170,12 @@ impl BotStats {
 
     /// (p50, p99, p999) of send → delta, in microseconds.
     pub fn total_quantiles(&self) -> (u64, u64, u64) {
-        let h = self.total.lock().unwrap_or_else(|e| e.into_inner());
-        (
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-        )
+        quantiles(&self.total.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A copy of the send → delta histogram.
+    pub fn total_histogram(&self) -> Histogram<u64> {
+        self.total.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use rustls::pki_types::CertificateDer;
 use sekai_layer::embedded::{EmbeddedDatabase, EngineOptions};
 use sekai_layer::kv::{Database, RangeOption, Transaction};
@@ -26,7 +27,7 @@ use sekai_layer::world::processor::ProcessorStats;
 use sekai_layer::world::query::{entities_in_area, frames};
 use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
 
-use crate::bots::{start_bots, BotConfig, BotStats};
+use crate::bots::{quantiles, start_bots, BotConfig, BotStats};
 use crate::plot::Cdf;
 use crate::thread_policy::{self, ThreadPolicy};
 use crate::world_setup::{load_world, node_holder, spawn_near_resources, start_node, WorldShape};
@@ -451,11 +452,18 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
     let before = WindowCounters::read(stats);
     let window = Instant::now();
     println!("window start");
-    let mut period = (Instant::now(), stats.applied.load(Ordering::Relaxed));
+    // A period's latencies are the window's histogram less its state at the period's start, so
+    // the window's own percentiles (the final report) still cover the whole window.
+    let mut period = (
+        Instant::now(),
+        stats.applied.load(Ordering::Relaxed),
+        stats.total_histogram(),
+    );
     while window.elapsed().as_secs_f64() < load.seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if load.report_every > 0.0 && period.0.elapsed().as_secs_f64() >= load.report_every {
-            let (p50, p99, p999) = stats.total_quantiles();
+            let now = stats.total_histogram();
+            let (p50, p99, p999) = quantiles(&since(&now, &period.2));
             let applied = stats.applied.load(Ordering::Relaxed);
             let rate = (applied - period.1) as f64 / period.0.elapsed().as_secs_f64();
             println!(
@@ -463,8 +471,7 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
                  \"inputs_per_sec\":{rate:.1}}}",
                 window.elapsed().as_secs_f64()
             );
-            stats.reset_histograms();
-            period = (Instant::now(), applied);
+            period = (Instant::now(), applied, now);
         }
         let (p50, p99, _) = stats.total_quantiles();
         eprintln!(
@@ -502,6 +509,17 @@ pub async fn measure_window(stats: &Arc<BotStats>, load: &LoadArgs) -> BotsRepor
         stopped: stats.stopped.load(Ordering::Relaxed),
         cdf,
     }
+}
+
+/// `now` less `earlier` (an earlier copy of the same histogram): what was recorded in between.
+fn since(now: &Histogram<u64>, earlier: &Histogram<u64>) -> Histogram<u64> {
+    let mut between = now.clone();
+    // Every count in `earlier` is also in `now`, so subtracting cannot fail; if it did, the
+    // period reports the whole window instead.
+    if between.subtract(earlier).is_err() {
+        between = now.clone();
+    }
+    between
 }
 
 /// The start of the line [`print_load_report`] writes the latency CDF on.

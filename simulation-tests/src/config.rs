@@ -25,6 +25,11 @@ pub enum PlantedBug {
     /// The shipped fan-out core moves a region's cursor past the cut of a pass cut short
     /// (`PlantedFanoutBug::CursorPastCut`): the commits after the cut are never handed over.
     FanoutCursorPastCut,
+    /// The shipped fan-out router forgets where entities were
+    /// (`PlantedFanoutBug::RouteByNewCellOnly`): a commit reaches only the subscriptions of the
+    /// cells its changes land in, so a subscriber whose entity walked out of its area never hears
+    /// of it.
+    FanoutRouteByNewCellOnly,
 }
 
 /// Sizes and fault rates of one run.

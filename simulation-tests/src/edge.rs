@@ -32,7 +32,10 @@ use sekai_layer::world::inbox::{action_digest, DurableSeq};
 use sekai_layer::world::model::{Entity, Input};
 use sekai_schema::{Area, EntityId, PlayerId, RegionId};
 
-use sekai_edge::fanout::core::{hand_over, Commits, FanoutCore, PlantedFanoutBug, RegionCursor};
+use sekai_edge::fanout::core::{
+    hand_over, Commits, FanoutCore, Handed, PlantedFanoutBug, RegionCursor,
+};
+use sekai_edge::fanout::route::Reach;
 
 use crate::edge_ops::{EdgeCache, Watch};
 
@@ -198,16 +201,31 @@ impl Session {
         if let Some(cursors) = cursors {
             self.fanout.commit(cursors);
         }
-        self.hand_over(&commits);
+        // A replay is not routed: which entities the client holds is unknown until it settles.
+        let regions = self.subscriber.regions().clone();
+        hand_over(&mut self.subscriber, &commits, Handed::Touching(&regions));
         self.subscriber.settle(visible);
         self.phase = Phase::Streaming;
     }
 
-    /// Hands a catch-up's commits to the subscriber (the shipped hand-over: one `on_commit`
-    /// per commit with all of its deltas, in commit order).
-    pub fn hand_over(&mut self, commits: &Commits) {
-        let regions = self.subscriber.regions().clone();
-        hand_over(&mut self.subscriber, &regions, commits);
+    /// Hands a committed catch-up's commits to the subscriber (the shipped hand-over: the
+    /// core routes them, then one `on_commit` per commit that concerns the subscriber, with all
+    /// of its deltas, in commit order). Call it after `self.fanout.commit`. Returns how many
+    /// commits of its regions were routed past it.
+    pub fn hand_over(&mut self, commits: &Commits) -> u64 {
+        let reaches = self.fanout.route(commits);
+        let concerning = Reach::concerning(&reaches, &self.subscriber);
+        let regions = self.subscriber.regions();
+        let routed_past = commits
+            .values()
+            .enumerate()
+            .filter(|(at, deltas)| {
+                deltas.iter().any(|d| regions.contains(&d.region))
+                    && concerning.binary_search(at).is_err()
+            })
+            .count() as u64;
+        hand_over(&mut self.subscriber, commits, Handed::Only(&concerning));
+        routed_past
     }
 
     /// The login's answer: the avatar's region sets where T1 routes, and the player's durable

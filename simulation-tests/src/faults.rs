@@ -65,11 +65,14 @@ pub enum FaultKind {
     /// A region's new change-log entries taken from the local log of the processors beside the
     /// edge (`world::local_log`), not read from the database.
     LocalLogRead,
+    /// A commit of a subscriber's regions the fan-out's router judged it would not see
+    /// (`fanout::route`), so it was not handed over.
+    RoutedPast,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 26] = [
+    pub const ALL: [FaultKind; 27] = [
         FaultKind::NotCommitted,
         FaultKind::TooOld,
         FaultKind::UnknownNotApplied,
@@ -96,6 +99,7 @@ impl FaultKind {
         FaultKind::StoredDirectly,
         FaultKind::DirectDropped,
         FaultKind::LocalLogRead,
+        FaultKind::RoutedPast,
     ];
 
     /// The name used in reports.
@@ -127,6 +131,7 @@ impl FaultKind {
             FaultKind::StoredDirectly => "input stored directly (T1 in the frame)",
             FaultKind::DirectDropped => "direct input dropped, stored by T1",
             FaultKind::LocalLogRead => "fan-out took local log entries",
+            FaultKind::RoutedPast => "commit routed past a subscriber",
         }
     }
 }

@@ -108,6 +108,14 @@ fn a_fanout_cursor_moved_past_the_cut_is_caught() {
 }
 
 #[test]
+fn a_fanout_router_that_forgets_previous_cells_is_caught() {
+    assert_eq!(
+        caught(PlantedBug::FanoutRouteByNewCellOnly),
+        "client mirror equals the database"
+    );
+}
+
+#[test]
 fn reordered_delta_changes_are_caught() {
     assert_eq!(
         caught(PlantedBug::ReorderDelta),

@@ -28,6 +28,7 @@ use sekai_layer::world::model::{Delta, Entity};
 use sekai_schema::{EntityId, RegionId};
 
 use super::log::{merge, Stamp};
+use super::route::{Reach, Router};
 use crate::session::Subscriber;
 
 /// Change-log entries of one region: (commit versionstamp, delta), in commit order.
@@ -42,6 +43,9 @@ pub enum PlantedFanoutBug {
     /// A region read in full moves its cursor to the end of what it read even when another
     /// region cut the pass short: the commits past the cut are never handed over (a gap).
     CursorPastCut,
+    /// The router forgets where entities were: a commit reaches only the subscriptions of the
+    /// cells its changes land in, so one whose entity walked out of its area keeps a ghost.
+    RouteByNewCellOnly,
 }
 
 /// What the fan-out knows of one region between passes.
@@ -110,6 +114,7 @@ impl PassOutput {
 #[derive(Clone, Debug, Default)]
 pub struct FanoutCore {
     regions: BTreeMap<RegionId, RegionCursor>,
+    router: Router,
     bug: Option<PlantedFanoutBug>,
 }
 
@@ -129,6 +134,7 @@ impl FanoutCore {
         };
         Self {
             regions: regions.into_iter().map(|r| (r, cursor)).collect(),
+            router: Router::new(),
             bug: None,
         }
     }
@@ -136,6 +142,7 @@ impl FanoutCore {
     /// Plants a bug (the simulator's self-test of its checks; never in production).
     pub fn plant(&mut self, bug: Option<PlantedFanoutBug>) {
         self.bug = bug;
+        self.router.plant(bug);
     }
 
     /// The cursor of `region`, if the fan-out knows it.
@@ -162,6 +169,21 @@ impl FanoutCore {
     /// wanted any more are forgotten).
     pub fn commit(&mut self, cursors: BTreeMap<RegionId, RegionCursor>) {
         self.regions = cursors;
+    }
+
+    /// The reach of each of a committed pass's commits (see [`super::route`]), for
+    /// [`hand_over`]; call it once per committed pass, after [`FanoutCore::commit`], with every
+    /// commit the pass hands over.
+    pub fn route(&mut self, commits: &Commits) -> Vec<Reach> {
+        let regions = &self.regions;
+        let followed = |region: RegionId| regions.contains_key(&region);
+        self.router.follow_only(followed);
+        self.router.route(commits, followed)
+    }
+
+    /// How many entities the router knows where they are.
+    pub fn routed_entities(&self) -> usize {
+        self.router.len()
     }
 }
 
@@ -373,25 +395,52 @@ pub struct HandOver {
     pub coalesced: u64,
     /// Bytes it holds queued after.
     pub queued_bytes: usize,
+    /// Commits handed to it.
+    pub handed: u64,
 }
 
-/// Hands a pass's commits touching `regions` to `subscriber`, in commit order, each whole.
-pub fn hand_over(
-    subscriber: &mut Subscriber,
-    regions: &BTreeSet<RegionId>,
-    commits: &Commits,
-) -> HandOver {
+/// Which of a pass's commits a subscriber is handed.
+#[derive(Clone, Copy, Debug)]
+pub enum Handed<'a> {
+    /// Every commit touching these regions (a replay: which entities it holds is unknown).
+    Touching(&'a BTreeSet<RegionId>),
+    /// These commits, by position in the pass, ascending: those whose reach concerns it
+    /// ([`Reach::concerning`], or the fan-out's index of them).
+    Only(&'a [usize]),
+}
+
+/// Hands the `handed` ones of a pass's commits to `subscriber`, in commit order, each whole.
+pub fn hand_over(subscriber: &mut Subscriber, commits: &Commits, handed: Handed<'_>) -> HandOver {
     let coalesced_before = subscriber.coalesced();
     let mut queued = false;
-    for (stamp, deltas) in commits {
-        if deltas.iter().any(|d| regions.contains(&d.region)) {
-            queued |= subscriber.on_commit(*stamp, deltas);
+    let mut count = 0;
+    let mut take = |(stamp, deltas): (&Stamp, &Vec<Delta>)| {
+        queued |= subscriber.on_commit(*stamp, deltas);
+        count += 1;
+    };
+    match handed {
+        Handed::Touching(regions) => commits
+            .iter()
+            .filter(|(_, deltas)| deltas.iter().any(|d| regions.contains(&d.region)))
+            .for_each(&mut take),
+        Handed::Only(positions) => {
+            debug_assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "commits are handed in order, each once"
+            );
+            let mut next = positions.iter().copied().peekable();
+            for (at, commit) in commits.iter().enumerate() {
+                if next.next_if_eq(&at).is_some() {
+                    take(commit);
+                }
+            }
         }
     }
     HandOver {
         queued,
         coalesced: subscriber.coalesced() - coalesced_before,
         queued_bytes: subscriber.queued_bytes(),
+        handed: count,
     }
 }
 

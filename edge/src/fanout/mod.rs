@@ -15,7 +15,9 @@
 //!    saw, which is the head's value now), so every wanted region always has one.
 //!
 //! Only after the commit are the commits handed to the live subscriptions, in versionstamp
-//! order, and the joiners made live. Then the task sleeps until a watch fires, a subscription
+//! order, each only to the subscriptions it concerns (`route`: the cells its changes land in and
+//! leave, its players, its avatars, found through the live index by cell), and the joiners made
+//! live. Then the task sleeps until a watch fires, a subscription
 //! joins, or [`IDLE_PASS`] passes.
 //!
 //! Metrics (`sekai_fanout_*`): passes, commits handed over, failures, coalescings, the outboxes'
@@ -37,6 +39,7 @@
 pub mod core;
 pub mod log;
 pub mod registry;
+pub mod route;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,7 +64,8 @@ use sekai_schema::{RegionId, WorldKeys};
 use tokio::sync::Notify;
 
 use self::core::{
-    hand_over, resume_or_snapshot, Beginning, Commits, FanoutCore, Pass, RegionStep, ResumeCheck,
+    hand_over, resume_or_snapshot, Beginning, Commits, FanoutCore, Handed, Pass, RegionStep,
+    ResumeCheck,
 };
 pub use self::core::{PlantedFanoutBug, Start};
 use crate::observe::metrics as names;
@@ -338,18 +342,16 @@ impl Fanout {
             .stats
             .commits
             .fetch_add(commits.len() as u64, Ordering::Relaxed);
-        let touched: BTreeSet<RegionId> = commits
-            .values()
-            .flat_map(|deltas| deltas.iter().map(|d| d.region))
-            .collect();
-        let (mut coalesced, mut queued_bytes) = (0u64, 0usize);
-        for slot in live.touching(&touched) {
+        let reaches = core.route(&commits);
+        let (mut coalesced, mut queued_bytes, mut handed_total) = (0u64, 0usize, 0u64);
+        for (slot, concerning) in live.reached(&reaches) {
             if slot.is_closed() {
                 continue;
             }
-            let handed = hand_over(&mut slot.lock(), slot.regions(), &commits);
+            let handed = hand_over(&mut slot.lock(), &commits, Handed::Only(&concerning));
             coalesced += handed.coalesced;
             queued_bytes += handed.queued_bytes;
+            handed_total += handed.handed;
             if handed.queued {
                 slot.wake();
             }
@@ -358,6 +360,7 @@ impl Fanout {
             .stats
             .coalesced
             .fetch_add(coalesced, Ordering::Relaxed);
+        counter!(names::FANOUT_HANDED).increment(handed_total);
         record_pass(&commits, read_version, read_at, coalesced, queued_bytes);
         gauge!(names::FANOUT_SUBSCRIPTIONS).set(live.len() as f64);
         gauge!(names::FANOUT_REGIONS).set(wanted.len() as f64);

@@ -4,18 +4,20 @@
 //! a replay in its next pass) or live (taking commits), never both; a closed slot takes nothing
 //! more and is dropped by the next pass (closing one marks the index stale).
 //!
-//! The live subscriptions are handed to passes as a [`Live`] index by region, built only when
-//! the membership changed: a pass reaches just the slots of the regions its commits touched,
-//! so its cost follows what changed, not how many clients the edge serves.
+//! The live subscriptions are handed to passes as a [`Live`] index by cell, region, player and
+//! avatar, built only when the membership changed: a pass reaches just the slots its commits
+//! concern ([`Reach`]), so its cost follows what changed, not how many clients the edge serves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use sekai_schema::RegionId;
+use rustc_hash::FxHashMap;
+use sekai_schema::{EntityId, PlayerId, RegionId};
 use tokio::sync::Notify;
 
 use super::core::Start;
+use super::route::{Cell, Reach};
 use crate::session::Subscriber;
 
 /// One subscription: its state machine and the signal that it has something to send.
@@ -25,6 +27,10 @@ pub struct Slot {
     /// The regions the subscriber's area touches (fixed for its life: an area never changes), so
     /// the fan-out can tell which slots a pass concerns without locking them.
     regions: BTreeSet<RegionId>,
+    /// Likewise its cells (`None`: too many to index, reached by region).
+    cells: Option<Vec<Cell>>,
+    player: PlayerId,
+    avatar: Option<EntityId>,
     ready: Notify,
     closed: AtomicBool,
     /// The registry's mark that some slot closed since its index was built.
@@ -35,6 +41,11 @@ impl Slot {
     fn new(subscriber: Subscriber, some_closed: Arc<AtomicBool>) -> Self {
         Self {
             regions: subscriber.regions().clone(),
+            cells: subscriber
+                .cells()
+                .map(|cells| cells.iter().copied().collect()),
+            player: subscriber.player(),
+            avatar: subscriber.avatar_id(),
             state: Mutex::new(subscriber),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
@@ -78,23 +89,45 @@ impl Slot {
     }
 }
 
-/// The live subscriptions, and by the regions their areas touch (a slot is listed, by its
-/// position in `slots`, under each).
+/// The live subscriptions, and by what a commit may concern them through (a slot is listed, by
+/// its position in `slots`, under each of its regions, each of its cells or, when its area has
+/// too many, under `by_region_unindexed`, and under its player and avatar).
 #[derive(Debug, Default)]
 pub struct Live {
     slots: Vec<Arc<Slot>>,
     by_region: BTreeMap<RegionId, Vec<usize>>,
+    by_region_unindexed: FxHashMap<RegionId, Vec<usize>>,
+    by_cell: FxHashMap<Cell, Vec<usize>>,
+    by_player: FxHashMap<PlayerId, Vec<usize>>,
+    by_avatar: FxHashMap<EntityId, Vec<usize>>,
 }
 
 impl Live {
     fn new<'a>(slots: impl Iterator<Item = &'a Arc<Slot>>) -> Self {
         let mut live = Self::default();
         for slot in slots {
+            let at = live.slots.len();
             for region in slot.regions() {
-                live.by_region
-                    .entry(*region)
-                    .or_default()
-                    .push(live.slots.len());
+                live.by_region.entry(*region).or_default().push(at);
+            }
+            match &slot.cells {
+                Some(cells) => {
+                    for cell in cells {
+                        live.by_cell.entry(*cell).or_default().push(at);
+                    }
+                }
+                None => {
+                    for region in slot.regions() {
+                        live.by_region_unindexed
+                            .entry(*region)
+                            .or_default()
+                            .push(at);
+                    }
+                }
+            }
+            live.by_player.entry(slot.player).or_default().push(at);
+            if let Some(avatar) = slot.avatar {
+                live.by_avatar.entry(avatar).or_default().push(at);
             }
             live.slots.push(slot.clone());
         }
@@ -116,21 +149,65 @@ impl Live {
         self.by_region.keys().copied()
     }
 
-    /// Every slot touching one of `touched`, each once (one closed since the index was built
-    /// too: the caller skips it).
-    pub fn touching(&self, touched: &BTreeSet<RegionId>) -> Vec<&Arc<Slot>> {
-        // Listed under each region it touches: taken under the first touched one only, marked
-        // by position (no walk of each slot's regions, so a pass costs what it touches).
-        let mut met = vec![false; self.slots.len()];
-        let mut slots = Vec::new();
-        for region in touched {
-            for &at in self.by_region.get(region).into_iter().flatten() {
-                if !std::mem::replace(&mut met[at], true) {
-                    slots.push(&self.slots[at]);
+    /// Every slot some of `reaches` (one per commit of a pass) concern, each once, with the
+    /// positions of those commits, ascending: exactly [`Reach::concerning`] for each slot, found
+    /// through the index instead of by asking every slot (closed slots too: the caller skips
+    /// them).
+    pub fn reached(&self, reaches: &[Reach]) -> Vec<(&Arc<Slot>, Vec<usize>)> {
+        let mut met = Met::new(self);
+        for (commit, reach) in reaches.iter().enumerate() {
+            for region in &reach.regions {
+                met.take(commit, self.by_region.get(region));
+            }
+            for cell in &reach.cells {
+                met.take(commit, self.by_cell.get(cell));
+                met.take(commit, self.by_region_unindexed.get(&cell.0));
+            }
+            for player in &reach.players {
+                met.take(commit, self.by_player.get(player));
+            }
+            for id in &reach.upserted {
+                met.take(commit, self.by_avatar.get(id));
+            }
+        }
+        met.slots
+    }
+}
+
+/// Slots gathered from the index's lists, each once, with the commits that reached them: found
+/// by the slot's position (no walk of each slot's own keys, so a pass costs what it touches).
+struct Met<'a> {
+    live: &'a Live,
+    /// Where each slot is in `slots`, once met.
+    found: Vec<Option<usize>>,
+    slots: Vec<(&'a Arc<Slot>, Vec<usize>)>,
+}
+
+impl<'a> Met<'a> {
+    fn new(live: &'a Live) -> Self {
+        Self {
+            live,
+            found: vec![None; live.slots.len()],
+            slots: Vec::new(),
+        }
+    }
+
+    /// Commit `commit` (met in ascending order) reaches every slot of `list`.
+    fn take(&mut self, commit: usize, list: Option<&Vec<usize>>) {
+        for &at in list.into_iter().flatten() {
+            match self.found[at] {
+                Some(index) => {
+                    let commits = &mut self.slots[index].1;
+                    if commits.last() != Some(&commit) {
+                        commits.push(commit);
+                    }
+                }
+                None => {
+                    self.found[at] = Some(self.slots.len());
+                    self.slots.push((&self.live.slots[at], vec![commit]));
                 }
             }
         }
-        slots
     }
 }
 
@@ -223,12 +300,52 @@ mod tests {
         (id, slot)
     }
 
+    /// The slots reached by one commit concerning every subscription of `touched`.
     fn ids(live: &Live, touched: &[RegionId]) -> Vec<usize> {
-        let touched: BTreeSet<RegionId> = touched.iter().copied().collect();
-        live.touching(&touched)
+        let reach = Reach {
+            regions: touched.to_vec(),
+            ..Reach::default()
+        };
+        reached(live, reach)
+    }
+
+    fn reached(live: &Live, reach: Reach) -> Vec<usize> {
+        live.reached(&[reach])
             .into_iter()
-            .map(|s| Arc::as_ptr(s) as usize)
+            .map(|(s, _)| Arc::as_ptr(s) as usize)
             .collect()
+    }
+
+    #[test]
+    fn a_change_reaches_the_slots_over_its_cell_and_the_player_and_avatar_reach_theirs() {
+        let mut registry = Registry::default();
+        let (_, near) = slot(&mut registry, 100.0, 100.0);
+        let (_, far) = slot(&mut registry, 200.0, 200.0);
+        let ptr = |s: &Arc<Slot>| Arc::as_ptr(s) as usize;
+        let live = registry.live();
+        let cell_near = sekai_schema::geometry::cell_of(&Vec3::new(100.0, 0.0, 100.0));
+        let by_cell = Reach {
+            cells: vec![cell_near],
+            ..Reach::default()
+        };
+        assert_eq!(reached(&live, by_cell), vec![ptr(&near)]);
+        let by_player = Reach {
+            players: vec![1],
+            ..Reach::default()
+        };
+        let mut both = reached(&live, by_player);
+        both.sort();
+        let mut expected = vec![ptr(&near), ptr(&far)];
+        expected.sort();
+        assert_eq!(both, expected, "both slots are player 1's");
+        let elsewhere = Reach {
+            cells: vec![sekai_schema::geometry::cell_of(&Vec3::new(
+                500.0, 0.0, 500.0,
+            ))],
+            players: vec![2],
+            ..Reach::default()
+        };
+        assert!(reached(&live, elsewhere).is_empty());
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub const FANOUT_FAILURES: &str = "sekai_fanout_failures_total";
 pub const FANOUT_LOG_READS: &str = "sekai_fanout_log_reads_total";
 /// Times a slow subscription's outbox coalesced its queued deltas.
 pub const FANOUT_COALESCED: &str = "sekai_fanout_coalesced_total";
+/// Commits handed to a subscription, once per subscription each concerned (`fanout::route`):
+/// against `sekai_fanout_commits_total`, how many subscriptions a commit reaches.
+pub const FANOUT_HANDED: &str = "sekai_fanout_handed_total";
 /// Age of each commit when the fan-out handed it over, seconds.
 pub const FANOUT_LAG_SECONDS: &str = "sekai_fanout_lag_seconds";
 /// Live subscriptions (clients' areas of interest, and the map's).
@@ -101,6 +104,10 @@ pub fn describe() {
     describe_counter!(
         FANOUT_COALESCED,
         "Times a slow subscription's outbox coalesced its queued deltas"
+    );
+    describe_counter!(
+        FANOUT_HANDED,
+        "Commits handed to a subscription, once per subscription each concerned"
     );
     describe_histogram!(
         FANOUT_LAG_SECONDS,

@@ -1,8 +1,9 @@
 //! One subscription's view: which changes of which commits a client gets.
 //!
-//! The fan-out hands every commit of the regions the area overlaps to [`Subscriber::on_commit`],
-//! in commit order, with the commit's versionstamp; the subscriber filters it and queues the
-//! result in its [`Outbox`].
+//! The fan-out hands every commit that concerns the subscription to [`Subscriber::on_commit`]
+//! (every commit of the regions the area overlaps that could change what it queues or observes:
+//! see `fanout::route`; a replay, every commit of those regions), in commit order, with the
+//! commit's versionstamp; the subscriber filters it and queues the result in its [`Outbox`].
 //!
 //! Invariants:
 //! - **no duplicates, no gaps**: a commit at or before the cursor is ignored, every later one
@@ -18,8 +19,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use rustc_hash::FxHashSet;
 use sekai_layer::world::model::{Change, Delta, Entity};
-use sekai_schema::{Area, EntityId, PlayerId, RegionId};
+use sekai_schema::{Area, CellId, EntityId, PlayerId, RegionId};
 
 use super::avatar::AvatarLocation;
 use super::outbox::{Outbound, Outbox};
@@ -55,12 +57,17 @@ impl Seen {
     }
 }
 
+/// The most cells an area may overlap and still be indexed by cell (see [`Subscriber::cells`]);
+/// a larger one (a 1,024 m radius overlaps thousands) is reached by region.
+pub const MAX_INDEXED_CELLS: usize = 256;
+
 /// The state of one subscription.
 #[derive(Debug)]
 pub struct Subscriber {
     player: PlayerId,
     area: Area,
     regions: BTreeSet<RegionId>,
+    cells: Option<FxHashSet<(RegionId, CellId)>>,
     cursor: Option<[u8; 10]>,
     seen: Seen,
     outbox: Outbox,
@@ -76,6 +83,9 @@ impl Subscriber {
             player,
             area,
             regions: area.regions().into_iter().collect(),
+            cells: Some(area.cells())
+                .filter(|cells| cells.len() <= MAX_INDEXED_CELLS)
+                .map(|cells| cells.into_iter().collect()),
             cursor: None,
             seen: Seen::Known(BTreeSet::new()),
             outbox: Outbox::new(budget),
@@ -110,6 +120,17 @@ impl Subscriber {
     /// The regions the area overlaps: the change logs this subscription needs.
     pub fn regions(&self) -> &BTreeSet<RegionId> {
         &self.regions
+    }
+
+    /// The cells the area overlaps (`None` when more than [`MAX_INDEXED_CELLS`]): an entity in
+    /// its area is in one of them.
+    pub fn cells(&self) -> Option<&FxHashSet<(RegionId, CellId)>> {
+        self.cells.as_ref()
+    }
+
+    /// The id of the player's avatar, when the subscription tracks it.
+    pub fn avatar_id(&self) -> Option<EntityId> {
+        self.avatar.as_ref().map(|avatar| avatar.id())
     }
 
     /// The versionstamp of the last commit handed over (queued or skipped as empty).

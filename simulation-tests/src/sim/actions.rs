@@ -112,9 +112,11 @@ impl Simulation {
             resume,
             delivery,
         );
-        if self.config.bug == PlantedBug::FanoutCursorPastCut {
-            session.fanout_bug = Some(PlantedFanoutBug::CursorPastCut);
-        }
+        session.fanout_bug = match self.config.bug {
+            PlantedBug::FanoutCursorPastCut => Some(PlantedFanoutBug::CursorPastCut),
+            PlantedBug::FanoutRouteByNewCellOnly => Some(PlantedFanoutBug::RouteByNewCellOnly),
+            _ => None,
+        };
         if resumed && self.config.bug == PlantedBug::ResumeAtTail {
             session.phase = Phase::SeekingTail;
         }

@@ -262,7 +262,8 @@ impl Simulation {
                             }
                             _ => {
                                 session.fanout.commit(caught.cursors);
-                                session.hand_over(&caught.commits);
+                                let routed_past = session.hand_over(&caught.commits);
+                                self.tally.add(FaultKind::RoutedPast, routed_past);
                             }
                         }
                         // A region cut short has committed entries left: read again now.
