@@ -131,19 +131,21 @@ pub fn decode_input(bytes: &[u8]) -> Result<Input, CodecError> {
 
 /// Encodes a delta.
 pub fn encode_delta(value: &Delta) -> Vec<u8> {
-    encode(|m| {
-        let mut b = m.init_root::<delta::Builder<'_>>();
-        value.region.write_capnp(b.reborrow().init_region());
-        b.set_frame(value.frame);
-        let mut changes = b.reborrow().init_changes(list_len(value.changes.len()));
-        for (i, change) in value.changes.iter().enumerate() {
-            write_change(change, changes.reborrow().get(list_len(i)));
-        }
-        let mut outcomes = b.init_outcomes(list_len(value.outcomes.len()));
-        for (i, outcome) in value.outcomes.iter().enumerate() {
-            write_outcome(outcome, outcomes.reborrow().get(list_len(i)));
-        }
-    })
+    encode(|m| write_delta(value, m.init_root::<delta::Builder<'_>>()))
+}
+
+/// Writes a delta into `b` (an RPC message's field as well as a root).
+pub(crate) fn write_delta(value: &Delta, mut b: delta::Builder<'_>) {
+    value.region.write_capnp(b.reborrow().init_region());
+    b.set_frame(value.frame);
+    let mut changes = b.reborrow().init_changes(list_len(value.changes.len()));
+    for (i, change) in value.changes.iter().enumerate() {
+        write_change(change, changes.reborrow().get(list_len(i)));
+    }
+    let mut outcomes = b.init_outcomes(list_len(value.outcomes.len()));
+    for (i, outcome) in value.outcomes.iter().enumerate() {
+        write_outcome(outcome, outcomes.reborrow().get(list_len(i)));
+    }
 }
 
 /// Decodes a delta.
@@ -298,7 +300,8 @@ fn list_len(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn write_entity(e: &Entity, mut b: entity_state::Builder<'_>) {
+/// Writes an entity into `b` (an RPC message's field as well as a root).
+pub(crate) fn write_entity(e: &Entity, mut b: entity_state::Builder<'_>) {
     e.id.write_capnp(b.reborrow().init_id());
     b.set_type(entity_type(e.kind));
     b.set_hp(e.hp);

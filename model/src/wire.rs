@@ -1,16 +1,17 @@
 //! World values to and from the edge protocol's Cap'n Proto, through the layer's codec.
 //!
 //! The edge protocol reuses `world.capnp`'s structs; the layer's `codec` is the one place that
-//! converts them to and from the model (with its validation). Here a model value is encoded by the
-//! codec and copied into an RPC message, and an RPC struct is copied out into a flat message and
-//! decoded by the codec, so nothing about the encoding is written twice.
+//! converts them to and from the model (with its validation). Here the codec writes a delta or an
+//! entity straight into an RPC message's field (the pushes' hot path: no intermediate message),
+//! other values are encoded by the codec and copied in, and an RPC struct is copied out into a
+//! flat message and decoded by the codec, so nothing about the encoding is written twice.
 //!
 //! Invariants: reading never panics on hostile input (every failure is a [`WireError`]); a decoded
 //! value satisfies the codec's invariants; versionstamps are exactly 10 bytes.
 
 use crate::codec::{
-    decode_delta, decode_entity, decode_input, encode_delta, encode_entity, encode_input,
-    CodecError,
+    decode_delta, decode_entity, decode_input, encode_entity, encode_input, write_delta,
+    write_entity, CodecError,
 };
 use crate::model::{Action, Delta, Entity, Input};
 use capnp::message::{self, ReaderOptions};
@@ -46,9 +47,7 @@ pub fn fill_delta(
     value: &Delta,
 ) -> Result<(), WireError> {
     params.set_versionstamp(stamp);
-    let bytes = encode_delta(value);
-    let message = flat_reader(&bytes)?;
-    params.set_delta(message.get_root::<delta::Reader<'_>>()?)?;
+    write_delta(value, params.init_delta());
     Ok(())
 }
 
@@ -68,9 +67,7 @@ pub(crate) fn fill_stamped_deltas(
     for (i, (stamp, value)) in deltas.iter().enumerate() {
         let mut item = list.reborrow().get(u32::try_from(i).unwrap_or(u32::MAX));
         item.set_versionstamp(stamp);
-        let bytes = encode_delta(value);
-        let message = flat_reader(&bytes)?;
-        item.set_delta(message.get_root::<delta::Reader<'_>>()?)?;
+        write_delta(value, item.init_delta());
     }
     Ok(())
 }
@@ -91,8 +88,10 @@ pub(crate) fn fill_entities(
     entities: &[Entity],
 ) -> Result<(), WireError> {
     for (i, entity) in entities.iter().enumerate() {
-        let index = u32::try_from(i).unwrap_or(u32::MAX);
-        with_entity(entity, |reader| list.set_with_caveats(index, reader))?;
+        write_entity(
+            entity,
+            list.reborrow().get(u32::try_from(i).unwrap_or(u32::MAX)),
+        );
     }
     Ok(())
 }

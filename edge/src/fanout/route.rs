@@ -31,7 +31,6 @@
 //!
 //! Replays (a resuming subscription, whose held entities are unknown) are not routed.
 
-
 use rustc_hash::FxHashMap;
 use sekai_layer::world::model::{Change, Delta};
 use sekai_schema::{CellId, EntityId, PlayerId, RegionId};
