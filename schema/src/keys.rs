@@ -47,7 +47,7 @@
 
 use crate::geometry::{CellId, RegionId};
 use crate::ids::{EntityId, PlayerId};
-use foundationdb_tuple::{PackError, Subspace, Uuid, Versionstamp};
+use foundationdb_tuple::{PackError, Subspace, TuplePack, Uuid, Versionstamp};
 use std::fmt;
 
 /// Largest world prefix, in bytes (after tuple encoding for [`WorldKeys::new`]).
@@ -56,6 +56,10 @@ pub const MAX_PREFIX_LEN: usize = 40;
 /// Every key built here is strictly shorter than this many bytes (including
 /// the 4-byte offset suffix of versionstamped keys).
 pub const MAX_KEY_LEN: usize = 100;
+
+/// Room reserved for a key's tuple after its subspace's prefix: the longest (a spatial key's
+/// region, cell and UUID) takes 33 bytes, so every key is built in one allocation.
+const KEY_TAIL_BYTES: usize = 48;
 
 /// Why a key or prefix was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -440,8 +444,18 @@ impl WorldKeys {
         Ok((RegionId::new(x, z), complete(vs)?))
     }
 
+    /// `kind`'s subspace packed with `tuple`, in one allocation (as `Subspace::pack`, which
+    /// grows its copy of the prefix a byte at a time; keys are built on every read and write).
+    fn pack<T: TuplePack>(&self, kind: KeyKind, tuple: &T) -> Vec<u8> {
+        let prefix = self.subspace(kind).bytes();
+        let mut key = Vec::with_capacity(prefix.len() + KEY_TAIL_BYTES);
+        key.extend_from_slice(prefix);
+        tuple.pack_into_vec(&mut key);
+        key
+    }
+
     fn stamped(&self, kind: KeyKind, region: RegionId, vs: &Versionstamp) -> Vec<u8> {
-        self.subspace(kind).pack(&(region.x, region.z, vs))
+        self.pack(kind, &(region.x, region.z, vs))
     }
 
     fn versionstamped(&self, kind: KeyKind, region: RegionId, user_version: u16) -> Vec<u8> {
@@ -463,7 +477,7 @@ impl WorldKeys {
 
     /// `entity/(id)`: the key of one entity's state.
     pub fn entity(&self, id: EntityId) -> Vec<u8> {
-        self.subspace(KeyKind::Entity).pack(&(id,))
+        self.pack(KeyKind::Entity, &(id,))
     }
 
     /// Decodes an `entity/(id)` key.
@@ -476,8 +490,7 @@ impl WorldKeys {
 
     /// `spatial/(region, cell, id)`: the spatial index entry of an entity.
     pub fn spatial(&self, region: RegionId, cell: CellId, id: EntityId) -> Vec<u8> {
-        self.subspace(KeyKind::Spatial)
-            .pack(&(region.x, region.z, cell.x, cell.z, id))
+        self.pack(KeyKind::Spatial, &(region.x, region.z, cell.x, cell.z, id))
     }
 
     /// The range of the spatial index entries of one region.
@@ -502,7 +515,7 @@ impl WorldKeys {
     /// `spatial_rev/(id)`: where the spatial index holds an entity; its value
     /// is [`WorldKeys::spatial_rev_value`].
     pub fn spatial_rev(&self, id: EntityId) -> Vec<u8> {
-        self.subspace(KeyKind::SpatialRev).pack(&(id,))
+        self.pack(KeyKind::SpatialRev, &(id,))
     }
 
     /// Decodes a `spatial_rev/(id)` key.
@@ -583,8 +596,7 @@ impl WorldKeys {
 
     /// `frame/(region, frame)`: the record of one processed frame.
     pub fn frame(&self, region: RegionId, frame: u64) -> Vec<u8> {
-        self.subspace(KeyKind::Frame)
-            .pack(&(region.x, region.z, frame))
+        self.pack(KeyKind::Frame, &(region.x, region.z, frame))
     }
 
     /// The range of every frame record of one region, by frame number.
@@ -602,7 +614,7 @@ impl WorldKeys {
 
     /// `head/(region)`: the key edges watch; every frame of the region changes it.
     pub fn head(&self, region: RegionId) -> Vec<u8> {
-        self.subspace(KeyKind::Head).pack(&(region.x, region.z))
+        self.pack(KeyKind::Head, &(region.x, region.z))
     }
 
     /// Decodes a `head/(region)` key.
@@ -612,7 +624,7 @@ impl WorldKeys {
 
     /// `lease/(region)`: the lease of the region's processor.
     pub fn lease(&self, region: RegionId) -> Vec<u8> {
-        self.subspace(KeyKind::Lease).pack(&(region.x, region.z))
+        self.pack(KeyKind::Lease, &(region.x, region.z))
     }
 
     /// Decodes a `lease/(region)` key.
@@ -622,8 +634,7 @@ impl WorldKeys {
 
     /// `region_version/(region)`: the region's version, for cache validation.
     pub fn region_version(&self, region: RegionId) -> Vec<u8> {
-        self.subspace(KeyKind::RegionVersion)
-            .pack(&(region.x, region.z))
+        self.pack(KeyKind::RegionVersion, &(region.x, region.z))
     }
 
     /// Decodes a `region_version/(region)` key.
@@ -634,8 +645,7 @@ impl WorldKeys {
     /// `inbox_signal/(region)`: a counter every T1 bumps with atomic ADD (never read by T1, so
     /// appenders never conflict); the region's processor watches it.
     pub fn inbox_signal(&self, region: RegionId) -> Vec<u8> {
-        self.subspace(KeyKind::InboxSignal)
-            .pack(&(region.x, region.z))
+        self.pack(KeyKind::InboxSignal, &(region.x, region.z))
     }
 
     /// Decodes an `inbox_signal/(region)` key.
@@ -646,8 +656,7 @@ impl WorldKeys {
     /// `changelog_floor/(region)`: the versionstamp up to which (inclusive) the region's change
     /// log was trimmed; a cursor at or below it cannot resume by replay.
     pub fn changelog_floor(&self, region: RegionId) -> Vec<u8> {
-        self.subspace(KeyKind::ChangelogFloor)
-            .pack(&(region.x, region.z))
+        self.pack(KeyKind::ChangelogFloor, &(region.x, region.z))
     }
 
     /// Decodes a `changelog_floor/(region)` key.
@@ -659,7 +668,7 @@ impl WorldKeys {
 
     /// `player/(player)`: a player's record.
     pub fn player(&self, player: PlayerId) -> Vec<u8> {
-        self.subspace(KeyKind::Player).pack(&(player,))
+        self.pack(KeyKind::Player, &(player,))
     }
 
     /// Decodes a `player/(player)` key.
@@ -672,7 +681,7 @@ impl WorldKeys {
     /// has applied (a player's inputs may be processed by different regions
     /// over time, so this is per player, not per region).
     pub fn applied(&self, player: PlayerId) -> Vec<u8> {
-        self.subspace(KeyKind::Applied).pack(&(player,))
+        self.pack(KeyKind::Applied, &(player,))
     }
 
     /// Decodes an `applied/(player)` key.
@@ -685,7 +694,7 @@ impl WorldKeys {
     /// input (16 bytes: digest then seq, both little-endian, so atomic MAX keeps the highest
     /// seq). Written by every T1; read at login.
     pub fn durable(&self, player: PlayerId) -> Vec<u8> {
-        self.subspace(KeyKind::Durable).pack(&(player,))
+        self.pack(KeyKind::Durable, &(player,))
     }
 
     /// Decodes a `durable/(player)` key.
@@ -698,8 +707,7 @@ impl WorldKeys {
 
     /// `node/(holder)`: the heartbeat of the node whose lease-holder id is `holder`.
     pub fn node(&self, holder: u128) -> Vec<u8> {
-        self.subspace(KeyKind::Node)
-            .pack(&(Uuid::from_u128(holder),))
+        self.pack(KeyKind::Node, &(Uuid::from_u128(holder),))
     }
 
     /// Decodes a `node/(holder)` key.
@@ -715,6 +723,32 @@ mod tests {
 
     fn keys() -> WorldKeys {
         WorldKeys::new("sekai/test").unwrap()
+    }
+
+    #[test]
+    fn keys_are_packed_as_their_subspace_packs_them() {
+        let keys = keys();
+        let region = RegionId::new(-3, 70_000);
+        let cell = CellId::new(1, 15).unwrap();
+        let id = EntityId(u128::MAX - 5);
+        let sub = |kind| keys.subspace(kind);
+        assert_eq!(
+            keys.spatial(region, cell, id),
+            sub(KeyKind::Spatial).pack(&(region.x, region.z, cell.x, cell.z, id))
+        );
+        assert_eq!(keys.entity(id), sub(KeyKind::Entity).pack(&(id,)));
+        assert_eq!(
+            keys.head(region),
+            sub(KeyKind::Head).pack(&(region.x, region.z))
+        );
+        assert_eq!(
+            keys.applied(u64::MAX),
+            sub(KeyKind::Applied).pack(&(u64::MAX,))
+        );
+        assert_eq!(
+            keys.frame(region, 7),
+            sub(KeyKind::Frame).pack(&(region.x, region.z, 7u64))
+        );
     }
 
     fn vs(commit: u64, batch: u16, user: u16) -> Versionstamp {
