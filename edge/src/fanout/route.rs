@@ -70,9 +70,7 @@ impl Reach {
                 None => self.cells.iter().any(|(r, _)| regions.contains(r)),
             }
     }
-}
 
-impl Reach {
     /// The positions of the `reaches` (one per commit of a pass) that concern `subscriber`, for
     /// [`Handed::Only`](super::core::Handed::Only).
     pub fn concerning(reaches: &[Reach], subscriber: &Subscriber) -> Vec<usize> {
