@@ -289,6 +289,20 @@ mod tests {
         assert!(router.is_empty());
     }
 
+    /// The delta of `region` in a commit being built.
+    fn delta_of(deltas: &mut BTreeMap<RegionId, Delta>, region: RegionId) -> &mut Delta {
+        deltas.entry(region).or_insert_with(|| Delta {
+            region,
+            ..Delta::default()
+        })
+    }
+
+    /// A random entity of `world` (0 when it is empty).
+    fn pick(world: &BTreeMap<u128, Entity>, rng: &mut StdRng) -> u128 {
+        let at = rng.gen_range(0..world.len().max(1));
+        world.keys().nth(at).copied().unwrap_or(0)
+    }
+
     /// One subscription, three times: handed every commit of its regions, handed the commits
     /// whose reach concerns it, and live in a registry whose index finds them (the fan-out's
     /// way).
@@ -357,10 +371,7 @@ mod tests {
                 for _ in 0..rng.gen_range(1..4) {
                     let roll = rng.gen_range(0..10);
                     if roll < 6 && !world.is_empty() {
-                        let id = *world
-                            .keys()
-                            .nth(rng.gen_range(0..world.len()))
-                            .unwrap_or(&0);
+                        let id = pick(&world, &mut rng);
                         let Some(e) = world.get_mut(&id) else {
                             continue;
                         };
@@ -372,38 +383,16 @@ mod tests {
                         e.position.z =
                             (e.position.z + rng.gen_range(-step..step)).clamp(0.0, 100.0);
                         let change = Change::Upsert(e.clone());
-                        deltas
-                            .entry(from)
-                            .or_insert_with(|| Delta {
-                                region: from,
-                                ..Delta::default()
-                            })
-                            .changes
-                            .push(change.clone());
+                        delta_of(&mut deltas, from).changes.push(change.clone());
                         if e.region() != from {
                             let to = e.region();
-                            deltas
-                                .entry(to)
-                                .or_insert_with(|| Delta {
-                                    region: to,
-                                    ..Delta::default()
-                                })
-                                .changes
-                                .push(change);
+                            delta_of(&mut deltas, to).changes.push(change);
                         }
                     } else if roll < 8 && !world.is_empty() {
-                        let id = *world
-                            .keys()
-                            .nth(rng.gen_range(0..world.len()))
-                            .unwrap_or(&0);
+                        let id = pick(&world, &mut rng);
                         if let Some(e) = world.remove(&id) {
                             let region = e.region();
-                            deltas
-                                .entry(region)
-                                .or_insert_with(|| Delta {
-                                    region,
-                                    ..Delta::default()
-                                })
+                            delta_of(&mut deltas, region)
                                 .changes
                                 .push(Change::Remove(e.id));
                         }
@@ -416,30 +405,18 @@ mod tests {
                         );
                         let region = e.region();
                         world.insert(next_id, e.clone());
-                        deltas
-                            .entry(region)
-                            .or_insert_with(|| Delta {
-                                region,
-                                ..Delta::default()
-                            })
+                        delta_of(&mut deltas, region)
                             .changes
                             .push(Change::Upsert(e));
                     }
                 }
                 let region = if rng.gen_bool(0.5) { A } else { B };
-                deltas
-                    .entry(region)
-                    .or_insert_with(|| Delta {
-                        region,
-                        ..Delta::default()
-                    })
-                    .outcomes
-                    .push(Outcome {
-                        player: rng.gen_range(0..5),
-                        seq: n,
-                        accepted: true,
-                        reason: String::new(),
-                    });
+                delta_of(&mut deltas, region).outcomes.push(Outcome {
+                    player: rng.gen_range(0..5),
+                    seq: n,
+                    accepted: true,
+                    reason: String::new(),
+                });
                 let commits = commit(n, deltas.into_values().collect());
                 let reaches = core.route(&commits);
                 let live = registry.live();
