@@ -117,6 +117,21 @@ pub fn encode_input(value: &Input) -> Vec<u8> {
     })
 }
 
+/// Builds `player`'s input `seq` from an action read where it lies (a field of an RPC or stream
+/// message), with [`decode_input`]'s checks.
+pub(crate) fn read_input_action(
+    player: sekai_schema::PlayerId,
+    seq: u64,
+    r: action::Reader<'_>,
+) -> Result<Input, CodecError> {
+    let action = read_action(r).map_err(|e| codec_error("input", e))?;
+    Ok(Input {
+        player,
+        seq,
+        action,
+    })
+}
+
 /// Decodes an input.
 pub fn decode_input(bytes: &[u8]) -> Result<Input, CodecError> {
     decode("input", bytes, |m| {
@@ -284,10 +299,15 @@ fn decode_aligned<R>(
             extra: rest.len(),
         });
     }
-    read(&message).map_err(|e| match e {
+    read(&message).map_err(|e| codec_error(what, e))
+}
+
+/// A reading failure of `what`, as the codec reports it.
+fn codec_error(what: &'static str, e: ReadError) -> CodecError {
+    match e {
         ReadError::Capnp(source) => CodecError::Malformed { what, source },
         ReadError::Invalid(reason) => CodecError::Invalid { what, reason },
-    })
+    }
 }
 
 fn reader_options() -> ReaderOptions {

@@ -10,7 +10,7 @@
 //! value satisfies the codec's invariants; versionstamps are exactly 10 bytes.
 
 use crate::codec::{
-    decode_delta, decode_entity, decode_input, encode_entity, encode_input, write_delta,
+    decode_delta, decode_entity, encode_entity, encode_input, read_input_action, write_delta,
     write_entity, CodecError,
 };
 use crate::model::{Action, Delta, Entity, Input};
@@ -143,12 +143,7 @@ pub fn read_entity(r: entity_state::Reader<'_>) -> Result<Entity, WireError> {
 
 /// Builds `player`'s input `seq` from an action sent over the wire.
 pub fn read_input(player: PlayerId, seq: u64, r: action::Reader<'_>) -> Result<Input, WireError> {
-    let mut message = crate::codec::new_message();
-    let mut root = message.init_root::<input::Builder<'_>>();
-    root.set_player(player);
-    root.set_seq(seq);
-    root.set_action(r)?;
-    Ok(decode_input(&serialize::write_message_to_words(&message))?)
+    Ok(read_input_action(player, seq, r)?)
 }
 
 /// Reads a 10-byte versionstamp.
