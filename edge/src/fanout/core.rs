@@ -180,11 +180,6 @@ impl FanoutCore {
         self.router.follow_only(followed);
         self.router.route(commits, followed)
     }
-
-    /// How many entities the router knows where they are.
-    pub fn routed_entities(&self) -> usize {
-        self.router.len()
-    }
 }
 
 /// One pass in progress (it reads the core's cursors; the new ones are kept apart until
