@@ -208,6 +208,10 @@ pub async fn catch_up<D: Database>(
         let mut watches: Vec<Watch> = Vec::with_capacity(regions.len());
         let mut pass = core.begin();
         let mut from_local = 0;
+        let local = match local {
+            Some(log) => Some((log, trx.get_read_version().await?)),
+            None => None,
+        };
         for region in regions {
             watches.push(Box::pin(trx.watch(&keys.head(*region))));
             let head = region_head(&trx, keys, *region).await?;

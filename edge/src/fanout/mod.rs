@@ -307,7 +307,8 @@ impl Fanout {
         for region in &wanted {
             let head = region_head(&trx, keys, *region).await?;
             heads.insert(*region, head);
-            read_region(&trx, keys, config, Some(local), &mut pass, *region, head).await?;
+            let local = Some((local, read_version));
+            read_region(&trx, keys, config, local, &mut pass, *region, head).await?;
             if pass.needs_watch(*region, head, watches.contains_key(region)) {
                 armed.insert(*region, trx.watch(&keys.head(*region)).map(|_| ()).boxed());
             }
@@ -483,13 +484,14 @@ type Watches = BTreeMap<RegionId, WatchFuture>;
 
 /// Reads what `pass` asks for `region` (whose head is `head` in `trx`) and reports it: the one
 /// place a fan-out reads the change log (the simulator calls it too). The entries after the
-/// cursor come from `local` when it holds all of them (`LocalLog::entries_after`), else from
-/// the database; returns whether they came from `local`.
+/// cursor come from `local` (a local log and `trx`'s read version, which the caller read once
+/// for its pass) when it holds all of them (`LocalLog::entries_after`), else from the database;
+/// returns whether they came from `local`.
 pub async fn read_region<T: Transaction>(
     trx: &T,
     keys: &WorldKeys,
     config: &FanoutConfig,
-    local: Option<&LocalLog>,
+    local: Option<(&LocalLog, i64)>,
     pass: &mut Pass<'_>,
     region: RegionId,
     head: u64,
@@ -501,13 +503,9 @@ pub async fn read_region<T: Transaction>(
         }
         RegionStep::ReadLog { after, head_rise } => {
             let recorded = match (local, head_rise) {
-                (Some(log), Some(rise)) => log.entries_after(
-                    region,
-                    after,
-                    trx.get_read_version().await?,
-                    rise,
-                    config.max_per_pass,
-                ),
+                (Some((log, read_version)), Some(rise)) => {
+                    log.entries_after(region, after, read_version, rise, config.max_per_pass)
+                }
                 _ => None,
             };
             let from_local = recorded.is_some();
