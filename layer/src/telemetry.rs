@@ -30,6 +30,9 @@ pub const KV_RETRIES: &str = "sekai_kv_retries_total";
 pub const KV_COMMITS: &str = "sekai_kv_commits_total";
 /// Durable group writes of the embedded engine (one fsync each).
 pub const KV_FSYNCS: &str = "sekai_kv_fsyncs_total";
+/// Duration of the embedded engine's durable write of one commit group (journal append, fsync,
+/// memtable inserts), seconds: every commit of the group waited for it.
+pub const KV_GROUP_WRITE_SECONDS: &str = "sekai_kv_group_write_seconds";
 /// Faults the embedded engine injected, by kind.
 pub const KV_FAULTS: &str = "sekai_kv_faults_injected_total";
 /// Frames (T2) committed, by region.
@@ -71,6 +74,11 @@ pub fn describe() {
     describe_counter!(
         KV_FSYNCS,
         "Durable group writes (one fsync each) of the embedded engine"
+    );
+    describe_histogram!(
+        KV_GROUP_WRITE_SECONDS,
+        Unit::Seconds,
+        "Duration of the embedded engine's durable write of one commit group (journal append, fsync, memtable inserts)"
     );
     describe_counter!(KV_FAULTS, "Faults the embedded engine injected, by kind");
     describe_counter!(FRAMES, "Frames (T2) committed, by region");
@@ -136,6 +144,11 @@ pub(crate) fn retried(error: FdbError) {
 pub(crate) fn group_written(commits: u64) {
     counter!(KV_COMMITS).increment(commits);
     counter!(KV_FSYNCS).increment(1);
+}
+
+/// The embedded engine wrote one commit group durably in `took`.
+pub(crate) fn group_write_took(took: Duration) {
+    histogram!(KV_GROUP_WRITE_SECONDS).record(took.as_secs_f64());
 }
 
 /// The embedded engine injected a fault of `kind`.

@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use super::conflict_history::ConflictHistory;
 use super::key_range::KeyRange;
+use super::slow_writes::SlowWriteReporter;
 use super::{clock::MVCC_WINDOW_VERSIONS, ReadView, Shared, META_VERSION_KEY};
 use crate::kv::atomic::{self, versionstamp};
 use crate::kv::{codes, FdbError, FdbResult, MutationType};
@@ -103,6 +104,7 @@ pub struct Committer {
     history: ConflictHistory,
     interval: Duration,
     counters: Counters,
+    slow_writes: SlowWriteReporter,
 }
 
 impl Committer {
@@ -122,6 +124,7 @@ impl Committer {
             history: ConflictHistory::default(),
             interval,
             counters: Counters::new(),
+            slow_writes: SlowWriteReporter::default(),
         }
     }
 
@@ -176,7 +179,12 @@ impl Committer {
         }
         let mut changes = BTreeMap::new();
         if accepted > 0 {
-            if let Err(error) = self.write_durably(&overlay, version) {
+            let write_started = Instant::now();
+            let written = self.write_durably(&overlay, version);
+            let took = write_started.elapsed();
+            crate::telemetry::group_write_took(took);
+            self.slow_writes.note_and_warn(took, u64::from(accepted));
+            if let Err(error) = written {
                 tracing::error!(%error, "store write failed; the engine refuses further commits");
                 self.shared.poisoned.store(true, Ordering::SeqCst);
                 for (reply, outcome) in outcomes {

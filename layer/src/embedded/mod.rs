@@ -16,6 +16,7 @@ mod conflict_history;
 mod faults;
 mod key_range;
 mod recent;
+mod slow_writes;
 mod transaction;
 mod watches;
 mod write_map;
