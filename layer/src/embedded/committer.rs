@@ -181,9 +181,11 @@ impl Committer {
         if accepted > 0 {
             let write_started = Instant::now();
             let written = self.write_durably(&overlay, version);
-            let took = write_started.elapsed();
+            let write_ended = Instant::now();
+            let took = write_ended - write_started;
             crate::telemetry::group_write_took(took);
-            self.slow_writes.note_and_warn(took, u64::from(accepted));
+            self.slow_writes
+                .note_and_warn(write_ended, took, u64::from(accepted));
             if let Err(error) = written {
                 tracing::error!(%error, "store write failed; the engine refuses further commits");
                 self.shared.poisoned.store(true, Ordering::SeqCst);

@@ -58,8 +58,8 @@ impl SlowWriteReporter {
     }
 
     /// Notes a group write as [`Self::note`] does, and logs the warning when one is due.
-    pub fn note_and_warn(&mut self, took: Duration, commits: u64) {
-        if let Some(slow) = self.note(Instant::now(), took, commits) {
+    pub fn note_and_warn(&mut self, now: Instant, took: Duration, commits: u64) {
+        if let Some(slow) = self.note(now, took, commits) {
             tracing::warn!(
                 slow_writes = slow.count,
                 longest_ms = slow.longest.as_secs_f64() * 1e3,
