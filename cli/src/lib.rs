@@ -14,11 +14,13 @@
 //! - [`flags`]: value parsers shared by the flags (time flags refuse negative, infinite and
 //!   huge values instead of panicking);
 //! - [`plot`]: latency CDFs and timelines as SVG; [`proc_stats`]: CPU and memory from `/proc`;
-//! - [`thread_policy`]: `serve`'s threads as `SCHED_BATCH` (the store's background `SCHED_IDLE`).
+//! - [`thread_policy`]: `serve`'s threads as `SCHED_BATCH` (the store's background `SCHED_IDLE`);
+//! - [`allocator`]: mimalloc keeps freed memory long enough for the next memtable to reuse it.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod bench_edge;
 pub mod bots;
 pub mod chaos;

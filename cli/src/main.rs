@@ -156,6 +156,7 @@ const DEFAULT_LOG_FILTER: &str =
     "warn,sekai=info,sekai_cli=info,sekai_edge=info,sekai_client=info,sekai_layer=info,sekai_cache=info";
 
 fn main() -> std::process::ExitCode {
+    sekai_cli::allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
