@@ -7,10 +7,13 @@
 //! transparent huge pages the kernel zeroes 2 MiB at each such fault: in a profile of
 //! `sekai serve` at 400 bots the committer spent 2.4 % of the server's samples in those faults
 //! (`clear_page_erms` under `do_huge_pmd_anonymous_page`). With a delay longer than a
-//! memtable's life the freed pages are reused instead. Measured 2026-11-30 (`sekai serve
-//! --workers 0` on core 0, 400 bots on core 1, 20 s, three interleaved pairs): the server's page
-//! faults fell from 5,250-5,900 to about 550 per run and its CPU by 4.5, 6.3 and 6.9 %. Memory
-//! freed and not reused within the delay still goes back to the OS.
+//! memtable's life the freed pages are reused instead. Measured 2026-11-30 with one binary and
+//! `MIMALLOC_PURGE_DELAY` set or not (`sekai serve --workers 0` on core 0, bots on core 1, 20 s,
+//! interleaved pairs): at 400 bots the server's page faults fell from 5,250-5,900 to about 550
+//! per run and its CPU by 4.5, 6.3 and 6.9 %; at 800 bots (the core saturated, inputs shed) it
+//! applied more inputs in 4 of 6 pairs (one even) with a lower p99 in 5 of 6, at 10-30 % more
+//! resident memory (327-348 MB against 252-330). Memory freed and not reused within the delay
+//! still goes back to the OS.
 //!
 //! Invariants: [`keep_freed_memory`] only changes a setting mimalloc reads whenever it purges,
 //! so it may run at any time; the option's number is checked against mimalloc's default by a
