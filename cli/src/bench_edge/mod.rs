@@ -49,9 +49,10 @@ pub struct BenchEdgeArgs {
     #[arg(long, default_value_t = 4)]
     pub regions_per_side: i32,
     /// `serve --workers`: threads serving connections (0: the whole server on one thread beside
-    /// the store's committer). The server has one core, so 0: in 7 interleaved pairs of runs
-    /// (2026-11-30, server on core 0, bots on core 1) it used 2-5 % less CPU per input at 400
-    /// bots and applied more inputs at 800, with a lower p99 in most pairs.
+    /// the store's committer). The server has one core, so 0: in interleaved pairs of runs
+    /// against 1 (2026-11-30, server on core 0, bots on core 1) it used 1-9 % less CPU at 400
+    /// bots in 6 of 7 pairs (a lower p99 in 6), and at 800 applied more inputs with a lower p99
+    /// in 5 of 7.
     #[arg(long, default_value_t = 0)]
     pub server_workers: usize,
     /// Runs at each bot count (Sekai and raw interleaved); each count reports its median run by
