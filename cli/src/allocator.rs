@@ -34,6 +34,7 @@ pub const PURGE_DELAY_MS: c_long = 30_000;
 const MI_OPTION_PURGE_DELAY: c_int = 15;
 
 extern "C" {
+    #[cfg(test)]
     fn mi_option_get(option: c_int) -> c_long;
     fn mi_option_set(option: c_int, value: c_long);
 }
@@ -44,20 +45,21 @@ pub fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return;
     }
-    // SAFETY: both functions only read or write one entry of mimalloc's option table, which
-    // exists for the whole process; the index is mimalloc's own (checked by the test below).
+    // SAFETY: `mi_option_set` (and the tests' `mi_option_get`) only write or read one entry of
+    // mimalloc's option table, which exists for the whole process; the index is mimalloc's own
+    // (checked by the test below).
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) }
-}
-
-/// mimalloc's current purge delay, in milliseconds.
-pub fn purge_delay_ms() -> c_long {
-    // SAFETY: see `keep_freed_memory`.
-    unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// mimalloc's current purge delay, in milliseconds.
+    fn purge_delay_ms() -> c_long {
+        // SAFETY: see `keep_freed_memory`.
+        unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
+    }
 
     #[test]
     fn the_option_is_the_purge_delay_and_the_setting_takes() {

@@ -179,14 +179,7 @@ impl Committer {
         }
         let mut changes = BTreeMap::new();
         if accepted > 0 {
-            let write_started = Instant::now();
-            let written = self.write_durably(&overlay, version);
-            let write_ended = Instant::now();
-            let took = write_ended - write_started;
-            crate::telemetry::group_write_took(took);
-            self.slow_writes
-                .note_and_warn(write_ended, took, u64::from(accepted));
-            if let Err(error) = written {
+            if let Err(error) = self.write_timed(&overlay, version, u64::from(accepted)) {
                 tracing::error!(%error, "store write failed; the engine refuses further commits");
                 self.shared.poisoned.store(true, Ordering::SeqCst);
                 for (reply, outcome) in outcomes {
@@ -249,6 +242,18 @@ impl Committer {
             version,
             batch_order,
         })
+    }
+
+    /// [`Self::write_durably`], timed: the group's write time goes to the histogram, and a slow
+    /// write of its `commits` to the slow-write reporter.
+    fn write_timed(&mut self, overlay: &Overlay, version: u64, commits: u64) -> fjall::Result<()> {
+        let started = Instant::now();
+        let written = self.write_durably(overlay, version);
+        let ended = Instant::now();
+        let took = ended - started;
+        crate::telemetry::group_write_took(took);
+        self.slow_writes.note_and_warn(ended, took, commits);
+        written
     }
 
     fn write_durably(&self, overlay: &Overlay, version: u64) -> fjall::Result<()> {
