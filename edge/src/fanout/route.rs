@@ -101,10 +101,17 @@ impl Router {
         self.bug = bug;
     }
 
-    /// Forgets every entity whose region is not followed any more. Call it after each committed
-    /// pass, before [`Router::route`].
+    /// Forgets every entity whose region is not followed any more. Call it after a committed
+    /// pass that stopped following a region, before [`Router::route`] (with no region dropped
+    /// it forgets nothing: only followed regions' entities are recorded).
     pub fn follow_only(&mut self, followed: impl Fn(RegionId) -> bool) {
         self.cells.retain(|_, (region, _)| followed(*region));
+    }
+
+    /// Whether every entry is in a region `followed` accepts (what [`Router::follow_only`]
+    /// leaves).
+    pub fn follows_only(&self, followed: impl Fn(RegionId) -> bool) -> bool {
+        self.cells.values().all(|(region, _)| followed(*region))
     }
 
     /// The reach of each of `commits`, in order, recording where each upsert puts its entity
