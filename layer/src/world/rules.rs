@@ -183,16 +183,19 @@ impl AvatarIndex {
         for change in changes {
             match change {
                 Change::Upsert(e) => {
-                    let here = state.entities.get(&e.id).filter(|e| is_owned_avatar(e));
-                    // Most upserts are an avatar moving within the region: indexed already,
-                    // under the same owner (unindexing and indexing it again was 0.7 % of the
-                    // server's CPU at 800 bots).
-                    if here.is_some_and(|h| self.owner_of.get(&h.id) == Some(&h.owner)) {
-                        continue;
-                    }
-                    self.remove(e.id);
-                    if let Some(e) = here {
-                        self.insert(e.owner, e.id);
+                    let owner = state
+                        .entities
+                        .get(&e.id)
+                        .filter(|e| is_owned_avatar(e))
+                        .map(|e| e.owner);
+                    // Most upserts are an avatar moving within the region, indexed already under
+                    // its owner: left as it is (unindexing and indexing it again was 0.7 % of
+                    // the server's CPU at 800 bots).
+                    if self.owner_of.get(&e.id).copied() != owner {
+                        self.remove(e.id);
+                        if let Some(owner) = owner {
+                            self.insert(owner, e.id);
+                        }
                     }
                 }
                 Change::Remove(id) => self.remove(*id),
