@@ -36,8 +36,33 @@ use sekai_edge::server::{EdgeConfig, EdgeServer};
 use sekai_edge::tls::TlsSource;
 use sekai_edge::token::TokenKey;
 
-/// The world prefix the commands use.
-pub const WORLD: &str = "sekai/world";
+/// The number of the world the commands serve: its keys start with the one-byte prefix `(0,)`
+/// (`WorldKeys::numbered`).
+pub const WORLD: u32 = 0;
+
+/// The world's prefix in data written before 2026-11-30 (the string `"sekai/world"`, with
+/// string subspace tags), which this build does not read.
+const LEGACY_WORLD: &str = "sekai/world";
+
+/// The keys of the commands' world in `db`; refuses a store that holds a world in the key layout
+/// of earlier builds, rather than serving an empty world beside it.
+pub async fn world_keys<D: Database>(db: &D) -> Result<WorldKeys, String> {
+    let legacy = WorldKeys::new(LEGACY_WORLD).map_err(|e| e.to_string())?;
+    let trx = db.create_trx().map_err(|e| e.to_string())?;
+    let (begin, end) = legacy.range();
+    let page = trx
+        .get_range(&RangeOption::new(begin, end).limit(1), true)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !page.kvs.is_empty() {
+        return Err(format!(
+            "this store holds a world in the key layout of sekai builds before 2026-11-30 \
+             (prefix {LEGACY_WORLD:?}), which this build cannot read: serve a new data \
+             directory, or run the build that wrote it"
+        ));
+    }
+    Ok(WorldKeys::numbered(WORLD))
+}
 
 pub use sekai_edge::tls::CERT_FILE;
 
@@ -223,7 +248,7 @@ async fn serve_on_fdb(_cluster_file: &std::path::Path, _args: ServeArgs) -> Resu
 }
 
 async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
-    let keys = WorldKeys::new(WORLD).map_err(|e| e.to_string())?;
+    let keys = world_keys(&db).await?;
     let shape = WorldShape {
         regions_per_side: args.regions_per_side.max(1),
         density: args.density,
@@ -719,7 +744,7 @@ pub enum Inspect {
 /// Prints what was asked of a data directory.
 pub async fn inspect(args: InspectArgs) -> Result<(), String> {
     let db = EmbeddedDatabase::open(&args.dir).map_err(|e| e.to_string())?;
-    let keys = WorldKeys::new(WORLD).map_err(|e| e.to_string())?;
+    let keys = world_keys(&db).await?;
     let trx = db.create_trx().map_err(|e| e.to_string())?;
     match args.what {
         Inspect::Near { x, z, radius } => {
@@ -795,4 +820,22 @@ pub async fn inspect(args: InspectArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sekai_schema::EntityId;
+
+    #[tokio::test]
+    async fn world_keys_refuses_a_store_of_the_earlier_layout() {
+        let db = EmbeddedDatabase::temporary(EngineOptions::default()).unwrap();
+        assert_eq!(world_keys(&db).await.unwrap(), WorldKeys::numbered(WORLD));
+        let trx = db.create_trx().unwrap();
+        let legacy = WorldKeys::new(LEGACY_WORLD).unwrap();
+        trx.set(&legacy.entity(EntityId(1)), b"an entity");
+        trx.commit().await.unwrap();
+        let error = world_keys(&db).await.unwrap_err();
+        assert!(error.contains("before 2026-11-30"), "{error}");
+    }
 }

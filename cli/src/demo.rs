@@ -146,7 +146,7 @@ pub async fn run_demo(config: DemoConfig) -> Result<DemoReport, String> {
         None => EmbeddedDatabase::temporary(EngineOptions::default()),
     }
     .map_err(|e| e.to_string())?;
-    let keys = WorldKeys::new("sekai/demo").map_err(|e| e.to_string())?;
+    let keys = WorldKeys::numbered(crate::commands::WORLD);
     let shape = WorldShape {
         regions_per_side: config.regions_per_side.max(1),
         density: config.density,

@@ -1,9 +1,9 @@
 //! The tuple key layout of one world — the only place it is defined.
 //!
 //! Every key is `prefix ‖ tuple`, where `prefix` is the world's prefix (see
-//! [`WorldKeys::new`]) and `tuple` is a FoundationDB tuple
-//! (`foundationdb-tuple`) whose first element is a short string tag naming
-//! the subspace. Regions are encoded as two integer elements `(x, z)`, cells
+//! [`WorldKeys::numbered`] and [`WorldKeys::new`]) and `tuple` is a FoundationDB tuple
+//! (`foundationdb-tuple`) whose first element is a small integer tag naming
+//! the subspace ([`KeyKind::tag`]; the names below are for reading). Regions are encoded as two integer elements `(x, z)`, cells
 //! as two integer elements `(x, z)`, entity ids as one UUID element (16
 //! bytes), player ids, frames and sequence numbers as integers, and
 //! versionstamps as 12-byte tuple versionstamps (10-byte commit versionstamp
@@ -34,9 +34,17 @@
 //! read, so they never conflict, and the keys sort in commit order (then by
 //! user version inside one transaction).
 //!
+//! **Why short.** The embedded engine's memtable (fjall's skiplist of `ByteView` keys) keeps a
+//! key of at most 20 bytes inside the skiplist node and compares it there; a longer key lives
+//! on the heap, and every comparison on the way down the skiplist follows that pointer, a cache
+//! miss (half the cost of a memtable insert at 800 bots, 2026-11-30). With a numbered world
+//! (`(0,)` is one byte) and integer tags (the entity tag `0` is one byte, the others two), every
+//! key a move or a frame writes fits, except the spatial index's.
+//!
 //! Invariants:
 //! - every key starts with the world prefix, and different subspaces never
-//!   overlap (tags are tuple strings, which are `\0`-terminated);
+//!   overlap (tags are distinct tuple integers, and a tuple element's encoding is never a
+//!   prefix of another's);
 //! - the world prefix is at most [`MAX_PREFIX_LEN`] bytes and does not start
 //!   with `0xff` (FDB's system keys), so every key is shorter than
 //!   [`MAX_KEY_LEN`] (100) bytes;
@@ -156,7 +164,7 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
-    /// Every kind, in the order of their subspaces' tags.
+    /// Every kind, in the order of their subspaces' tags (a kind's tag is its place here).
     pub const ALL: [KeyKind; 15] = [
         KeyKind::Entity,
         KeyKind::Spatial,
@@ -175,8 +183,14 @@ impl KeyKind {
         KeyKind::Node,
     ];
 
-    /// The tuple string that starts this kind's subspace after the prefix.
-    pub const fn tag(self) -> &'static str {
+    /// The tuple integer that starts this kind's subspace after the prefix: the kind's place in
+    /// [`KeyKind::ALL`] (stored in every key, so a kind keeps its number forever).
+    pub const fn tag(self) -> i64 {
+        self as i64
+    }
+
+    /// The kind's name, as the layout table and the documents write it (`entity`, `spatial`, …).
+    pub const fn name(self) -> &'static str {
         match self {
             KeyKind::Entity => "entity",
             KeyKind::Spatial => "spatial",
@@ -310,9 +324,20 @@ fn complete(vs: Versionstamp) -> Result<Versionstamp, KeyError> {
 }
 
 impl WorldKeys {
+    /// Keys of world number `world`: the prefix is the tuple `(world,)`, one byte for world 0
+    /// and two for worlds 1–255 (the short prefixes FDB's directory layer hands out), so whole
+    /// keys are valid tuples and most fit the memtable's 20 inline bytes (see the module docs).
+    /// What `sekai serve` and the simulation use.
+    pub fn numbered(world: u32) -> Self {
+        // A tuple integer takes at most 5 bytes here and starts with 0x14..=0x18: always a
+        // valid prefix.
+        Self::with_root(Subspace::all().subspace(&world))
+    }
+
     /// Keys of the world named `world`: the prefix is `world` encoded as one
     /// tuple string element (e.g. `WorldKeys::new("sekai/demo")`), so whole
-    /// keys are valid tuples. Fails when the encoded prefix is longer than
+    /// keys are valid tuples. Longer keys than [`WorldKeys::numbered`]'s: for tests and tools
+    /// that want a readable prefix. Fails when the encoded prefix is longer than
     /// [`MAX_PREFIX_LEN`] or `world` is empty.
     pub fn new(world: &str) -> Result<Self, KeyError> {
         if world.is_empty() {
@@ -332,9 +357,12 @@ impl WorldKeys {
         if prefix.first().is_none_or(|&b| b == 0xff) {
             return Err(KeyError::InvalidPrefix);
         }
-        let root = Subspace::from_bytes(prefix);
+        Ok(Self::with_root(Subspace::from_bytes(prefix)))
+    }
+
+    fn with_root(root: Subspace) -> Self {
         let subspaces = KeyKind::ALL.map(|k| root.subspace(&k.tag()));
-        Ok(Self { root, subspaces })
+        Self { root, subspaces }
     }
 
     /// The world prefix that starts every key.
@@ -1060,6 +1088,42 @@ mod tests {
         let (b, e) = named.range();
         let k = named.entity(EntityId(9));
         assert!(b <= k && k < e);
+    }
+
+    #[test]
+    fn numbered_worlds_keep_the_hot_keys_inline() {
+        // 20 bytes: what the embedded engine's memtable keeps inside a skiplist node.
+        const INLINE: usize = 20;
+        let keys = WorldKeys::numbered(0);
+        assert_eq!(keys.prefix(), b"\x14");
+        assert_eq!(WorldKeys::numbered(1).prefix(), b"\x15\x01");
+        let region = RegionId::new(-255, 255);
+        let id = EntityId(u128::MAX);
+        let player: PlayerId = u32::MAX.into();
+        let stamp = vs(u64::MAX - 1, u16::MAX, u16::MAX);
+        for key in [
+            keys.entity(id),
+            keys.spatial_rev(id),
+            keys.applied(player),
+            keys.durable(player),
+            keys.inbox(region, &stamp),
+            keys.changelog(region, &stamp),
+            keys.frame(region, u32::MAX.into()),
+            keys.head(region),
+            keys.region_version(region),
+        ] {
+            assert!(key.len() <= INLINE, "{key:?} is {} bytes", key.len());
+            assert!(
+                keys.decode(&key).is_ok(),
+                "{key:?}: {:?}",
+                keys.decode(&key)
+            );
+        }
+        for (a, b) in [(0, 1), (1, 256), (0, 256)] {
+            let (a, b) = (WorldKeys::numbered(a), WorldKeys::numbered(b));
+            let (begin, end) = b.range();
+            assert!(!(begin.as_slice()..end.as_slice()).contains(&a.entity(id).as_slice()));
+        }
     }
 
     #[test]

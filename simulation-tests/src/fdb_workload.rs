@@ -61,7 +61,7 @@ pub struct SekaiWorkload {
     client_count: i32,
     steps: usize,
     world: WorldSpec,
-    keys: Option<WorldKeys>,
+    keys: WorldKeys,
     rng: ChaCha8Rng,
     clients: Vec<Client>,
     sessions: Vec<Session>,
@@ -105,7 +105,7 @@ impl SingleRustWorkload for SekaiWorkload {
             client_id,
             client_count,
             steps,
-            keys: WorldSpec::keys().ok(),
+            keys: WorldSpec::keys(),
             world,
             rng,
             clients,
@@ -122,9 +122,7 @@ impl SingleRustWorkload for SekaiWorkload {
 impl RustWorkload for SekaiWorkload {
     async fn setup(&mut self, db: SimDatabase) {
         let db = FdbDatabase::from_database(db);
-        let Some(keys) = self.keys.clone() else {
-            return self.violation(&Violation::new("setup", "world keys"));
-        };
+        let keys = self.keys.clone();
         if self.client_id == 0 {
             if let Err(error) = self.world.load(&db, &keys).await {
                 self.violation(&Violation::new("setup", format!("load: {error:?}")));
@@ -134,9 +132,7 @@ impl RustWorkload for SekaiWorkload {
 
     async fn start(&mut self, db: SimDatabase) {
         let db = FdbDatabase::from_database(db);
-        let Some(keys) = self.keys.clone() else {
-            return;
-        };
+        let keys = self.keys.clone();
         for _ in 0..self.steps {
             let roll: f64 = self.rng.gen();
             let result = if roll < 0.5 && !self.clients.is_empty() {

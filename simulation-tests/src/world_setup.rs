@@ -17,10 +17,11 @@ use sekai_layer::world::model::{Entity, EntityKind, Inventory};
 use sekai_layer::world::players::bind_avatar;
 use sekai_layer::world::rules::{resource_totals, ResourceTotals};
 use sekai_schema::geometry::REGION_SIZE;
-use sekai_schema::{Area, EntityId, KeyError, PlayerId, RegionId, Vec3, WorldKeys};
+use sekai_schema::{Area, EntityId, PlayerId, RegionId, Vec3, WorldKeys};
 
-/// The world name of simulated runs (the key prefix).
-pub const WORLD: &str = "sim";
+/// The world number of simulated runs: the one-byte prefix `sekai serve` uses too, so the
+/// simulation drives the shipped key layout.
+pub const WORLD: u32 = 0;
 
 /// Half the side of the busy zone around the corner, in metres.
 pub const ZONE_HALF: f32 = 24.0;
@@ -143,8 +144,8 @@ impl WorldSpec {
     }
 
     /// The world's keys.
-    pub fn keys() -> Result<WorldKeys, KeyError> {
-        WorldKeys::new(WORLD)
+    pub fn keys() -> WorldKeys {
+        WorldKeys::numbered(WORLD)
     }
 
     /// Writes every entity with its indexes and records each player's avatar (so frames

@@ -213,7 +213,7 @@ pub async fn chaos(args: ChaosArgs) -> Result<(), String> {
         log.stopped.load(std::sync::atomic::Ordering::Relaxed)
     );
 
-    let keys = WorldKeys::new(WORLD).map_err(|e| e.to_string())?;
+    let keys = WorldKeys::numbered(WORLD);
     let mut checked = None;
     for round in 1..=5 {
         // Quiet: the processors drain the inboxes; then a clean stop frees the directory.

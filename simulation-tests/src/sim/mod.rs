@@ -138,7 +138,7 @@ impl Simulation {
     async fn setup(seed: u64, config: SimConfig) -> Result<Self, Violation> {
         let setup = |e: &dyn std::fmt::Display| Violation::new("setup", e.to_string());
         let engine = Engine::open(seed, &config).map_err(|e| setup(&e))?;
-        let keys = WorldSpec::keys().map_err(|e| setup(&e))?;
+        let keys = WorldSpec::keys();
         let world = WorldSpec::build(seed, config.players, config.density);
         let db = engine.db().map_err(|e| setup(&e))?;
         world.load(db.inner(), &keys).await.map_err(|e| setup(&e))?;
