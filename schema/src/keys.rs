@@ -12,7 +12,7 @@
 //! | subspace | key tuple after the prefix | value (by convention) |
 //! |---|---|---|
 //! | entities | `("entity", id)` | `EntityState` Cap'n Proto message |
-//! | spatial index | `("spatial", rx, rz, cx, cz, id)` | the entity (a covering index: area scans need no per-entity read) |
+//! | spatial index | `("spatial", rx, rz, cx, cz, id)` | empty (written when the entity changes cell; area scans read the entities by id) |
 //! | reverse spatial index | `("spatial_rev", id)` | [`WorldKeys::spatial_rev_value`]: `(rx, rz, cx, cz)` |
 //! | region inbox | `("inbox", rx, rz, versionstamp)` | `Input` message |
 //! | region change log | `("changelog", rx, rz, versionstamp)` | `Delta` message |

@@ -1,6 +1,6 @@
 //! Errors of world operations: an FDB error to retry, or a reason that retrying cannot fix.
 
-use sekai_schema::{KeyError, RegionId};
+use sekai_schema::{EntityId, KeyError, RegionId};
 
 use super::codec::CodecError;
 use crate::kv::{FdbError, RetryableError};
@@ -17,6 +17,10 @@ pub enum WorldError {
     /// A stored key does not decode.
     #[error("corrupt stored key: {0}")]
     Key(#[from] KeyError),
+    /// The spatial index names an entity that does not exist (a broken store: index entries
+    /// change in the same transaction as their entity).
+    #[error("the spatial index names entity {0}, which does not exist")]
+    DanglingIndex(EntityId),
     /// Another processor holds the region's lease.
     #[error("the lease of region {0} is held by another processor")]
     LeaseLost(RegionId),

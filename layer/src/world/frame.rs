@@ -401,8 +401,8 @@ pub async fn load_region<T: Transaction>(
     keys: &WorldKeys,
     region: RegionId,
 ) -> Result<BTreeMap<EntityId, super::model::Entity>, WorldError> {
-    let (begin, end) = keys.spatial_region_range(region);
-    let entities = super::query::indexed_entities(trx, begin, end, true).await?;
+    let range = keys.spatial_region_range(region);
+    let entities = super::query::indexed_entities(trx, keys, range, true).await?;
     Ok(entities.into_iter().map(|e| (e.id, e)).collect())
 }
 

@@ -1,15 +1,16 @@
 //! Typed reads for services embedding the layer: entities, areas of interest, frames and the
 //! change log, each in the caller's transaction.
 //!
-//! Invariants: area queries scan the spatial index, which covers the entity, and return exactly
-//! the entities whose position lies in the area; change-log reads page with continuations (a cursor is the last
+//! Invariants: area queries scan the spatial index for ids, read those entities in the same
+//! transaction, and return exactly the entities whose position lies in the area; change-log reads page with continuations (a cursor is the last
 //! versionstamp returned), so long catch-ups span transactions.
 
-use sekai_schema::{Area, CellId, RegionId, WorldKeys};
+use sekai_schema::{Area, CellId, EntityId, KeyRange, RegionId, WorldKeys};
 
-use super::codec::{decode_delta, decode_entity, decode_frame_record};
+use super::codec::{decode_delta, decode_frame_record};
 use super::error::WorldError;
 use super::model::{Delta, Entity, FrameRecord};
+use super::store::get_entity;
 use crate::kv::{get_range_all, RangeOption, Transaction};
 
 /// Every entity inside `area`.
@@ -35,22 +36,28 @@ pub async fn entities_in_cell<T: Transaction>(
     cell: CellId,
     snapshot: bool,
 ) -> Result<Vec<Entity>, WorldError> {
-    let (begin, end) = keys.spatial_cell_range(region, cell);
-    indexed_entities(trx, begin, end, snapshot).await
+    indexed_entities(trx, keys, keys.spatial_cell_range(region, cell), snapshot).await
 }
 
-/// Every entity in a range of the spatial index, which covers the entity (each entry's value is
-/// the entity itself), so one range scan answers without a read per entity.
+/// Every entity in a range of the spatial index. Index entries hold no value (`store` module
+/// docs), so the range gives the ids and the entities are read by id, all at once (on FDB, one
+/// round trip for the lot).
 pub async fn indexed_entities<T: Transaction>(
     trx: &T,
-    begin: Vec<u8>,
-    end: Vec<u8>,
+    keys: &WorldKeys,
+    (begin, end): KeyRange,
     snapshot: bool,
 ) -> Result<Vec<Entity>, WorldError> {
-    get_range_all(trx, begin, end, snapshot)
+    let ids = get_range_all(trx, begin, end, snapshot)
         .await?
         .iter()
-        .map(|kv| Ok(decode_entity(&kv.value)?))
+        .map(|kv| Ok(keys.decode_spatial(&kv.key)?.2))
+        .collect::<Result<Vec<EntityId>, WorldError>>()?;
+    let reads = ids.iter().map(|id| get_entity(trx, keys, *id, snapshot));
+    let found = futures::future::try_join_all(reads).await?;
+    ids.into_iter()
+        .zip(found)
+        .map(|(id, entity)| entity.ok_or(WorldError::DanglingIndex(id)))
         .collect()
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Invariants (FDB Record Layer style: indexes change in the same transaction as the data):
 //! - `entity/(id)` exists iff `spatial_rev/(id)` exists iff exactly one `spatial/(region, cell,
-//!   id)` exists, and that one matches the entity's position and holds the same value (the
-//!   spatial index covers the entity, so area scans need no read per entity);
+//!   id)` exists, and that one matches the entity's position and holds no value: index entries
+//!   change only when the entity changes cell, so a move within its cell (most moves at 10 Hz)
+//!   writes one key, the entity, and area scans read the entities by id
+//!   (`query::indexed_entities`);
 //! - a write that moves an entity out of a region bumps that region's version, and one into a
 //!   region bumps the destination's, so every processor's hot state notices writes it did not
 //!   make itself (see `frame`).
@@ -88,7 +90,7 @@ pub async fn indexed_cell<T: Transaction>(
 }
 
 /// Writes `entity` and moves its index entries from `previous` (where the index had it, read
-/// in this transaction; the reverse entry is rewritten only when the cell changes). Returns the
+/// in this transaction); the index entries are written only when the cell changes. Returns the
 /// regions whose contents changed.
 pub fn put_entity<T: Transaction>(
     trx: &T,
@@ -98,24 +100,21 @@ pub fn put_entity<T: Transaction>(
 ) -> Vec<RegionId> {
     let (region, cell) = entity.cell();
     let mut touched = vec![region];
+    trx.set(&keys.entity(entity.id), &encode_entity(entity));
+    if previous == Some((region, cell)) {
+        return touched;
+    }
     if let Some((old_region, old_cell)) = previous {
-        if (old_region, old_cell) != (region, cell) {
-            trx.clear(&keys.spatial(old_region, old_cell, entity.id));
-        }
+        trx.clear(&keys.spatial(old_region, old_cell, entity.id));
         if old_region != region {
             touched.push(old_region);
         }
     }
-    let encoded = encode_entity(entity);
-    trx.set(&keys.entity(entity.id), &encoded);
-    trx.set(&keys.spatial(region, cell, entity.id), &encoded);
-    // A move within its cell leaves the reverse entry as it is (most moves at 10 Hz).
-    if previous != Some((region, cell)) {
-        trx.set(
-            &keys.spatial_rev(entity.id),
-            &WorldKeys::spatial_rev_value(region, cell),
-        );
-    }
+    trx.set(&keys.spatial(region, cell, entity.id), &[]);
+    trx.set(
+        &keys.spatial_rev(entity.id),
+        &WorldKeys::spatial_rev_value(region, cell),
+    );
     touched
 }
 
