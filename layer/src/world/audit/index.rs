@@ -116,7 +116,7 @@ mod tests {
         );
         let (region, cell) = a.cell();
         let in_cell = query::entities_in_cell(&trx, &keys, region, cell, true).await;
-        assert_eq!(in_cell.unwrap(), [a_moved.clone()]);
+        assert_eq!(in_cell.unwrap(), [a_moved]);
 
         trx.set(&keys.spatial(region, cell, a.id), b"stale");
         let violation = check_index(&trx, &keys).await.unwrap_err();
