@@ -372,10 +372,7 @@ impl SekaiWorkload {
 
     /// Drains (client 0), then checks mirrors and (client 0) the world.
     async fn check_all(&mut self, db: &FdbDatabase) -> Result<(), Violation> {
-        let keys = self
-            .keys
-            .clone()
-            .ok_or_else(|| Violation::new("setup", "world keys"))?;
+        let keys = self.keys.clone();
         let drained = self.book_key("drained", 0);
         if self.client_id == 0 {
             self.drain(db, &keys).await?;
