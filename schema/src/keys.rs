@@ -2,17 +2,16 @@
 //!
 //! Every key is `prefix ‖ tuple`, where `prefix` is the world's prefix (see
 //! [`WorldKeys::numbered`] and [`WorldKeys::new`]) and `tuple` is a FoundationDB tuple
-//! (`foundationdb-tuple`) whose first element is a small integer tag naming
-//! the subspace ([`KeyKind::tag`]; the names below are for reading). Regions are encoded as two integer elements `(x, z)`, cells
-//! as two integer elements `(x, z)`, entity ids as one UUID element (16
-//! bytes), player ids, frames and sequence numbers as integers, and
-//! versionstamps as 12-byte tuple versionstamps (10-byte commit versionstamp
-//! plus a 2-byte user version).
+//! (`foundationdb-tuple`) whose first element is a small integer tag naming the subspace
+//! ([`KeyKind::tag`]; the table writes the kinds' names). Regions are encoded as two integer
+//! elements `(x, z)`, cells as two integer elements `(x, z)`, entity ids as one UUID element (16
+//! bytes), player ids, frames and sequence numbers as integers, and versionstamps as 12-byte
+//! tuple versionstamps (10-byte commit versionstamp plus a 2-byte user version).
 //!
 //! | subspace | key tuple after the prefix | value (by convention) |
 //! |---|---|---|
 //! | entities | `("entity", id)` | `EntityState` Cap'n Proto message |
-//! | spatial index | `("spatial", rx, rz, cx, cz, id)` | empty (written when the entity changes cell; area scans read the entities by id) |
+//! | spatial index | `("spatial", rx, rz, cx, cz, id)` | empty (written on a change of cell) |
 //! | reverse spatial index | `("spatial_rev", id)` | [`WorldKeys::spatial_rev_value`]: `(rx, rz, cx, cz)` |
 //! | region inbox | `("inbox", rx, rz, versionstamp)` | `Input` message |
 //! | region change log | `("changelog", rx, rz, versionstamp)` | `Delta` message |

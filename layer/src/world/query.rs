@@ -2,8 +2,9 @@
 //! change log, each in the caller's transaction.
 //!
 //! Invariants: area queries scan the spatial index for ids, read those entities in the same
-//! transaction, and return exactly the entities whose position lies in the area; change-log reads page with continuations (a cursor is the last
-//! versionstamp returned), so long catch-ups span transactions.
+//! transaction, and return exactly the entities whose position lies in the area; change-log
+//! reads page with continuations (a cursor is the last versionstamp returned), so long catch-ups
+//! span transactions.
 
 use sekai_schema::{Area, CellId, EntityId, KeyRange, RegionId, WorldKeys};
 
