@@ -25,7 +25,7 @@ use sekai_layer::world::direct::DirectInputs;
 use sekai_layer::world::nodes::{run_heartbeat, Roles};
 use sekai_layer::world::processor::ProcessorStats;
 use sekai_layer::world::query::{entities_in_area, frames};
-use sekai_schema::{Area, KeyKind, RegionId, Vec3, WorldKeys};
+use sekai_schema::{Area, KeyKind, KeyRange, RegionId, Vec3, WorldKeys};
 
 use crate::bots::{quantiles, start_bots, BotConfig, BotStats};
 use crate::plot::Cdf;
@@ -48,13 +48,7 @@ const LEGACY_WORLD: &str = "sekai/world";
 /// of earlier builds, rather than serving an empty world beside it.
 pub async fn world_keys<D: Database>(db: &D) -> Result<WorldKeys, String> {
     let legacy = WorldKeys::new(LEGACY_WORLD).map_err(|e| e.to_string())?;
-    let trx = db.create_trx().map_err(|e| e.to_string())?;
-    let (begin, end) = legacy.range();
-    let page = trx
-        .get_range(&RangeOption::new(begin, end).limit(1), true)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !page.kvs.is_empty() {
+    if holds_any(db, legacy.range()).await? {
         return Err(format!(
             "this store holds a world in the key layout of sekai builds before 2026-11-30 \
              (prefix {LEGACY_WORLD:?}), which this build cannot read: serve a new data \
@@ -363,13 +357,17 @@ async fn serve_on<D: Database>(db: D, args: ServeArgs) -> Result<(), String> {
 
 /// True when the world has no entity yet.
 async fn world_is_empty<D: Database>(db: &D, keys: &WorldKeys) -> Result<bool, String> {
+    Ok(!holds_any(db, keys.kind_range(KeyKind::Entity)).await?)
+}
+
+/// True when `db` holds any key in `[begin, end)` (one snapshot read of at most one key).
+async fn holds_any<D: Database>(db: &D, (begin, end): KeyRange) -> Result<bool, String> {
     let trx = db.create_trx().map_err(|e| e.to_string())?;
-    let (begin, end) = keys.kind_range(KeyKind::Entity);
     let page = trx
         .get_range(&RangeOption::new(begin, end).limit(1), true)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(page.kvs.is_empty())
+    Ok(!page.kvs.is_empty())
 }
 
 /// The load a generator puts on an edge and how it measures (shared by `sekai bots` and the

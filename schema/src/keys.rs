@@ -188,27 +188,6 @@ impl KeyKind {
         self as i64
     }
 
-    /// The kind's name, as the layout table and the documents write it (`entity`, `spatial`, …).
-    pub const fn name(self) -> &'static str {
-        match self {
-            KeyKind::Entity => "entity",
-            KeyKind::Spatial => "spatial",
-            KeyKind::SpatialRev => "spatial_rev",
-            KeyKind::Inbox => "inbox",
-            KeyKind::Changelog => "changelog",
-            KeyKind::Frame => "frame",
-            KeyKind::Head => "head",
-            KeyKind::Player => "player",
-            KeyKind::Applied => "applied",
-            KeyKind::Lease => "lease",
-            KeyKind::RegionVersion => "region_version",
-            KeyKind::InboxSignal => "inbox_signal",
-            KeyKind::ChangelogFloor => "changelog_floor",
-            KeyKind::Durable => "durable",
-            KeyKind::Node => "node",
-        }
-    }
-
     const fn index(self) -> usize {
         self as usize
     }

@@ -11,8 +11,8 @@
 //! - **conservation** (with the world's starting totals): `rules::resource_totals` over every
 //!   stored entity equals them;
 //! - **index** ([`index`]): every entity has exactly one spatial entry, at its position's cell,
-//!   and a reverse entry naming that cell; index entries hold no value; no index
-//!   entry names a missing entity;
+//!   and a reverse entry naming that cell; index entries hold no value; no index entry names a
+//!   missing entity;
 //! - **durability** ([`frames::check_durable`]): after a crash, every acknowledged input is
 //!   still in an inbox or a frame, and every frame seen committed is still there, unchanged;
 //! - **views** ([`mirror`]): a client's mirror equals the database's view of its area;
