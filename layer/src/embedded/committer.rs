@@ -261,7 +261,11 @@ impl Committer {
         // and only the data (and any block it newly allocates, which fdatasync flushes too)
         // must reach the disk; skipping the timestamps cut 1.5 % of the server's CPU at 600
         // bots (6 interleaved runs: 153.0 -> 150.7 µs per input).
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncData));
+        // Sized up front: growing the batch's item vector one push at a time was 70 of the
+        // committer's 1,703 samples at 800 bots.
+        let mut batch =
+            fjall::OwnedWriteBatch::with_capacity(self.db.clone(), overlay.changes.len() + 1)
+                .durability(Some(PersistMode::SyncData));
         for (key, value) in &overlay.changes {
             match value {
                 Some(value) => batch.insert(&self.data, key.as_slice(), value.as_slice()),

@@ -73,7 +73,7 @@ impl TrxState {
     }
 
     fn add_read_conflict(&mut self, range: KeyRange) {
-        for part in self.writes.unknown_parts(&range) {
+        for part in self.writes.unknown_parts(range) {
             self.size += part.size();
             self.read_conflicts.push(part);
         }

@@ -102,23 +102,37 @@ impl WriteMap {
         &'a self,
         range: &KeyRange,
     ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a KeyWrite)> + 'a {
-        let bounds = (
-            Bound::Included(range.begin.clone()),
-            Bound::Excluded(range.end.clone()),
-        );
-        let valid = range.begin < range.end;
-        self.keys.range(bounds).filter(move |_| valid)
+        let bounds = if range.begin < range.end {
+            (
+                Bound::Included(range.begin.as_slice()),
+                Bound::Excluded(range.end.as_slice()),
+            )
+        } else {
+            // An empty range (`BTreeMap::range` panics on one that ends before it begins).
+            (
+                Bound::Included(range.begin.as_slice()),
+                Bound::Excluded(range.begin.as_slice()),
+            )
+        };
+        self.keys.range::<[u8], _>(bounds)
     }
 
     /// The parts of `range` whose values storage decides: `range` minus cleared ranges and keys
     /// with known values. FDB adds read conflicts only for these.
-    pub fn unknown_parts(&self, range: &KeyRange) -> Vec<KeyRange> {
-        let mut known: Vec<KeyRange> = self.cleared.clone();
+    pub fn unknown_parts(&self, range: KeyRange) -> Vec<KeyRange> {
+        let mut known: Vec<KeyRange> = (self.cleared.iter())
+            .filter(|cleared| cleared.intersects(&range))
+            .cloned()
+            .collect();
         known.extend(
-            self.range_keys(range)
+            self.range_keys(&range)
                 .filter(|(_, w)| matches!(w, KeyWrite::Known(_)))
                 .map(|(k, _)| KeyRange::point(k)),
         );
+        if known.is_empty() {
+            // The common case (a read of keys this transaction has not written): no copies.
+            return vec![range];
+        }
         range.subtract(&known)
     }
 }
@@ -143,7 +157,7 @@ mod tests {
         let mut w = WriteMap::default();
         w.set(b"b", b"1");
         w.atomic(b"d", MutationType::Add, &[1]);
-        let parts = w.unknown_parts(&KeyRange::new(b"a".to_vec(), b"z".to_vec()));
+        let parts = w.unknown_parts(KeyRange::new(b"a".to_vec(), b"z".to_vec()));
         assert_eq!(
             parts,
             vec![
