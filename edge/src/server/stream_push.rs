@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use sekai_model::stream::{encode, StreamMessage, STREAM_RESET_STALLED};
 use sekai_model::wire::WireError;
 
@@ -137,10 +138,19 @@ pub(super) async fn write_within(
     stall_timeout: Duration,
 ) -> Result<(), End> {
     while !bytes.is_empty() {
-        match tokio::time::timeout(stall_timeout, stream.write(bytes)).await {
-            Err(_) => return Err(End::Stalled),
-            Ok(Err(_)) => return Err(End::Gone),
-            Ok(Ok(written)) => bytes = &bytes[written..],
+        // Almost every write is taken at once (the stream has flow-control credit): only one
+        // that must wait arms the stall timer, so the common write costs no timer entry.
+        let mut write = std::pin::pin!(stream.write(bytes));
+        let written = match (&mut write).now_or_never() {
+            Some(written) => written,
+            None => match tokio::time::timeout(stall_timeout, write).await {
+                Err(_) => return Err(End::Stalled),
+                Ok(written) => written,
+            },
+        };
+        match written {
+            Err(_) => return Err(End::Gone),
+            Ok(written) => bytes = &bytes[written..],
         }
     }
     Ok(())
