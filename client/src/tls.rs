@@ -39,6 +39,9 @@ pub fn client_config(
         .map_err(|e| ClientTlsError::Quic(e.to_string()))?;
     transport.max_idle_timeout(Some(idle));
     transport.keep_alive_interval(Some(DEFAULT_IDLE_TIMEOUT / 3));
+    // Supports QUIC's ACK frequency extension, so the edge can ask for fewer acknowledgements:
+    // most then ride on this client's own inputs instead of going alone.
+    transport.ack_frequency_config(Some(quinn::AckFrequencyConfig::default()));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
