@@ -276,7 +276,6 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::Ud
     Ok(socket.into())
 }
 
-/// Sets the idle timeout and keep-alives every third of it.
 /// How often the edge asks its clients to acknowledge (QUIC's ACK frequency extension, for
 /// clients whose QUIC supports it; others acknowledge as before).
 ///
@@ -305,6 +304,7 @@ const CLIENT_ACK_EVERY: u32 = 4;
 /// The longest a client may wait to acknowledge: one input period at 10 Hz.
 pub const CLIENT_ACK_DELAY: Duration = Duration::from_millis(100);
 
+/// Sets the idle timeout and keep-alives every third of it.
 fn set_idle(transport: &mut quinn::TransportConfig, idle_timeout: Duration) {
     let idle = quinn::IdleTimeout::try_from(idle_timeout)
         .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000)));
