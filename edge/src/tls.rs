@@ -302,7 +302,7 @@ fn client_acknowledgements() -> quinn::AckFrequencyConfig {
 const CLIENT_ACK_EVERY: u32 = 4;
 
 /// The longest a client may wait to acknowledge: one input period at 10 Hz.
-pub const CLIENT_ACK_DELAY: Duration = Duration::from_millis(100);
+const CLIENT_ACK_DELAY: Duration = Duration::from_millis(100);
 
 /// Sets the idle timeout and keep-alives every third of it.
 fn set_idle(transport: &mut quinn::TransportConfig, idle_timeout: Duration) {

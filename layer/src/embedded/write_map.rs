@@ -102,25 +102,20 @@ impl WriteMap {
         &'a self,
         range: &KeyRange,
     ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a KeyWrite)> + 'a {
-        let bounds = if range.begin < range.end {
-            (
-                Bound::Included(range.begin.as_slice()),
-                Bound::Excluded(range.end.as_slice()),
-            )
-        } else {
-            // An empty range (`BTreeMap::range` panics on one that ends before it begins).
-            (
-                Bound::Included(range.begin.as_slice()),
-                Bound::Excluded(range.begin.as_slice()),
-            )
-        };
-        self.keys.range::<[u8], _>(bounds)
+        // A range that ends before it begins is empty (`BTreeMap::range` would panic on it).
+        let end = range.end.as_slice().max(range.begin.as_slice());
+        self.keys.range::<[u8], _>((
+            Bound::Included(range.begin.as_slice()),
+            Bound::Excluded(end),
+        ))
     }
 
     /// The parts of `range` whose values storage decides: `range` minus cleared ranges and keys
     /// with known values. FDB adds read conflicts only for these.
     pub fn unknown_parts(&self, range: KeyRange) -> Vec<KeyRange> {
-        let mut known: Vec<KeyRange> = (self.cleared.iter())
+        let mut known: Vec<KeyRange> = self
+            .cleared
+            .iter()
             .filter(|cleared| cleared.intersects(&range))
             .cloned()
             .collect();
