@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use metrics::{counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit};
 use sekai_schema::RegionId;
 
 use crate::kv::FdbError;
@@ -156,19 +156,45 @@ pub(crate) fn fault_injected(kind: &'static str) {
     counter!(KV_FAULTS, "kind" => kind).increment(1);
 }
 
-/// A frame of the region labelled `region` committed `inputs` inputs (`rejected` of them
-/// rejected by the rules), its attempt having taken `elapsed`.
-pub(crate) fn frame_committed(region: &str, inputs: u64, rejected: u64, elapsed: Duration) {
-    let label = [("region", region.to_string())];
-    counter!(FRAMES, &label).increment(1);
-    counter!(FRAME_INPUTS, &label).increment(inputs);
-    counter!(FRAME_REJECTED, &label).increment(rejected);
-    histogram!(FRAME_SECONDS).record(elapsed.as_secs_f64());
+/// The metric series of one region's frames, registered once, when its processor takes the
+/// lease: a frame then records without building its region's label (a lock, a string and a
+/// label list per frame took 1 % of the server's samples at 400 bots). A recorder installed
+/// after the registration does not see this lease hold's frames.
+#[derive(Clone, Debug)]
+pub struct FrameMetrics {
+    frames: Counter,
+    inputs: Counter,
+    rejected: Counter,
+    retries: Counter,
+    seconds: Histogram,
 }
 
-/// A frame attempt of the region labelled `region` failed and is retried.
-pub(crate) fn frame_retried(region: &str) {
-    counter!(FRAME_RETRIES, "region" => region.to_string()).increment(1);
+impl FrameMetrics {
+    /// Registers the series of `region` (labelled by [`region_label`]).
+    pub fn new(region: RegionId) -> Self {
+        let label = [("region", region_label(region))];
+        Self {
+            frames: counter!(FRAMES, &label),
+            inputs: counter!(FRAME_INPUTS, &label),
+            rejected: counter!(FRAME_REJECTED, &label),
+            retries: counter!(FRAME_RETRIES, &label),
+            seconds: histogram!(FRAME_SECONDS),
+        }
+    }
+
+    /// A frame committed `inputs` inputs (`rejected` of them rejected by the rules), its
+    /// attempt having taken `elapsed`.
+    pub fn committed(&self, inputs: u64, rejected: u64, elapsed: Duration) {
+        self.frames.increment(1);
+        self.inputs.increment(inputs);
+        self.rejected.increment(rejected);
+        self.seconds.record(elapsed.as_secs_f64());
+    }
+
+    /// A frame attempt failed and is retried.
+    pub fn retried(&self) {
+        self.retries.increment(1);
+    }
 }
 
 #[cfg(test)]

@@ -280,7 +280,7 @@ impl Committer {
         self.shared.recent.record(version, changes);
         self.shared.publish(Some(ReadView {
             version,
-            snapshot: self.db.snapshot(),
+            snapshot: Arc::new(self.db.snapshot()),
         }));
     }
 

@@ -159,10 +159,15 @@ impl StatCounters {
 }
 
 /// A read version and the store snapshot that shows exactly the commits up to it.
+///
+/// The snapshot is shared: every transaction that reads at a published group's view holds the
+/// one snapshot the committer took for it. Cloning an `fjall::Snapshot` registers another reader
+/// with fjall's snapshot tracker (a concurrent map update, and another at its drop), which cost
+/// 1.4 % of the server's samples at 400 bots when each read cloned it.
 #[derive(Clone)]
 pub(crate) struct ReadView {
     version: u64,
-    snapshot: fjall::Snapshot,
+    snapshot: Arc<fjall::Snapshot>,
 }
 
 /// The newest published view, the commit in flight and the highest read version handed out.
@@ -374,7 +379,7 @@ impl EmbeddedDatabase {
             current: Mutex::new(Published {
                 view: ReadView {
                     version: last_version,
-                    snapshot: store.snapshot(),
+                    snapshot: Arc::new(store.snapshot()),
                 },
                 in_flight: None,
                 handed_out: last_version,

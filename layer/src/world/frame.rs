@@ -65,6 +65,7 @@ use super::model::{Change, Delta, FrameRecord, Input};
 use super::rules::{apply_frame_indexed, departs, AvatarIndex, RegionState};
 use super::{inbox, players, store};
 use crate::kv::{key_after, FdbResult, MutationType, RangeOption, RangeResult, Transaction};
+use crate::telemetry::FrameMetrics;
 
 /// The most inbox entries one frame reads.
 pub const MAX_INPUTS_PER_FRAME: usize = 512;
@@ -96,6 +97,8 @@ pub struct HotRegion {
     waiting: BTreeMap<Vec<u8>, Input>,
     /// Set by [`HotRegion::inbox_unchanged`]: the next frame skips its inbox scan.
     skip_scan: bool,
+    /// The region's frame metrics.
+    pub(crate) metrics: FrameMetrics,
 }
 
 impl HotRegion {
@@ -113,6 +116,7 @@ impl HotRegion {
             inbox_from: None,
             waiting: BTreeMap::new(),
             skip_scan: false,
+            metrics: FrameMetrics::new(region),
         }
     }
 

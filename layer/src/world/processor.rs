@@ -33,7 +33,6 @@ use super::lease::{self, Lease};
 use super::model::{Delta, FrameRecord, Input};
 use super::trim::FrameTrimmer;
 use crate::kv::{Database, Transaction};
-use crate::telemetry;
 
 /// How long an idle processor waits before renewing its lease.
 pub const IDLE_RENEW: Duration = Duration::from_millis(500);
@@ -126,8 +125,7 @@ pub async fn run_frame<D: Database>(
                             stats
                                 .inputs
                                 .fetch_add(record.inputs.len() as u64, Ordering::Relaxed);
-                            telemetry::frame_committed(
-                                &telemetry::region_label(record.region),
+                            hot.metrics.committed(
                                 record.inputs.len() as u64,
                                 u64::from(record.rejected),
                                 attempt_started.elapsed(),
@@ -148,7 +146,7 @@ pub async fn run_frame<D: Database>(
         };
         hot.rewind(point);
         stats.retries.fetch_add(1, Ordering::Relaxed);
-        telemetry::frame_retried(&telemetry::region_label(hot.state.region));
+        hot.metrics.retried();
         match error {
             WorldError::Fdb(fdb) if fdb.is_retryable() => trx.on_error(fdb).await?,
             other => return Err(other),
