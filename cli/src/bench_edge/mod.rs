@@ -9,7 +9,9 @@
 //! run by p99: the machine is shared and noisy, so one run decides nothing. **Capacity** is the
 //! largest count whose median p99 input→delta latency is at most 11 ms with every client
 //! connected and the server at most one core. Then Sekai runs at
-//! four times its capacity (the overload entry). The last line is JSON; the same JSON goes to
+//! four times its capacity (the overload entry). Sekai's runs also report the inputs applied per
+//! frame committed (`inputs_per_frame`, from the server's `--stats` lines): how far the work a
+//! frame does once is shared between inputs. The last line is JSON; the same JSON goes to
 //! `<out>/bench-edge.json` and every run's latency CDF to `<out>/bench-edge-latency-cdf.svg`.
 //!
 //! Invariants: every child is killed when its run ends (also on error); a run that cannot start
@@ -21,6 +23,8 @@ pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -94,6 +98,37 @@ pub struct RunFigures {
     pub server_rss_mb: f64,
     /// Outbox coalescings per second (Sekai only).
     pub coalesced_per_sec: f64,
+    /// Inputs applied per frame committed in the window (Sekai only; 0 for the raw baseline,
+    /// which has no frames): how far per-frame work is shared between inputs.
+    pub inputs_per_frame: f64,
+}
+
+/// The server's counters the benchmark follows, from its `--stats` lines.
+#[derive(Debug, Default)]
+struct ServerCounters {
+    coalesced: AtomicU64,
+    frames: AtomicU64,
+    inputs_applied: AtomicU64,
+}
+
+impl ServerCounters {
+    /// Takes the counters of one `--stats` line (JSON); other lines change nothing.
+    fn update(&self, line: &str) {
+        for (name, counter) in [
+            ("coalesced", &self.coalesced),
+            ("frames", &self.frames),
+            ("inputs_applied", &self.inputs_applied),
+        ] {
+            if let Some(value) = json_number(line, name) {
+                counter.store(value as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counters now: coalescings, frames, inputs applied.
+    fn read(&self) -> [u64; 3] {
+        [&self.coalesced, &self.frames, &self.inputs_applied].map(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 impl RunFigures {
@@ -111,12 +146,13 @@ impl RunFigures {
     fn to_json(&self) -> String {
         format!(
             "{{{},\"server_cores\":{:.3},\"server_cpu_us_per_input\":{:.1},\"bot_cores\":{:.3},\
-             \"shed_per_sec\":{:.1}}}",
+             \"shed_per_sec\":{:.1},\"inputs_per_frame\":{:.2}}}",
             self.bots.traffic_json(),
             self.server_cores,
             self.server_cpu_us_per_input,
             self.bots.bot_cores,
-            self.bots.shed_per_sec
+            self.bots.shed_per_sec,
+            self.inputs_per_frame
         )
     }
 }
@@ -257,7 +293,7 @@ fn print_run(what: &str, run: &RunFigures) {
     println!(
         "{what:>20} bots {:>5} connected {:>5} inputs/s {:>7.0} updates/s {:>8.0} datagrams/s {:>8.0} \
          p50 {:>6.2} ms p99 {:>7.2} ms p999 {:>7.2} ms server {:.2} cores ({:.0} us/input) bots {:.2} cores \
-         shed {:.0}/s",
+         shed {:.0}/s{}",
         b.bots,
         b.connected,
         b.inputs_per_sec,
@@ -269,7 +305,12 @@ fn print_run(what: &str, run: &RunFigures) {
         run.server_cores,
         run.server_cpu_us_per_input,
         b.bot_cores,
-        b.shed_per_sec
+        b.shed_per_sec,
+        if run.inputs_per_frame > 0.0 {
+            format!(" inputs/frame {:.2}", run.inputs_per_frame)
+        } else {
+            String::new()
+        }
     );
 }
 
@@ -465,14 +506,12 @@ async fn measure(
         .0
         .id()
         .ok_or_else(|| format!("{what}: the server exited"))?;
-    let coalesced = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counters = Arc::new(ServerCounters::default());
     let reader = server_out.map(|mut lines| {
-        let coalesced = coalesced.clone();
+        let counters = counters.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(value) = json_number(&line, "coalesced") {
-                    coalesced.store(value as u64, std::sync::atomic::Ordering::Relaxed);
-                }
+                counters.update(&line);
             }
         })
     });
@@ -481,7 +520,7 @@ async fn measure(
         .await
         .map_err(|e| format!("{e} (the server or the load generator failed)"))?;
     let cpu_start = cpu_seconds(server_pid).ok_or("server CPU unreadable")?;
-    let coalesced_start = coalesced.load(std::sync::atomic::Ordering::Relaxed);
+    let counters_start = counters.read();
     let window_start = std::time::Instant::now();
     let mut report: Option<BotsReport> = None;
     let mut cdf = Vec::new();
@@ -490,12 +529,15 @@ async fn measure(
         if line.starts_with("window end") {
             let cpu_end = cpu_seconds(server_pid).ok_or("server CPU unreadable")?;
             let rss = rss_mib(server_pid).unwrap_or(0.0);
-            let coalesced_end = coalesced.load(std::sync::atomic::Ordering::Relaxed);
+            let counters_end = counters.read();
+            let [coalesced, frames, applied] =
+                [0, 1, 2].map(|i| counters_end[i].saturating_sub(counters_start[i]));
             window = Some((
                 cpu_end - cpu_start,
                 window_start.elapsed().as_secs_f64(),
                 rss,
-                coalesced_end.saturating_sub(coalesced_start),
+                coalesced,
+                applied as f64 / frames.max(1) as f64,
             ));
         } else if let Some(points) = line.strip_prefix(CDF_LINE) {
             cdf = Cdf::from_points_json("", points).map_or_else(Vec::new, |c| c.points);
@@ -510,7 +552,8 @@ async fn measure(
     if let Some(reader) = reader {
         reader.abort();
     }
-    let (cpu, elapsed, rss, coalesced) = window.ok_or_else(|| format!("{what}: no window end"))?;
+    let (cpu, elapsed, rss, coalesced, inputs_per_frame) =
+        window.ok_or_else(|| format!("{what}: no window end"))?;
     let mut bots = report.ok_or_else(|| format!("{what}: no JSON report"))?;
     bots.cdf = cdf;
     Ok(RunFigures {
@@ -518,6 +561,7 @@ async fn measure(
         server_cpu_us_per_input: cpu * 1e6 / (bots.inputs_per_sec * elapsed).max(1.0),
         server_rss_mb: rss,
         coalesced_per_sec: coalesced as f64 / elapsed,
+        inputs_per_frame,
         bots,
     })
 }
@@ -587,6 +631,17 @@ pub async fn raw_clients_command(args: RawClientsArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_counters_follow_its_stats_lines_only() {
+        let counters = ServerCounters::default();
+        counters.update(
+            r#"{"sessions":2,"t1_commits":0,"inputs_stored":9,"frames":4,"inputs_applied":7,"passes":3,"coalesced":1}"#,
+        );
+        assert_eq!(counters.read(), [1, 4, 7]);
+        counters.update("2026-12-01T00:00:00Z  WARN sekai_edge: a log line");
+        assert_eq!(counters.read(), [1, 4, 7]);
+    }
 
     fn run_with_p99(p99_us: u64, server_cores: f64) -> RunFigures {
         RunFigures {
