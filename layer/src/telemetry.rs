@@ -8,8 +8,8 @@
 //! - labels are bounded: error codes are FoundationDB's (a fixed set), fault kinds are six, and
 //!   region labels are capped at [`MAX_REGION_LABELS`] distinct regions per process, every later
 //!   region sharing the label `"other"`;
-//! - recording never fails and never blocks on I/O (a counter or histogram update, and for
-//!   region labels one short lock per call).
+//! - recording never fails and never blocks on I/O (a counter or histogram update); a region's
+//!   label is looked up (one short lock) once per lease hold, by `FrameMetrics::new`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -161,13 +161,13 @@ pub(crate) fn fault_injected(kind: &'static str) {
 /// and a string per frame). The series are looked up by the recorder at each record, so a
 /// recorder installed after the lease was taken still sees every frame.
 #[derive(Clone, Debug)]
-pub struct FrameMetrics {
+pub(crate) struct FrameMetrics {
     label: [(&'static str, SharedString); 1],
 }
 
 impl FrameMetrics {
     /// The metrics of `region`'s frames (labelled by [`region_label`]).
-    pub fn new(region: RegionId) -> Self {
+    pub(crate) fn new(region: RegionId) -> Self {
         let label = SharedString::from_shared(Arc::<str>::from(region_label(region)));
         Self {
             label: [("region", label)],
@@ -176,7 +176,7 @@ impl FrameMetrics {
 
     /// A frame committed `inputs` inputs (`rejected` of them rejected by the rules), its
     /// attempt having taken `elapsed`.
-    pub fn committed(&self, inputs: u64, rejected: u64, elapsed: Duration) {
+    pub(crate) fn committed(&self, inputs: u64, rejected: u64, elapsed: Duration) {
         counter!(FRAMES, &self.label).increment(1);
         counter!(FRAME_INPUTS, &self.label).increment(inputs);
         counter!(FRAME_REJECTED, &self.label).increment(rejected);
@@ -184,7 +184,7 @@ impl FrameMetrics {
     }
 
     /// A frame attempt failed and is retried.
-    pub fn retried(&self) {
+    pub(crate) fn retried(&self) {
         counter!(FRAME_RETRIES, &self.label).increment(1);
     }
 }
