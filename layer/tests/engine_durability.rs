@@ -197,6 +197,36 @@ async fn sigkill_loses_nothing_acknowledged() {
     );
 }
 
+/// The journal keeps zeros written ahead of its end (the patched fjall in `vendor/`): a store
+/// whose journal ran through many zeroed chunks, reopened, holds every commit, and so does one
+/// reopened again after appending to a recovered journal (opened to append, never zeroed).
+#[tokio::test]
+async fn commits_survive_reopen_across_the_journal_zeroed_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = |n: u32| vec![(n % 251) as u8; 1024];
+    let commit_range = |db: EmbeddedDatabase, range: std::ops::Range<u32>| async move {
+        for n in range {
+            let trx = db.create_trx().unwrap();
+            trx.set(format!("z/{n:06}").as_bytes(), &value(n));
+            trx.commit().await.unwrap();
+        }
+    };
+    let check = |db: EmbeddedDatabase, count: u32| async move {
+        let trx = db.create_trx().unwrap();
+        for n in 0..count {
+            let got = trx.get(format!("z/{n:06}").as_bytes(), true).await.unwrap();
+            assert_eq!(got, Some(value(n)), "commit {n} of {count} lost");
+        }
+    };
+    // About 1.3 MB of journal: several 256 KiB chunks of zeros written ahead, each overwritten.
+    let first = 1_200;
+    commit_range(EmbeddedDatabase::open(dir.path()).unwrap(), 0..first).await;
+    let db = EmbeddedDatabase::open(dir.path()).unwrap();
+    check(db.clone(), first).await;
+    commit_range(db, first..first + 300).await;
+    check(EmbeddedDatabase::open(dir.path()).unwrap(), first + 300).await;
+}
+
 /// With a commit interval, commits that arrive while a group is "open" share the next group:
 /// one fsync and one commit version for all of them (FDB's commit batching), and each still
 /// gets its own versionstamp.
