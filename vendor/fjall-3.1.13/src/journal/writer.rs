@@ -81,6 +81,9 @@ impl Writer {
     }
 
     pub fn rotate(&mut self) -> crate::Result<(PathBuf, PathBuf)> {
+        // SEKAI PATCH: a journal being sealed takes no more entries, so no zeros ahead of it
+        // (they would only lengthen this sync, made under the journal's lock).
+        self.zeroed_to = None;
         self.persist(PersistMode::SyncAll)?;
 
         log::debug!(
