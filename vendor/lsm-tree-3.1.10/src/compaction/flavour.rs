@@ -9,7 +9,7 @@ use crate::compaction::worker::Options;
 use crate::compaction::Input as CompactionPayload;
 use crate::file::TABLES_FOLDER;
 use crate::table::multi_writer::MultiWriter;
-use crate::version::{SuperVersions, Version};
+use crate::version::{Version, VersionsLock};
 use crate::vlog::blob_file::scanner::ScanEntry;
 use crate::vlog::{BlobFileId, BlobFileMergeScanner, BlobFileWriter};
 use crate::{BlobFile, HashSet, InternalValue, Table};
@@ -123,7 +123,7 @@ pub(super) trait CompactionFlavour {
     #[warn(clippy::too_many_arguments)]
     fn finish(
         self: Box<Self>,
-        super_version: &mut SuperVersions,
+        super_version: &mut VersionsLock<'_>,
         opts: &Options,
         payload: &CompactionPayload,
         dst_lvl: usize,
@@ -257,7 +257,7 @@ impl CompactionFlavour for RelocatingCompaction {
 
     fn finish(
         mut self: Box<Self>,
-        super_version: &mut SuperVersions,
+        super_version: &mut VersionsLock<'_>,
         opts: &Options,
         payload: &CompactionPayload,
         dst_lvl: usize,
@@ -297,9 +297,10 @@ impl CompactionFlavour for RelocatingCompaction {
                     if blob_frag_map_diff.is_empty() {
                         None
                     } else {
-                        Some(blob_frag_map_diff)
+                        // SEKAI PATCH: cloned, this may run twice (`VersionsLock`).
+                        Some(blob_frag_map_diff.clone())
                     },
-                    created_blob_files,
+                    created_blob_files.clone(),
                     &blob_files_to_drop
                         .iter()
                         .map(BlobFile::id)
@@ -392,7 +393,7 @@ impl CompactionFlavour for StandardCompaction {
 
     fn finish(
         mut self: Box<Self>,
-        super_version: &mut SuperVersions,
+        super_version: &mut VersionsLock<'_>,
         opts: &Options,
         payload: &CompactionPayload,
         dst_lvl: usize,
@@ -427,9 +428,10 @@ impl CompactionFlavour for StandardCompaction {
                     if blob_frag_map.is_empty() {
                         None
                     } else {
-                        Some(blob_frag_map)
+                        // SEKAI PATCH: cloned, this may run twice (`VersionsLock`).
+                        Some(blob_frag_map.clone())
                     },
-                    extra_blob_files,
+                    extra_blob_files.clone(),
                     &blob_files_to_drop
                         .iter()
                         .map(BlobFile::id)

@@ -17,7 +17,7 @@ use crate::{
     run_scanner::RunScanner,
     stop_signal::StopSignal,
     tree::inner::TreeId,
-    version::{Run, SuperVersions, Version},
+    version::{Run, SuperVersions, Version, VersionsLock},
     vlog::{BlobFileMergeScanner, BlobFileScanner, BlobFileWriter},
     BlobFile, Config, HashSet, InternalValue, SeqNo, SequenceNumberCounter, Table, TableId,
 };
@@ -186,8 +186,8 @@ fn move_tables(
     opts: &Options,
     payload: &CompactionPayload,
 ) -> crate::Result<()> {
-    #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
-    let mut version_history_lock = opts.version_history.write().expect("lock is poisoned");
+    // SEKAI PATCH: released while the new version is persisted (see `VersionsLock`).
+    let mut version_history_lock = VersionsLock::write(&opts.version_history);
 
     // Fail-safe for buggy compaction strategies
     if compaction_state
@@ -529,8 +529,8 @@ fn merge_tables(
     let mut compaction_state = opts.compaction_state.lock().expect("lock is poisoned");
 
     log::trace!("Acquiring super version write lock");
-    #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
-    let mut version_history_lock = opts.version_history.write().expect("lock is poisoned");
+    // SEKAI PATCH: released while the new version is persisted (see `VersionsLock`).
+    let mut version_history_lock = VersionsLock::write(&opts.version_history);
     log::trace!("Acquired super version write lock");
 
     // NOTE: Check for race condition - https://github.com/fjall-rs/fjall/issues/287
@@ -613,8 +613,8 @@ fn drop_tables(
     opts: &Options,
     ids_to_drop: &[TableId],
 ) -> crate::Result<()> {
-    #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
-    let mut version_history_lock = opts.version_history.write().expect("lock is poisoned");
+    // SEKAI PATCH: released while the new version is persisted (see `VersionsLock`).
+    let mut version_history_lock = VersionsLock::write(&opts.version_history);
 
     // Fail-safe for buggy compaction strategies
     if compaction_state
@@ -657,6 +657,8 @@ fn drop_tables(
         |current| {
             let mut copy = current.clone();
 
+            // SEKAI PATCH: this may run twice (`VersionsLock::upgrade_version`).
+            dropped_blob_files.clear();
             copy.version = copy
                 .version
                 .with_dropped(ids_to_drop, &mut dropped_blob_files)?;

@@ -263,6 +263,9 @@ impl AbstractTree for Tree {
 
     fn clear(&self) -> crate::Result<()> {
         let config = self.tree_config();
+        // SEKAI PATCH: every change of the version holds the compaction state (`VersionsLock`).
+        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
+        let _compaction_state = self.compaction_state.lock().expect("lock is poisoned");
         let mut versions = self.get_version_history_lock();
 
         versions.upgrade_version(
@@ -447,8 +450,8 @@ impl AbstractTree for Tree {
 
         #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
         let mut _compaction_state = self.compaction_state.lock().expect("lock is poisoned");
-        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
-        let mut version_lock = self.version_history.write().expect("lock is poisoned");
+        // SEKAI PATCH: released while the new version is persisted (see `VersionsLock`).
+        let mut version_lock = crate::version::VersionsLock::write(&self.version_history);
 
         // NOTE: Check for race condition
         // Fixes: https://github.com/fjall-rs/fjall/issues/287#issuecomment-4938188362
@@ -468,7 +471,8 @@ impl AbstractTree for Tree {
                 copy.version = copy.version.with_new_l0_run(
                     tables,
                     blob_files,
-                    frag_map.filter(|x| !x.is_empty()),
+                    // SEKAI PATCH: cloned, this may run twice (`VersionsLock`).
+                    frag_map.clone().filter(|x| !x.is_empty()),
                 );
 
                 for &table_id in sealed_memtables_to_delete {

@@ -13,6 +13,7 @@ pub use blob_file_list::BlobFileList;
 pub use persist::persist_version;
 pub use run::Run;
 pub use super_version::{SuperVersion, SuperVersions};
+pub(crate) use super_version::VersionsLock;
 
 use crate::blob_tree::{FragmentationEntry, FragmentationMap};
 use crate::checksum::ChecksumType;

@@ -8,7 +8,11 @@ use crate::{
     version::{persist_version, Version},
     SeqNo, SequenceNumberCounter,
 };
-use std::{collections::VecDeque, path::Path, sync::Arc};
+use std::{
+    collections::VecDeque,
+    path::Path,
+    sync::{Arc, RwLock, RwLockWriteGuard},
+};
 
 /// A super version is a point-in-time snapshot of memtables and a [`Version`] (list of disk files)
 #[derive(Clone)]
@@ -198,6 +202,100 @@ impl SuperVersions {
 
         #[expect(clippy::expect_used, reason = "SuperVersion is expected to exist")]
         version.expect("should always find a SuperVersion")
+    }
+}
+
+/// The version-history write lock of a tree, released while a new version is persisted
+/// (SEKAI PATCH).
+///
+/// Persisting a version writes and fsyncs a file, fsyncs the folder and atomically rewrites
+/// `current` (five syncs, 7–25 ms on a disk busy with the journal), and every read and every
+/// write of the tree takes the version-history lock: held across the persist, that lock stalled
+/// every commit and read of the embedded engine for as long. Here the next version is computed
+/// and persisted with the lock released, then installed under it.
+///
+/// Invariants:
+/// - callers hold the tree's compaction-state lock, as every change of the tree's `Version`
+///   (its tables and blob files) does, so while the lock is released the `Version` stays the
+///   one the next version was computed from; only memtable rotations (which change the
+///   memtables, never the `Version`) can come in between, and the next version is rebuilt from
+///   the current memtables before it is installed;
+/// - a version is visible (installed) only after it is durable, as before: no table it drops
+///   can be deleted while the persisted `current` still names it;
+/// - between two calls the lock is held, so checks made through `Deref` still hold at the next
+///   `upgrade_version`.
+pub(crate) struct VersionsLock<'a> {
+    lock: &'a RwLock<SuperVersions>,
+    guard: Option<RwLockWriteGuard<'a, SuperVersions>>,
+}
+
+impl<'a> VersionsLock<'a> {
+    /// Takes the write lock.
+    pub fn write(lock: &'a RwLock<SuperVersions>) -> Self {
+        Self {
+            guard: Some(Self::lock(lock)),
+            lock,
+        }
+    }
+
+    fn lock(lock: &'a RwLock<SuperVersions>) -> RwLockWriteGuard<'a, SuperVersions> {
+        #[expect(clippy::expect_used, reason = "lock is expected to not be poisoned")]
+        lock.write().expect("lock is poisoned")
+    }
+
+    /// Like [`SuperVersions::upgrade_version`], with the lock released while the next version is
+    /// persisted. `f` may run twice: again on the current memtables if they rotated meanwhile.
+    pub fn upgrade_version<F: FnMut(&SuperVersion) -> crate::Result<SuperVersion>>(
+        &mut self,
+        tree_path: &Path,
+        mut f: F,
+        seqno: &SequenceNumberCounter,
+        visible_seqno: &SequenceNumberCounter,
+    ) -> crate::Result<()> {
+        let base = self.latest_version();
+        let prepared = f(&base)?;
+        self.guard = None;
+        let persisted = persist_version(tree_path, &prepared.version);
+        let versions = self.guard.insert(Self::lock(self.lock));
+        persisted?;
+
+        let latest = versions.latest_version();
+        let mut next = if latest.version.id() != base.version.id() {
+            // Unreachable while callers hold the compaction-state lock; do what upstream does.
+            debug_assert!(false, "the version changed while its successor was persisted");
+            let next = f(&latest)?;
+            persist_version(tree_path, &next.version)?;
+            next
+        } else if Arc::ptr_eq(&latest.active_memtable, &base.active_memtable)
+            && Arc::ptr_eq(&latest.sealed_memtables, &base.sealed_memtables)
+        {
+            prepared
+        } else {
+            let mut next = f(&latest)?;
+            next.version = prepared.version;
+            next
+        };
+        next.seqno = seqno.next();
+        let installed = next.seqno;
+        versions.append_version(next);
+        visible_seqno.fetch_max(installed + 1);
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for VersionsLock<'_> {
+    type Target = SuperVersions;
+
+    fn deref(&self) -> &SuperVersions {
+        #[expect(clippy::expect_used, reason = "the guard is only taken inside upgrade_version")]
+        self.guard.as_ref().expect("held outside upgrade_version")
+    }
+}
+
+impl std::ops::DerefMut for VersionsLock<'_> {
+    fn deref_mut(&mut self) -> &mut SuperVersions {
+        #[expect(clippy::expect_used, reason = "the guard is only taken inside upgrade_version")]
+        self.guard.as_mut().expect("held outside upgrade_version")
     }
 }
 
