@@ -25,8 +25,10 @@
 //!   records (counters, leases, seqs, entities read by id), so the bound is a few tens of MB at
 //!   most.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+
+use rustc_hash::FxHashMap;
 
 /// The most keys held.
 pub const MAX_KEYS: usize = 1 << 16;
@@ -81,9 +83,11 @@ pub(crate) struct RecentValues {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<Vec<u8>, Entry>,
+    /// Hashed with FxHash: every point read of a hot key looks here (SipHash was most of the
+    /// lookup's cost); the keys are the layer's own, not chosen by clients.
+    entries: FxHashMap<Vec<u8>, Entry>,
     /// Keys missed, each with the newest recorded group's version when first missed.
-    wanted: HashMap<Vec<u8>, u64>,
+    wanted: FxHashMap<Vec<u8>, u64>,
     /// The newest group recorded.
     newest: u64,
 }

@@ -92,6 +92,15 @@ impl TrxState {
         Ok(())
     }
 
+    /// [`Self::check_readable`] of the single key `key`, building its range only when some
+    /// range is unreadable (a point read's common case builds nothing).
+    fn check_readable_key(&self, key: &[u8]) -> FdbResult<()> {
+        if self.unreadable.is_empty() {
+            return Ok(());
+        }
+        self.check_readable(&KeyRange::point(key))
+    }
+
     fn check_key(&mut self, key: &[u8]) -> bool {
         if key.len() > KEY_SIZE_LIMIT {
             self.defer(err(codes::KEY_TOO_LARGE));
@@ -196,7 +205,7 @@ impl EmbeddedTransaction {
         key: &[u8],
         snapshot: bool,
     ) -> FdbResult<Option<Vec<u8>>> {
-        state.check_readable(&KeyRange::point(key))?;
+        state.check_readable_key(key)?;
         let view = self.view(state)?;
         let write = state.writes.lookup(key);
         if let Some(KeyWrite::Known(value)) = write {
