@@ -143,16 +143,27 @@ impl SuperVersions {
         seqno: SeqNo,
         visible_seqno: &SequenceNumberCounter,
     ) -> crate::Result<()> {
-        let mut next_version = f(&self.latest_version())?;
-        next_version.seqno = seqno;
-        log::trace!("Next version seqno={}", next_version.seqno);
+        let next_version = f(&self.latest_version())?;
+        log::trace!("Next version seqno={seqno}");
 
         persist_version(tree_path, &next_version.version)?;
-        self.append_version(next_version);
-
-        visible_seqno.fetch_max(seqno + 1);
+        // SEKAI PATCH: the install step is shared with `VersionsLock::upgrade_version`.
+        self.install_version(next_version, seqno, visible_seqno);
 
         Ok(())
+    }
+
+    /// Makes `next`, already persisted, the latest version at `seqno` (SEKAI PATCH: split out of
+    /// `upgrade_version_with_seqno` for `VersionsLock`).
+    fn install_version(
+        &mut self,
+        mut next: SuperVersion,
+        seqno: SeqNo,
+        visible_seqno: &SequenceNumberCounter,
+    ) {
+        next.seqno = seqno;
+        self.append_version(next);
+        visible_seqno.fetch_max(seqno + 1);
     }
 
     pub fn append_version(&mut self, version: SuperVersion) {
@@ -260,13 +271,12 @@ impl<'a> VersionsLock<'a> {
         persisted?;
 
         let latest = versions.latest_version();
-        let mut next = if latest.version.id() != base.version.id() {
+        if latest.version.id() != base.version.id() {
             // Unreachable while callers hold the compaction-state lock; do what upstream does.
             debug_assert!(false, "the version changed while its successor was persisted");
-            let next = f(&latest)?;
-            persist_version(tree_path, &next.version)?;
-            next
-        } else if Arc::ptr_eq(&latest.active_memtable, &base.active_memtable)
+            return versions.upgrade_version(tree_path, f, seqno, visible_seqno);
+        }
+        let next = if Arc::ptr_eq(&latest.active_memtable, &base.active_memtable)
             && Arc::ptr_eq(&latest.sealed_memtables, &base.sealed_memtables)
         {
             prepared
@@ -275,10 +285,7 @@ impl<'a> VersionsLock<'a> {
             next.version = prepared.version;
             next
         };
-        next.seqno = seqno.next();
-        let installed = next.seqno;
-        versions.append_version(next);
-        visible_seqno.fetch_max(installed + 1);
+        versions.install_version(next, seqno.next(), visible_seqno);
         Ok(())
     }
 }
